@@ -1,0 +1,179 @@
+package siit
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// Prefix6052 is an RFC 6052 IPv4-embedding prefix of length 32, 40, 48, 56,
+// 64 or 96. Bits 64-71 (the "u" octet) are kept zero as section 2.2 requires.
+type Prefix6052 struct {
+	addr [16]byte
+	bits int
+}
+
+// ParsePrefix6052 parses an IPv6 prefix such as "64:ff9b::/96" and checks
+// the length and the u-octet (RFC 6052 section 2.2).
+func ParsePrefix6052(s string) (Prefix6052, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return Prefix6052{}, err
+	}
+	return NewPrefix6052(p)
+}
+
+// NewPrefix6052 checks p against RFC 6052 section 2.2.
+func NewPrefix6052(p netip.Prefix) (Prefix6052, error) {
+	if !p.Addr().Is6() || p.Addr().Is4In6() && p.Bits() < 96 {
+		return Prefix6052{}, fmt.Errorf("%s: not an IPv6 prefix", p)
+	}
+	switch p.Bits() {
+	case 32, 40, 48, 56, 64, 96:
+	default:
+		return Prefix6052{}, fmt.Errorf("%s: RFC 6052 prefix length must be 32, 40, 48, 56, 64 or 96", p)
+	}
+	a := p.Masked().Addr().As16()
+	if p.Bits() > 64 && a[8] != 0 {
+		return Prefix6052{}, fmt.Errorf("%s: bits 64-71 (u octet) must be zero (RFC 6052 section 2.2)", p)
+	}
+	return Prefix6052{addr: a, bits: p.Bits()}, nil
+}
+
+// Prefix returns the prefix in netip form.
+func (p Prefix6052) Prefix() netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom16(p.addr), p.bits)
+}
+
+// Valid reports whether the prefix was set.
+func (p Prefix6052) Valid() bool { return p.bits != 0 }
+
+func (p Prefix6052) String() string { return p.Prefix().String() }
+
+// Embed writes the IPv6 address for v4 into dst (RFC 6052 section 2.2).
+func (p Prefix6052) Embed(dst []byte, v4 []byte) {
+	copy(dst[:16], p.addr[:])
+	pos := p.positions()
+	dst[pos[0]], dst[pos[1]], dst[pos[2]], dst[pos[3]] = v4[0], v4[1], v4[2], v4[3]
+}
+
+// Extract writes the IPv4 address embedded in a (RFC 6052 section 2.3) and
+// reports whether a is inside the prefix.
+func (p Prefix6052) Extract(dst []byte, a []byte) bool {
+	if !p.Contains(a) {
+		return false
+	}
+	pos := p.positions()
+	dst[0], dst[1], dst[2], dst[3] = a[pos[0]], a[pos[1]], a[pos[2]], a[pos[3]]
+	return true
+}
+
+// Contains reports whether the IPv6 address a is inside the prefix; for
+// prefixes shorter than /96 the suffix after the IPv4 bits is not checked,
+// as RFC 6052 section 2.2 tells receivers to ignore it.
+func (p Prefix6052) Contains(a []byte) bool {
+	n := p.bits / 8
+	for i := 0; i < n; i++ {
+		if a[i] != p.addr[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (p Prefix6052) positions() [4]int {
+	switch p.bits {
+	case 32:
+		return [4]int{4, 5, 6, 7}
+	case 40:
+		return [4]int{5, 6, 7, 9}
+	case 48:
+		return [4]int{6, 7, 9, 10}
+	case 56:
+		return [4]int{7, 9, 10, 11}
+	case 64:
+		return [4]int{9, 10, 11, 12}
+	}
+	return [4]int{12, 13, 14, 15}
+}
+
+// EAM is one RFC 7757 Explicit Address Mapping: an IPv4 prefix and an IPv6
+// prefix whose suffixes (host bits) map onto each other one to one.
+type EAM struct {
+	V4 netip.Prefix
+	V6 netip.Prefix
+}
+
+// eamEntry is the EAM in the byte form the per-packet path compares.
+type eamEntry struct {
+	v4     [4]byte
+	v4bits int
+	v6     [16]byte
+	v6bits int
+}
+
+// NewEAM checks an EAM (RFC 7757 section 3.1: both suffixes equally long).
+func NewEAM(v4, v6 netip.Prefix) (EAM, error) {
+	if !v4.Addr().Is4() || !v6.Addr().Is6() || v6.Addr().Is4In6() {
+		return EAM{}, fmt.Errorf("EAM %s %s: need an IPv4 and an IPv6 prefix", v4, v6)
+	}
+	if 32-v4.Bits() != 128-v6.Bits() {
+		return EAM{}, fmt.Errorf("EAM %s %s: suffix lengths differ (RFC 7757 section 3.1)", v4, v6)
+	}
+	return EAM{V4: v4.Masked(), V6: v6.Masked()}, nil
+}
+
+func (e EAM) entry() eamEntry {
+	return eamEntry{v4: e.V4.Addr().As4(), v4bits: e.V4.Bits(), v6: e.V6.Addr().As16(), v6bits: e.V6.Bits()}
+}
+
+// prefixMatch reports whether the first bits of a and p are equal.
+func prefixMatch(a, p []byte, bits int) bool {
+	n := bits / 8
+	for i := 0; i < n; i++ {
+		if a[i] != p[i] {
+			return false
+		}
+	}
+	if r := bits % 8; r != 0 {
+		m := byte(0xff << (8 - r))
+		return a[n]&m == p[n]&m
+	}
+	return true
+}
+
+// copyHostBits sets dst to the prefix p followed by the last host bits of
+// src (the host part of an EAM; both sides have the same number of host bits,
+// RFC 7757 section 3.2). Whole octets are copied; at most one is masked.
+func copyHostBits(dst, p []byte, src []byte, host int) {
+	copy(dst, p)
+	full := host / 8
+	for k := 1; k <= full; k++ {
+		dst[len(dst)-k] = src[len(src)-k]
+	}
+	if r := host % 8; r != 0 {
+		m := byte(1<<r - 1)
+		i, j := len(dst)-full-1, len(src)-full-1
+		dst[i] = dst[i]&^m | src[j]&m
+	}
+}
+
+// isSpecial4 reports IPv4 addresses that a translator never emits from or to
+// (RFC 7915 section 4.1 via RFC 6890: unspecified, loopback, multicast,
+// limited broadcast, "this network").
+func isSpecial4(a []byte) bool {
+	return a[0] == 0 || a[0] == 127 || a[0] >= 224
+}
+
+// isSpecial6 reports IPv6 addresses that are never translated: unspecified,
+// loopback, link-local and multicast.
+func isSpecial6(a []byte) bool {
+	if a[0] == 0xff || a[0] == 0xfe && a[1]&0xc0 == 0x80 {
+		return true
+	}
+	for i := 0; i < 15; i++ {
+		if a[i] != 0 {
+			return false
+		}
+	}
+	return a[15] <= 1
+}

@@ -1,0 +1,171 @@
+// Package siit is a stateless IP/ICMP translator (SIIT, RFC 7915) working on
+// packets in byte slices: no I/O, no allocation per packet. A CLAT (clatd)
+// and the stateless step of a PLAT (platd) use it on top of a TUN device.
+//
+// The functions follow the RFC's structure: translate4to6 / translate6to4
+// for the IP headers (sections 4.1 and 5.1), icmp4to6 / icmp6to4 for ICMP
+// (4.2 and 5.2), translateInner* for the packet inside ICMP errors (4.3, 5.3),
+// transport checksums (4.5, 5.5) and the fragment rules in frag.go.
+package siit
+
+import (
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+)
+
+// Config is the translator's address plan and policy. It is immutable once
+// handed to a Translator; change it at run time with Translator.SetConfig.
+type Config struct {
+	// Pool6 is the RFC 6052 prefix used for addresses no EAM covers
+	// (the PLAT prefix in a CLAT).
+	Pool6 Prefix6052
+	// EAMs are RFC 7757 explicit address mappings, checked before Pool6.
+	// A CLAT maps its client IPv4 range onto its CLAT /96 this way.
+	EAMs []EAM
+	// Addr4 and Addr6 are the translator's own addresses, used as the source
+	// of ICMP errors it originates itself (TTL expiry, source route failed).
+	Addr4 netip.Addr
+	Addr6 netip.Addr
+	// Pool6791 is the IPv4 source used for translated ICMPv6 errors whose
+	// IPv6 source has no IPv4 mapping (RFC 6791; RFC 7600's 192.0.0.8 by default).
+	Pool6791 netip.Addr
+	// LowestIPv6MTU: an IPv4 packet without DF whose translation is larger
+	// than this is fragmented (RFC 7915 section 4, "lowest IPv6 MTU"); >= 1280.
+	LowestIPv6MTU int
+	// MTU6 and MTU4 are the next-hop MTUs after translation, for the MTU
+	// arithmetic of sections 4.2 and 5.2 and to send PMTU errors; 0 = unknown.
+	MTU6, MTU4 int
+	// DropZeroUDPChecksum drops IPv4 UDP with a zero checksum instead of
+	// computing one (RFC 7915 section 4.5 allows either; computing is default).
+	DropZeroUDPChecksum bool
+	// NoDecrementTTL skips the router-style TTL / hop limit decrement
+	// (section 4.1 "Hop Limit", 5.1 "TTL"); the kernel already decrements
+	// once when it forwards into the TUN, so this is for tests and special setups.
+	NoDecrementTTL bool
+}
+
+// Options for NewConfig; the zero values give RFC defaults.
+const (
+	DefaultPool6791 = "192.0.0.8" // RFC 7600 IPv4 dummy address
+	DefaultAddr4    = "192.0.0.2" // RFC 7335 IPv4 service continuity prefix
+)
+
+// compiled is Config in the form the per-packet path reads.
+type compiled struct {
+	cfg      Config
+	eams     []eamEntry
+	addr4    [4]byte
+	addr6    [16]byte
+	pool6791 [4]byte
+	lowMTU6  int
+}
+
+func compile(c Config) (*compiled, error) {
+	if !c.Pool6.Valid() && len(c.EAMs) == 0 {
+		return nil, fmt.Errorf("siit: need a pool6 prefix or at least one EAM")
+	}
+	if c.LowestIPv6MTU == 0 {
+		c.LowestIPv6MTU = 1280
+	}
+	if c.LowestIPv6MTU < 1280 {
+		return nil, fmt.Errorf("siit: lowest IPv6 MTU %d is below 1280 (RFC 8200 section 5)", c.LowestIPv6MTU)
+	}
+	if !c.Pool6791.IsValid() {
+		c.Pool6791 = netip.MustParseAddr(DefaultPool6791)
+	}
+	if !c.Addr4.IsValid() {
+		c.Addr4 = netip.MustParseAddr(DefaultAddr4)
+	}
+	if !c.Pool6791.Is4() || !c.Addr4.Is4() {
+		return nil, fmt.Errorf("siit: pool6791 and addr4 must be IPv4 addresses")
+	}
+	k := &compiled{cfg: c, lowMTU6: c.LowestIPv6MTU, addr4: c.Addr4.As4(), pool6791: c.Pool6791.As4()}
+	if c.Addr6.IsValid() {
+		k.addr6 = c.Addr6.As16()
+	} else if c.Pool6.Valid() {
+		// Without an own IPv6 address, errors come from the pool6 mapping of Addr4.
+		c.Pool6.Embed(k.addr6[:], k.addr4[:])
+	}
+	for _, e := range c.EAMs {
+		k.eams = append(k.eams, e.entry())
+	}
+	return k, nil
+}
+
+// map4to6 translates an IPv4 address: EAM first (RFC 7757 section 3.2),
+// then the RFC 6052 pool. It reports false when neither applies.
+func (k *compiled) map4to6(dst, v4 []byte) bool {
+	best := -1
+	for i := range k.eams {
+		e := &k.eams[i]
+		if prefixMatch(v4, e.v4[:], e.v4bits) && (best < 0 || e.v4bits > k.eams[best].v4bits) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		e := &k.eams[best]
+		copyHostBits(dst[:16], e.v6[:], v4[:4], 32-e.v4bits)
+		return true
+	}
+	if !k.cfg.Pool6.Valid() || isSpecial4(v4) {
+		return false
+	}
+	k.cfg.Pool6.Embed(dst, v4)
+	return true
+}
+
+// map6to4 translates an IPv6 address: EAM first, then the RFC 6052 pool.
+func (k *compiled) map6to4(dst, v6 []byte) bool {
+	best := -1
+	for i := range k.eams {
+		e := &k.eams[i]
+		if prefixMatch(v6, e.v6[:], e.v6bits) && (best < 0 || e.v6bits > k.eams[best].v6bits) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		e := &k.eams[best]
+		copyHostBits(dst[:4], e.v4[:], v6[:16], 128-e.v6bits)
+		return true
+	}
+	if !k.cfg.Pool6.Valid() || !k.cfg.Pool6.Extract(dst, v6) {
+		return false
+	}
+	return !isSpecial4(dst)
+}
+
+// Translator translates packets with one Config. Use one Translator per
+// goroutine (it owns scratch buffers and counters); they may share a Config
+// source through SetConfig.
+type Translator struct {
+	cfg     atomic.Pointer[compiled]
+	Stats   Stats
+	scratch []byte // ICMP errors and fragments are built here
+	ipID    uint32 // Identification for IPv4 packets made from unfragmented IPv6
+}
+
+// New returns a Translator for c.
+func New(c Config) (*Translator, error) {
+	k, err := compile(c)
+	if err != nil {
+		return nil, err
+	}
+	t := &Translator{scratch: make([]byte, scratchSize)}
+	t.cfg.Store(k)
+	return t, nil
+}
+
+// SetConfig switches to c atomically: a packet is translated entirely with
+// either the old or the new config, none is dropped for the switch.
+func (t *Translator) SetConfig(c Config) error {
+	k, err := compile(c)
+	if err != nil {
+		return err
+	}
+	t.cfg.Store(k)
+	return nil
+}
+
+// Config returns the current configuration.
+func (t *Translator) Config() Config { return t.cfg.Load().cfg }

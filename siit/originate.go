@@ -1,0 +1,92 @@
+package siit
+
+import (
+	"encoding/binary"
+
+	"github.com/gluon-464xlat/gluon-464xlat/header"
+)
+
+// originate4 sends an ICMPv4 error of the translator's own (as the router it
+// is, RFC 7915 section 4.1) back to the source of orig, from Addr4. No error
+// answers an ICMP error, a non-first fragment or a special source (RFC 1812
+// section 4.3.2.7).
+func (t *Translator) originate4(k *compiled, orig []byte, typ, code uint8, param uint32, out *Batch) {
+	h := header.IPv4(orig)
+	ihl := h.IHL()
+	if isSpecial4(h.Src()) || h.FragOffset() != 0 {
+		return
+	}
+	if h.Protocol() == header.ProtoICMP && len(orig) > ihl && isICMPv4Error(orig[ihl]) {
+		return
+	}
+	b := t.scratch[Headroom:]
+	m := b[header.IPv4MinLen:]
+	n := copy(m[header.ICMPLen:maxICMPv4Error-header.IPv4MinLen], orig)
+	m[0], m[1], m[2], m[3] = typ, code, 0, 0
+	binary.BigEndian.PutUint32(m[4:], param)
+	mlen := header.ICMPLen + n
+	binary.BigEndian.PutUint16(m[2:], header.Checksum(m[:mlen], 0))
+	v := hdr4{src: k.addr4, ttl: 64, proto: header.ProtoICMP, id: t.nextID()}
+	copy(v.dst[:], h.Src())
+	v.write(b, mlen)
+	out.add(t.scratch, Headroom, header.IPv4MinLen+mlen, Offload{})
+	t.Stats.ICMPErrors.Add(1)
+}
+
+// originate6 sends an ICMPv6 error of the translator's own back to the
+// source of orig, from Addr6 (RFC 4443 section 2.4 (e) rules apply).
+func (t *Translator) originate6(k *compiled, orig []byte, typ, code uint8, param uint32, out *Batch) {
+	h := header.IPv6(orig)
+	if isSpecial6(h.Src()) || k.addr6 == [16]byte{} {
+		return
+	}
+	if h.NextHeader() == header.ProtoICMPv6 && len(orig) > header.IPv6Len && orig[header.IPv6Len] < 128 {
+		return
+	}
+	b := t.scratch[Headroom:]
+	m := b[header.IPv6Len:]
+	n := copy(m[header.ICMPLen:maxICMPv6Error-header.IPv6Len], orig)
+	m[0], m[1], m[2], m[3] = typ, code, 0, 0
+	binary.BigEndian.PutUint32(m[4:], param)
+	mlen := header.ICMPLen + n
+	v := hdr6{src: k.addr6, hop: 64, proto: header.ProtoICMPv6}
+	copy(v.dst[:], h.Src())
+	binary.BigEndian.PutUint16(m[2:], header.Checksum(m[:mlen], header.PseudoSum(v.src[:], v.dst[:], header.ProtoICMPv6, mlen)))
+	v.write(b, mlen)
+	out.add(t.scratch, Headroom, header.IPv6Len+mlen, Offload{})
+	t.Stats.ICMPErrors.Add(1)
+}
+
+// isICMPv4Error reports the ICMPv4 error types (RFC 792, RFC 1812).
+func isICMPv4Error(typ uint8) bool {
+	switch typ {
+	case 3, 4, 5, 11, 12:
+		return true
+	}
+	return false
+}
+
+// fragment4to6 cuts an IPv4 payload into IPv6 fragments no larger than the
+// lowest IPv6 MTU (RFC 7915 section 4 and 4.1 "Fragment Header"): the
+// Identification is the IPv4 one, offsets continue those of an IPv4 fragment.
+func (t *Translator) fragment4to6(k *compiled, v *hdr6, payload []byte, out *Batch) Reason {
+	chunk := (k.lowMTU6 - header.IPv6Len - header.IPv6FragLen) &^ 7
+	if (len(payload)+chunk-1)/chunk > MaxOut {
+		return DropTooBig
+	}
+	base, lastMore := v.offset, v.more
+	v.frag = true
+	pos := 0
+	for off := 0; off < len(payload); off += chunk {
+		n := min(chunk, len(payload)-off)
+		start := pos + Headroom
+		v.offset, v.more = base+off, off+n < len(payload) || lastMore
+		hl := v.write(t.scratch[start:], n)
+		copy(t.scratch[start+hl:], payload[off:off+n])
+		out.add(t.scratch, start, hl+n, Offload{})
+		pos = start + hl + n
+	}
+	t.Stats.Fragments.Add(uint64(out.N))
+	t.Stats.Out4to6.Add(uint64(out.N))
+	return OK
+}

@@ -1,0 +1,165 @@
+package siit
+
+import (
+	"encoding/json"
+	"sync/atomic"
+)
+
+// Headroom is the number of free bytes a caller must leave in front of a
+// packet: 4->6 writes a larger header in place (IPv6 + Fragment header is
+// up to 28 bytes longer than a bare IPv4 header), and the TUN layer puts its
+// virtio-net header in front of that.
+const Headroom = 64
+
+// minStart is the least offset an in-place result may start at, leaving room
+// for a virtio-net header (12 bytes with num_buffers).
+const minStart = 12
+
+// MaxOut bounds the packets one input can produce: a 64 KiB IPv4 packet
+// without DF cut into 1280-byte IPv6 fragments gives 54.
+const MaxOut = 64
+
+const scratchSize = 160 << 10
+
+// GSO kinds carried through translation (mirroring virtio-net's gso_type).
+const (
+	GSONone  = 0
+	GSOTCPv4 = 1
+	GSOUDP   = 3
+	GSOTCPv6 = 4
+	GSOUDPL4 = 5
+	GSOECN   = 0x80
+)
+
+// Offload is the segmentation/checksum state a packet carries from or to a
+// TUN with IFF_VNET_HDR. The TUN layer recomputes csum_start/offset and
+// hdr_len from the translated headers, so only these need to travel.
+type Offload struct {
+	GSOType   uint8  // GSONone, GSOTCPv4, GSOTCPv6, GSOUDPL4 (| GSOECN)
+	GSOSize   uint16 // segment payload size
+	NeedsCsum bool   // the L4 checksum field holds only the pseudo-header sum
+}
+
+// Packet is one IP packet at Buf[Start:Start+Len].
+type Packet struct {
+	Buf     []byte
+	Start   int
+	Len     int
+	Offload Offload
+}
+
+// Bytes returns the packet.
+func (p *Packet) Bytes() []byte { return p.Buf[p.Start : p.Start+p.Len] }
+
+// Batch receives a translation's output without allocating.
+type Batch struct {
+	Pkts [MaxOut]Packet
+	N    int
+}
+
+func (b *Batch) add(buf []byte, start, n int, o Offload) {
+	b.Pkts[b.N] = Packet{Buf: buf, Start: start, Len: n, Offload: o}
+	b.N++
+}
+
+// Reason says why a packet was not translated. Reason 0 (OK) means it was.
+type Reason uint8
+
+const (
+	OK Reason = iota
+	DropTruncated
+	DropBadHeader
+	DropBadLength
+	DropBadChecksum
+	DropTTLExpired
+	DropUntranslatableSrc
+	DropUntranslatableDst
+	DropICMPType
+	DropFragmentedICMP
+	DropWrongICMPFamily
+	DropUDPZeroChecksum
+	DropSourceRoute
+	DropRoutingHeader
+	DropExtHeaders
+	DropTooBig
+	DropBadInner
+	DropNoHeadroom
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	OK:                    "ok",
+	DropTruncated:         "truncated",
+	DropBadHeader:         "bad_header",
+	DropBadLength:         "bad_length",
+	DropBadChecksum:       "bad_checksum",
+	DropTTLExpired:        "ttl_expired",
+	DropUntranslatableSrc: "untranslatable_src",
+	DropUntranslatableDst: "untranslatable_dst",
+	DropICMPType:          "icmp_untranslatable",
+	DropFragmentedICMP:    "fragmented_icmp",
+	DropWrongICMPFamily:   "icmp_wrong_family",
+	DropUDPZeroChecksum:   "udp_zero_checksum",
+	DropSourceRoute:       "source_route",
+	DropRoutingHeader:     "routing_header",
+	DropExtHeaders:        "ext_headers",
+	DropTooBig:            "too_big",
+	DropBadInner:          "bad_inner_packet",
+	DropNoHeadroom:        "no_headroom",
+}
+
+func (r Reason) String() string {
+	if r < numReasons {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// Stats counts what a Translator did. Counters are atomic so that a status
+// reader on another goroutine sees consistent values.
+type Stats struct {
+	Out4to6    atomic.Uint64 // packets emitted towards IPv6
+	Out6to4    atomic.Uint64 // packets emitted towards IPv4
+	ICMPErrors atomic.Uint64 // ICMP errors the translator originated
+	Fragments  atomic.Uint64 // fragments it produced
+	GSO        atomic.Uint64 // offloaded super-packets translated whole
+	Drops      [numReasons]atomic.Uint64
+}
+
+// Snapshot is a plain copy of Stats, summable and JSON-friendly.
+type Snapshot struct {
+	Out4to6    uint64            `json:"out_4to6"`
+	Out6to4    uint64            `json:"out_6to4"`
+	ICMPErrors uint64            `json:"icmp_errors_sent"`
+	Fragments  uint64            `json:"fragments_made"`
+	GSO        uint64            `json:"gso_packets"`
+	Drops      map[string]uint64 `json:"drops"`
+}
+
+// Add adds s into the snapshot.
+func (n *Snapshot) Add(s *Stats) {
+	n.Out4to6 += s.Out4to6.Load()
+	n.Out6to4 += s.Out6to4.Load()
+	n.ICMPErrors += s.ICMPErrors.Load()
+	n.Fragments += s.Fragments.Load()
+	n.GSO += s.GSO.Load()
+	if n.Drops == nil {
+		n.Drops = map[string]uint64{}
+	}
+	for r := Reason(1); r < numReasons; r++ {
+		if v := s.Drops[r].Load(); v > 0 {
+			n.Drops[r.String()] += v
+		}
+	}
+}
+
+// TotalDrops sums the drop counters.
+func (n *Snapshot) TotalDrops() uint64 {
+	var t uint64
+	for _, v := range n.Drops {
+		t += v
+	}
+	return t
+}
+
+func (n Snapshot) String() string { b, _ := json.Marshal(n); return string(b) }

@@ -1,0 +1,229 @@
+package siit
+
+import (
+	"encoding/binary"
+
+	"github.com/gluon-464xlat/gluon-464xlat/header"
+)
+
+// Translate translates one packet. The common case is done in place: the
+// result is in.Buf with a new start. ICMP errors, fragments and errors the
+// translator originates are built in its scratch space, so out stays valid
+// only until the next call. It returns OK or the reason the input was dropped
+// (an originated ICMP error may be in out even then).
+func (t *Translator) Translate(in *Packet, out *Batch) Reason {
+	out.N = 0
+	var r Reason
+	switch {
+	case in.Start < Headroom-16:
+		r = DropNoHeadroom
+	case in.Len < 1:
+		r = DropTruncated
+	case in.Buf[in.Start]>>4 == 4:
+		r = t.translate4to6(in, out)
+	case in.Buf[in.Start]>>4 == 6:
+		r = t.translate6to4(in, out)
+	default:
+		r = DropBadHeader
+	}
+	if r != OK {
+		t.Stats.Drops[r].Add(1)
+	}
+	return r
+}
+
+// translate4to6 is RFC 7915 section 4.1 (IPv4 header to IPv6 header), with
+// the transport and ICMP steps it calls.
+func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
+	k := t.cfg.Load()
+	pkt := in.Buf[in.Start : in.Start+in.Len]
+	if len(pkt) < header.IPv4MinLen {
+		return DropTruncated
+	}
+	h := header.IPv4(pkt)
+	ihl := h.IHL()
+	if ihl < header.IPv4MinLen || len(pkt) < ihl {
+		return DropBadHeader
+	}
+	tot := h.TotalLen()
+	if tot < ihl || tot > len(pkt) {
+		return DropBadLength
+	}
+	pkt = pkt[:tot]
+	if header.Checksum(pkt[:ihl], 0) != 0 {
+		return DropBadChecksum
+	}
+	// Section 4.1 "Options": an unexpired source route is not followed through
+	// a translator; ICMPv4 "Source Route Failed" (type 3 code 5) goes back.
+	if ihl > header.IPv4MinLen && hasSourceRoute(pkt[header.IPv4MinLen:ihl]) {
+		t.originate4(k, pkt, 3, 5, 0, out)
+		return DropSourceRoute
+	}
+	ttl := h.TTL()
+	if !k.cfg.NoDecrementTTL {
+		if ttl <= 1 {
+			t.originate4(k, pkt, 11, 0, 0, out) // Time Exceeded in transit
+			return DropTTLExpired
+		}
+		ttl--
+	}
+	var src6, dst6 [16]byte
+	if !k.map4to6(src6[:], h.Src()) {
+		return DropUntranslatableSrc
+	}
+	if !k.map4to6(dst6[:], h.Dst()) {
+		return DropUntranslatableDst
+	}
+	proto := h.Protocol()
+	isFrag := h.IsFragment()
+	firstFrag := h.FragOffset() == 0
+	payload := pkt[ihl:]
+	v := hdr6{tc: h.TOS(), hop: ttl, proto: proto, id: uint32(h.ID()), offset: h.FragOffset(), more: h.MF(), frag: isFrag}
+	copy(v.src[:], src6[:])
+	copy(v.dst[:], dst6[:])
+
+	switch proto {
+	case header.ProtoICMP:
+		if isFrag {
+			// Section 1.3 / 4.2: the ICMPv6 checksum covers a pseudo-header with
+			// the whole length, unknowable per fragment; such packets are dropped.
+			return DropFragmentedICMP
+		}
+		v.proto = header.ProtoICMPv6
+		if r, done := t.icmp4to6(k, pkt, ihl, &v, in.Offload.NeedsCsum, out); done {
+			return r
+		}
+	case header.ProtoICMPv6:
+		return DropWrongICMPFamily
+	case header.ProtoTCP, header.ProtoUDP:
+		if !isFrag || firstFrag {
+			if r := t.fixTransport4to6(k, pkt, ihl, &v, in.Offload.NeedsCsum, isFrag); r != OK {
+				return r
+			}
+		}
+	}
+	if in.Offload.GSOType == GSONone {
+		size := header.IPv6Len + len(payload)
+		if !h.DF() && !isFrag && size > k.lowMTU6 || isFrag && size+header.IPv6FragLen > k.lowMTU6 {
+			// Section 4: fragment so every piece fits the lowest IPv6 MTU.
+			return t.fragment4to6(k, &v, payload, out)
+		}
+		if h.DF() && k.cfg.MTU6 > 0 && size+fragLen(isFrag) > k.cfg.MTU6 {
+			// Section 4: DF set and too big for the IPv6 next hop.
+			t.originate4(k, pkt, 3, 4, uint32(max(k.cfg.MTU6-28, header.IPv4MinMTU)), out)
+			return DropTooBig
+		}
+	}
+	start := in.Start + ihl - header.IPv6Len - fragLen(isFrag)
+	if start < minStart {
+		return DropNoHeadroom
+	}
+	n := v.write(in.Buf[start:], len(payload))
+	o := in.Offload
+	if o.GSOType&^GSOECN == GSOTCPv4 {
+		o.GSOType = GSOTCPv6 | o.GSOType&GSOECN
+		t.Stats.GSO.Add(1)
+	}
+	out.add(in.Buf, start, n+len(payload), o)
+	t.Stats.Out4to6.Add(1)
+	return OK
+}
+
+func fragLen(frag bool) int {
+	if frag {
+		return header.IPv6FragLen
+	}
+	return 0
+}
+
+// hdr6 collects the fields of an IPv6 header (and Fragment header) to write.
+type hdr6 struct {
+	src, dst [16]byte
+	tc, hop  uint8
+	proto    uint8 // upper-layer protocol
+	frag     bool  // add a Fragment header
+	id       uint32
+	offset   int
+	more     bool
+}
+
+// write puts the IPv6 header (plus Fragment header) at b for a payload of n
+// bytes and returns the header length (section 4.1 field by field).
+func (v *hdr6) write(b []byte, n int) int {
+	h := header.IPv6(b)
+	h.SetVersionClassFlow(v.tc, 0) // Flow Label: 0 (section 4.1)
+	hl := header.IPv6Len
+	if v.frag {
+		hl += header.IPv6FragLen
+		h.SetNextHeader(header.ProtoIPv6Frag)
+		header.IPv6Frag(b[header.IPv6Len:]).Set(v.proto, v.offset, v.more, v.id)
+	} else {
+		h.SetNextHeader(v.proto)
+	}
+	h.SetPayloadLen(hl - header.IPv6Len + n)
+	h.SetHopLimit(v.hop)
+	copy(h.Src(), v.src[:])
+	copy(h.Dst(), v.dst[:])
+	return hl
+}
+
+// fixTransport4to6 updates the TCP/UDP checksum for the new pseudo-header
+// (RFC 7915 section 4.5), computing a missing IPv4 UDP checksum.
+func (t *Translator) fixTransport4to6(k *compiled, pkt []byte, ihl int, v *hdr6, partial, isFrag bool) Reason {
+	l4 := pkt[ihl:]
+	off := header.TCPChecksumOffset
+	if v.proto == header.ProtoUDP {
+		off = header.UDPChecksumOffset
+	}
+	if len(l4) < off+2 {
+		return DropTruncated
+	}
+	h := header.IPv4(pkt)
+	oldSum := header.Sum(h.Dst(), header.Sum(h.Src(), 0))
+	newSum := header.Sum(v.dst[:], header.Sum(v.src[:], 0))
+	field := binary.BigEndian.Uint16(l4[off:])
+	switch {
+	case partial:
+		field = header.UpdatePartial(field, oldSum, newSum)
+	case v.proto == header.ProtoUDP && field == 0:
+		// Section 4.5: a zero IPv4 UDP checksum is computed here when the
+		// whole datagram is present, else (fragments, or policy) dropped.
+		if isFrag || k.cfg.DropZeroUDPChecksum {
+			return DropUDPZeroChecksum
+		}
+		field = header.Checksum(l4, header.PseudoSum(v.src[:], v.dst[:], header.ProtoUDP, len(l4)))
+		if field == 0 {
+			field = 0xffff
+		}
+	default:
+		field = header.UpdateChecksum(field, oldSum, newSum)
+		if v.proto == header.ProtoUDP && field == 0 {
+			field = 0xffff
+		}
+	}
+	binary.BigEndian.PutUint16(l4[off:], field)
+	return OK
+}
+
+// hasSourceRoute reports an LSRR (131) or SSRR (137) option with route data
+// left (pointer not past the end), RFC 7915 section 4.1 "Options".
+func hasSourceRoute(opts []byte) bool {
+	for i := 0; i < len(opts); {
+		switch opts[i] {
+		case 0: // end of options
+			return false
+		case 1: // no-op
+			i++
+			continue
+		}
+		if i+1 >= len(opts) || opts[i+1] < 2 {
+			return false
+		}
+		l := int(opts[i+1])
+		if (opts[i] == 131 || opts[i] == 137) && i+2 < len(opts) && int(opts[i+2]) <= l {
+			return true
+		}
+		i += l
+	}
+	return false
+}

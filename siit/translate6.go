@@ -1,0 +1,229 @@
+package siit
+
+import (
+	"encoding/binary"
+
+	"github.com/gluon-464xlat/gluon-464xlat/header"
+)
+
+// maxExtHeaders bounds the extension header walk so a hostile chain costs
+// little; real traffic has one or two.
+const maxExtHeaders = 8
+
+// ext6 is what walking an IPv6 header chain found.
+type ext6 struct {
+	proto     uint8 // upper-layer protocol (first non-extension next header)
+	l4        int   // offset of the upper-layer header
+	frag      bool
+	fragID    uint32
+	fragOff   int
+	fragMore  bool
+	routingAt int // offset of a Routing header with Segments Left > 0, or -1
+}
+
+// walkExt6 follows the extension headers of an IPv6 packet (RFC 7915 section
+// 5.1: Hop-by-Hop, Destination Options and Routing headers with Segments Left
+// zero are skipped; a Fragment header becomes IPv4 fragment fields). In a
+// truncated inner packet (partial true) it stops at the end of the data.
+func walkExt6(pkt []byte, partial bool) (ext6, Reason) {
+	e := ext6{routingAt: -1}
+	nh := header.IPv6(pkt).NextHeader()
+	off := header.IPv6Len
+	for i := 0; ; i++ {
+		if i > maxExtHeaders {
+			return e, DropExtHeaders
+		}
+		switch nh {
+		case header.ProtoHopOpts, header.ProtoDstOpts, header.ProtoRouting:
+			if off+8 > len(pkt) {
+				return e, DropTruncated
+			}
+			if nh == header.ProtoRouting && pkt[off+3] != 0 && e.routingAt < 0 {
+				e.routingAt = off + 3
+			}
+			nh = pkt[off]
+			off += (int(pkt[off+1]) + 1) * 8
+			if off > len(pkt) && !partial {
+				return e, DropTruncated
+			}
+			continue
+		case header.ProtoIPv6Frag:
+			if off+header.IPv6FragLen > len(pkt) {
+				return e, DropTruncated
+			}
+			if e.frag {
+				return e, DropExtHeaders // two Fragment headers
+			}
+			f := header.IPv6Frag(pkt[off:])
+			e.frag, e.fragID, e.fragOff, e.fragMore = true, f.ID(), f.Offset(), f.More()
+			nh = f.NextHeader()
+			off += header.IPv6FragLen
+			if e.fragOff != 0 {
+				// Headers after it belong to the fragmentable part: not ours to parse.
+				e.proto, e.l4 = nh, off
+				return e, OK
+			}
+			continue
+		}
+		e.proto, e.l4 = nh, off
+		return e, OK
+	}
+}
+
+// translate6to4 is RFC 7915 section 5.1 (IPv6 header to IPv4 header), with
+// the transport and ICMP steps it calls.
+func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
+	k := t.cfg.Load()
+	pkt := in.Buf[in.Start : in.Start+in.Len]
+	if len(pkt) < header.IPv6Len {
+		return DropTruncated
+	}
+	h := header.IPv6(pkt)
+	plen := h.PayloadLen()
+	if plen == 0 {
+		return DropBadLength // jumbograms (RFC 2675) cannot become IPv4
+	}
+	if header.IPv6Len+plen > len(pkt) {
+		return DropBadLength
+	}
+	pkt = pkt[:header.IPv6Len+plen]
+	e, r := walkExt6(pkt, false)
+	if r != OK {
+		return r
+	}
+	hop := h.HopLimit()
+	if !k.cfg.NoDecrementTTL {
+		if hop <= 1 {
+			t.originate6(k, pkt, 3, 0, 0, out) // Time Exceeded: hop limit exceeded in transit
+			return DropTTLExpired
+		}
+		hop--
+	}
+	if e.routingAt >= 0 {
+		// Section 5.1: a Routing header with Segments Left non-zero is not
+		// translated; Parameter Problem code 0 points at Segments Left.
+		t.originate6(k, pkt, 4, 0, uint32(e.routingAt), out)
+		return DropRoutingHeader
+	}
+	if e.l4 > len(pkt) {
+		return DropTruncated
+	}
+	v := hdr4{tos: h.TrafficClass(), ttl: hop, proto: e.proto}
+	if !k.map6to4(v.dst[:], h.Dst()) {
+		return DropUntranslatableDst
+	}
+	isICMPErr := e.proto == header.ProtoICMPv6 && !e.frag && e.l4 < len(pkt) && pkt[e.l4] < 128
+	if !k.map6to4(v.src[:], h.Src()) {
+		if !isICMPErr {
+			return DropUntranslatableSrc
+		}
+		v.src = k.pool6791 // RFC 6791 / RFC 7915 section 5.1 "Source Address"
+	}
+	payload := pkt[e.l4:]
+	if e.frag {
+		// Section 5.1.1: fragment fields come from the Fragment header; DF clear.
+		v.id, v.offset, v.more, v.frag = uint16(e.fragID), e.fragOff, e.fragMore, true
+	} else {
+		v.id = t.nextID()
+		// Section 5.1 "Flags": DF only on packets larger than 1260 bytes; for
+		// a super-packet the segments are what the wire sees.
+		size := header.IPv4MinLen + len(payload)
+		if in.Offload.GSOType != GSONone && len(payload) >= header.TCPMinLen {
+			size = header.IPv4MinLen + int(payload[12]>>4)*4 + int(in.Offload.GSOSize)
+		}
+		v.df = size > 1260
+	}
+	switch e.proto {
+	case header.ProtoICMPv6:
+		if e.frag {
+			return DropFragmentedICMP
+		}
+		v.proto = header.ProtoICMP
+		if r, done := t.icmp6to4(k, pkt, e.l4, &v, in.Offload.NeedsCsum, out); done {
+			return r
+		}
+	case header.ProtoICMP:
+		return DropWrongICMPFamily
+	case header.ProtoTCP, header.ProtoUDP:
+		if !e.frag || e.fragOff == 0 {
+			if r := fixTransport6to4(pkt, e.l4, &v, in.Offload.NeedsCsum); r != OK {
+				return r
+			}
+		}
+	}
+	if header.IPv4MinLen+len(payload) > header.IPv4MaxTotal {
+		return DropTooBig
+	}
+	start := in.Start + e.l4 - header.IPv4MinLen
+	v.write(in.Buf[start:], len(payload))
+	o := in.Offload
+	if o.GSOType&^GSOECN == GSOTCPv6 {
+		o.GSOType = GSOTCPv4 | o.GSOType&GSOECN
+		t.Stats.GSO.Add(1)
+	}
+	out.add(in.Buf, start, header.IPv4MinLen+len(payload), o)
+	t.Stats.Out6to4.Add(1)
+	return OK
+}
+
+func (t *Translator) nextID() uint16 {
+	t.ipID++
+	return uint16(t.ipID)
+}
+
+// hdr4 collects the fields of an IPv4 header to write.
+type hdr4 struct {
+	src, dst [4]byte
+	tos, ttl uint8
+	proto    uint8
+	id       uint16
+	df, more bool
+	frag     bool
+	offset   int
+}
+
+// write puts a 20-byte IPv4 header at b for a payload of n bytes (section
+// 5.1 field by field: no options, header checksum computed).
+func (v *hdr4) write(b []byte, n int) {
+	h := header.IPv4(b)
+	h[0] = 0x45
+	h[1] = v.tos
+	h.SetTotalLen(header.IPv4MinLen + n)
+	h.SetID(v.id)
+	h.SetFlagsOffset(v.df && !v.frag, v.more, v.offset)
+	h.SetTTL(v.ttl)
+	h.SetProtocol(v.proto)
+	copy(h.Src(), v.src[:])
+	copy(h.Dst(), v.dst[:])
+	h.SetChecksum()
+}
+
+// fixTransport6to4 updates the TCP/UDP checksum for the new pseudo-header
+// (RFC 7915 section 5.5).
+func fixTransport6to4(pkt []byte, l4off int, v *hdr4, partial bool) Reason {
+	l4 := pkt[l4off:]
+	off := header.TCPChecksumOffset
+	if v.proto == header.ProtoUDP {
+		off = header.UDPChecksumOffset
+	}
+	if len(l4) < off+2 {
+		return DropTruncated
+	}
+	h := header.IPv6(pkt)
+	oldSum := header.Sum(h.Dst(), header.Sum(h.Src(), 0))
+	newSum := header.Sum(v.dst[:], header.Sum(v.src[:], 0))
+	field := binary.BigEndian.Uint16(l4[off:])
+	switch {
+	case partial:
+		field = header.UpdatePartial(field, oldSum, newSum)
+	case v.proto == header.ProtoUDP && field == 0:
+		// Not valid in IPv6 (RFC 8200 section 8.1); IPv4 reads zero as "none".
+	default:
+		field = header.UpdateChecksum(field, oldSum, newSum)
+		if v.proto == header.ProtoUDP && field == 0 {
+			field = 0xffff
+		}
+	}
+	binary.BigEndian.PutUint16(l4[off:], field)
+	return OK
+}
