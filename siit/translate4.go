@@ -95,6 +95,10 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 		}
 	case header.ProtoICMPv6:
 		return DropWrongICMPFamily
+	case header.ProtoHopOpts, header.ProtoRouting, header.ProtoIPv6Frag, header.ProtoDstOpts:
+		// Copied into Next Header (section 4.1) these would be read as IPv6
+		// extension headers that are not there.
+		return DropExtHeaders
 	case header.ProtoTCP, header.ProtoUDP:
 		if !isFrag || firstFrag {
 			if r := t.fixTransport4to6(k, pkt, ihl, &v, in.Offload.NeedsCsum, isFrag); r != OK {
