@@ -39,6 +39,10 @@ type Config struct {
 	// DropZeroUDPChecksum drops IPv4 UDP with a zero checksum instead of
 	// computing one (RFC 7915 section 4.5 allows either; computing is default).
 	DropZeroUDPChecksum bool
+	// MaxMSS, when set, lowers the MSS option of TCP SYNs in both directions
+	// to this value (the classic tunnel MSS clamp), so clients behind a
+	// smaller IPv6 path MTU do not depend on ICMP getting through.
+	MaxMSS int
 	// NoDecrementTTL skips the router-style TTL / hop limit decrement
 	// (section 4.1 "Hop Limit", 5.1 "TTL"); the kernel already decrements
 	// once when it forwards into the TUN, so this is for tests and special setups.

@@ -170,3 +170,26 @@ func TestSetConfigSwitchesPool6(t *testing.T) {
 		t.Fatalf("dst %v", net.IP(header.IPv6(out).Dst()))
 	}
 }
+
+// MSS clamping (the tunnel practice RFC 4459 section 3.2 describes): a SYN's
+// MSS option above MaxMSS is lowered in both directions, checksum kept right.
+func TestMSSClampBothDirections(t *testing.T) {
+	c := testConfig(t)
+	c.MaxMSS = 1440
+	tr, _ := New(c)
+	syn := &layers.TCP{SrcPort: 1, DstPort: 2, SYN: true, Options: []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xb4}}}}
+	out := one(t, tr, build(t, ip4(layers.IPProtocolTCP, client4, server4), syn, payloadOf(0)))
+	if mss := binary.BigEndian.Uint16(out[40+22:]); mss != 1440 {
+		t.Errorf("4to6 MSS %d, want 1440", mss)
+	}
+	syn6 := &layers.TCP{SrcPort: 2, DstPort: 1, SYN: true, ACK: true, Options: []layers.TCPOption{{OptionType: layers.TCPOptionKindNop}, {OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xa0}}}}
+	out = one(t, tr, build(t, ip6(layers.IPProtocolTCP, server6, client6), syn6, payloadOf(0)))
+	if mss := binary.BigEndian.Uint16(out[20+23:]); mss != 1440 {
+		t.Errorf("6to4 MSS %d, want 1440 (odd offset)", mss)
+	}
+	small := &layers.TCP{SrcPort: 1, DstPort: 2, SYN: true, Options: []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x04, 0x00}}}}
+	out = one(t, tr, build(t, ip4(layers.IPProtocolTCP, client4, server4), small, payloadOf(0)))
+	if mss := binary.BigEndian.Uint16(out[40+22:]); mss != 1024 {
+		t.Errorf("small MSS changed to %d", mss)
+	}
+}

@@ -314,4 +314,3 @@ func TestRFC7915Section4_2FragmentedICMPDropped(t *testing.T) {
 		t.Fatalf("%v", r)
 	}
 }
-

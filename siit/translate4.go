@@ -174,6 +174,7 @@ func (v *hdr6) write(b []byte, n int) int {
 // fixTransport4to6 updates the TCP/UDP checksum for the new pseudo-header
 // (RFC 7915 section 4.5), computing a missing IPv4 UDP checksum.
 func (t *Translator) fixTransport4to6(k *compiled, pkt []byte, ihl int, v *hdr6, partial, isFrag bool) Reason {
+	maxMSS := k.cfg.MaxMSS
 	l4 := pkt[ihl:]
 	off := header.TCPChecksumOffset
 	if v.proto == header.ProtoUDP {
@@ -182,9 +183,18 @@ func (t *Translator) fixTransport4to6(k *compiled, pkt []byte, ihl int, v *hdr6,
 	if len(l4) < off+2 {
 		return DropTruncated
 	}
+	if isFrag {
+		maxMSS = 0 // a SYN is never fragmented in practice; leave fragments alone
+	}
 	h := header.IPv4(pkt)
 	oldSum := header.Sum(h.Dst(), header.Sum(h.Src(), 0))
 	newSum := header.Sum(v.dst[:], header.Sum(v.src[:], 0))
+	if v.proto == header.ProtoTCP && maxMSS > 0 {
+		if o, n := clampMSS(l4, maxMSS); !partial {
+			// A partial checksum covers no data yet: only full ones change.
+			oldSum, newSum = oldSum+o, newSum+n
+		}
+	}
 	field := binary.BigEndian.Uint16(l4[off:])
 	switch {
 	case partial:

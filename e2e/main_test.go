@@ -1,0 +1,41 @@
+// Package e2e runs the daemons for real in network namespaces: real TUN
+// devices, real kernel forwarding, real TCP/UDP/ICMP through the whole path.
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	netlab.HelperMain()
+	if os.Geteuid() != 0 {
+		fmt.Println("e2e: not root, skipping end-to-end tests")
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "xlat-e2e-bin")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	for _, d := range []string{"clatd"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, d), "../cmd/"+d)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Println("e2e: build", d, err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func bin(name string) string { return filepath.Join(binDir, name) }

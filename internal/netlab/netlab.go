@@ -1,0 +1,205 @@
+// Package netlab builds test networks out of Linux network namespaces and
+// veth pairs and runs real programs in them. Everything it creates is torn
+// down in t.Cleanup, also when the test fails.
+package netlab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var seq atomic.Int32
+
+// Lab is one test's set of namespaces and processes.
+type Lab struct {
+	t      testing.TB
+	prefix string
+	nss    []string
+	procs  []*Proc
+	Dir    string
+}
+
+// New makes a lab whose namespace names carry a prefix unique to this process.
+func New(t testing.TB) *Lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	l := &Lab{t: t, prefix: fmt.Sprintf("xl%d%d", os.Getpid()%100000, seq.Add(1)), Dir: t.TempDir()}
+	t.Cleanup(l.Close)
+	return l
+}
+
+// NS creates a namespace (name is short: it prefixes interface-free names
+// only) with loopback up and returns its full name.
+func (l *Lab) NS(name string) string {
+	full := l.prefix + "-" + name
+	l.must("ip", "netns", "add", full)
+	l.nss = append(l.nss, full)
+	l.Must(full, "ip", "link", "set", "lo", "up")
+	return full
+}
+
+// Link connects namespace a (interface ai) and b (interface bi) with a veth pair.
+func (l *Lab) Link(a, ai, b, bi string) {
+	tmp := fmt.Sprintf("v%s%d", l.prefix[2:], seq.Add(1))
+	l.must("ip", "link", "add", tmp+"a", "netns", a, "type", "veth", "peer", "name", tmp+"b", "netns", b)
+	l.Must(a, "ip", "link", "set", tmp+"a", "name", ai)
+	l.Must(b, "ip", "link", "set", tmp+"b", "name", bi)
+	l.Must(a, "ip", "link", "set", ai, "up")
+	l.Must(b, "ip", "link", "set", bi, "up")
+}
+
+// Forwarding turns on IPv4 and IPv6 forwarding in ns.
+func (l *Lab) Forwarding(ns string) {
+	l.Must(ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+}
+
+// Run runs a command in ns and returns its combined output.
+func (l *Lab) Run(ns string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// T returns a view of the lab whose Must fails t (a subtest) instead of
+// the test that made the lab.
+func (l *Lab) T(t testing.TB) *Lab {
+	c := *l
+	c.t = t
+	return &c
+}
+
+// Must is Run that fails the test on error.
+func (l *Lab) Must(ns string, args ...string) string {
+	l.t.Helper()
+	out, err := l.Run(ns, args...)
+	if err != nil {
+		l.t.Fatalf("%s: %s: %v\n%s", ns, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (l *Lab) must(args ...string) {
+	l.t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		l.t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// Proc is a background process in a namespace.
+type Proc struct {
+	Name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error
+}
+
+// Start runs a long-lived program in ns; its output goes to a log file that
+// Log returns. It is killed at cleanup if still running.
+func (l *Lab) Start(ns, name string, args ...string) *Proc {
+	l.t.Helper()
+	logf := filepath.Join(l.Dir, fmt.Sprintf("%s-%d.log", name, seq.Add(1)))
+	f, err := os.Create(logf)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		l.t.Fatalf("start %s: %v", name, err)
+	}
+	p := &Proc{Name: name, cmd: cmd, log: logf, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); f.Close(); close(p.done) }()
+	l.procs = append(l.procs, p)
+	return p
+}
+
+// Log returns what the process printed so far.
+func (p *Proc) Log() string { b, _ := os.ReadFile(p.log); return string(b) }
+
+// Signal sends sig to the process group.
+func (p *Proc) Signal(sig syscall.Signal) { syscall.Kill(-p.cmd.Process.Pid, sig) }
+
+// Stop sends SIGTERM and waits up to 10 s, then kills; it returns the exit error.
+func (p *Proc) Stop() error {
+	p.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.Signal(syscall.SIGKILL)
+		<-p.done
+	}
+	return p.err
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops every process and deletes every namespace (and with them
+// their veths). Safe to call twice.
+func (l *Lab) Close() {
+	for _, p := range l.procs {
+		if !p.Exited() {
+			p.Signal(syscall.SIGKILL)
+			<-p.done
+		}
+		if l.t.Failed() {
+			l.t.Logf("--- log of %s:\n%s", p.Name, tail(p.Log(), 3000))
+		}
+	}
+	l.procs = nil
+	for _, ns := range l.nss {
+		exec.Command("ip", "netns", "del", ns).Run()
+	}
+	l.nss = nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// WaitFor polls cond every 50 ms until it holds or timeout passes.
+func WaitFor(timeout time.Duration, cond func() bool) bool {
+	end := time.Now().Add(timeout)
+	for time.Now().Before(end) {
+		if cond() {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return cond()
+}
+
+// Contains reports whether out has every word in want.
+func Contains(out string, want ...string) bool {
+	for _, w := range want {
+		if !bytes.Contains([]byte(out), []byte(w)) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,146 @@
+package netlab
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"time"
+)
+
+// The test binary doubles as the traffic tool inside namespaces: TestMain
+// calls HelperMain, which takes over when NETLAB_HELPER is set. This keeps
+// byte-exact checking in Go without another program to install.
+
+// Helper returns the command line that runs helper mode args in a namespace.
+func Helper(args ...string) []string {
+	return append([]string{"env", "NETLAB_HELPER=1", os.Args[0]}, args...)
+}
+
+// HelperMain runs helper mode and exits if NETLAB_HELPER is set.
+func HelperMain() {
+	if os.Getenv("NETLAB_HELPER") == "" {
+		return
+	}
+	if err := helper(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// Pattern is the deterministic byte at stream offset i.
+func Pattern(i int64) byte { return byte((uint64(i)*2654435761)>>13) ^ byte(i>>16) }
+
+func fill(b []byte, off int64) {
+	for i := range b {
+		b[i] = Pattern(off + int64(i))
+	}
+}
+
+func helper(args []string) error {
+	if len(args) < 2 {
+		return fmt.Errorf("usage: MODE ADDR [ARGS]")
+	}
+	n := int64(0)
+	if len(args) > 2 {
+		n, _ = strconv.ParseInt(args[2], 10, 64)
+	}
+	switch args[0] {
+	case "tcp-serve": // send n pattern bytes to each client, one at a time
+		ln, err := net.Listen("tcp", args[1])
+		if err != nil {
+			return err
+		}
+		fmt.Println("listening")
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return err
+			}
+			w := bufio.NewWriterSize(c, 256<<10)
+			buf := make([]byte, 64<<10)
+			for off := int64(0); off < n; off += int64(len(buf)) {
+				k := min(int64(len(buf)), n-off)
+				fill(buf[:k], off)
+				if _, err := w.Write(buf[:k]); err != nil {
+					break
+				}
+			}
+			w.Flush()
+			c.Close()
+		}
+	case "tcp-fetch": // read n bytes and check every one
+		c, err := net.DialTimeout("tcp", args[1], 10*time.Second)
+		if err != nil {
+			return err
+		}
+		c.SetDeadline(time.Now().Add(120 * time.Second))
+		buf := make([]byte, 64<<10)
+		want := make([]byte, 64<<10)
+		var got int64
+		for {
+			k, err := c.Read(buf)
+			fill(want[:k], got)
+			if !bytes.Equal(buf[:k], want[:k]) {
+				return fmt.Errorf("byte mismatch near offset %d", got)
+			}
+			got += int64(k)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("after %d bytes: %w", got, err)
+			}
+		}
+		if got != n {
+			return fmt.Errorf("got %d bytes, want %d", got, n)
+		}
+		fmt.Printf("ok %d bytes\n", got)
+	case "udp-echo":
+		pc, err := net.ListenPacket("udp", args[1])
+		if err != nil {
+			return err
+		}
+		fmt.Println("listening")
+		buf := make([]byte, 65536)
+		for {
+			k, a, err := pc.ReadFrom(buf)
+			if err != nil {
+				return err
+			}
+			pc.WriteTo(buf[:k], a)
+		}
+	case "udp-ping": // ADDR SIZE COUNT: each datagram must come back byte-exact
+		count := 3
+		if len(args) > 3 {
+			count, _ = strconv.Atoi(args[3])
+		}
+		c, err := net.Dial("udp", args[1])
+		if err != nil {
+			return err
+		}
+		msg := make([]byte, n)
+		buf := make([]byte, 65536)
+		okCount := 0
+		for i := 0; i < count*3 && okCount < count; i++ {
+			fill(msg, int64(i))
+			c.Write(msg)
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			k, err := c.Read(buf)
+			if err == nil && bytes.Equal(buf[:k], msg) {
+				okCount++
+			}
+		}
+		if okCount < count {
+			return fmt.Errorf("%d of %d %d-byte datagrams echoed", okCount, count, n)
+		}
+		fmt.Printf("ok %d datagrams of %d bytes\n", okCount, n)
+	default:
+		return fmt.Errorf("unknown mode %q", args[0])
+	}
+	return nil
+}
