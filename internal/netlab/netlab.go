@@ -46,6 +46,8 @@ func (l *Lab) NS(name string) string {
 	l.must("ip", "netns", "add", full)
 	l.nss = append(l.nss, full)
 	l.Must(full, "ip", "link", "set", "lo", "up")
+	// No duplicate address detection on fresh veths: it holds packets ~2 s.
+	l.Must(full, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
 	return full
 }
 

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests, benchmarks and demo use, if missing.
+set -euo pipefail
+pkgs="iproute2 iputils-ping iperf3 tayga babeld dnsmasq nftables qemu-user-static netcat-openbsd python3 procps"
+missing=""
+for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  echo "installing Debian packages:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
