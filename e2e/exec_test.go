@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"net/netip"
 	"os/exec"
 )
 
@@ -17,3 +18,5 @@ func runExit(name string, args ...string) (string, int) {
 	}
 	return string(out), 0
 }
+
+func netipMust(s string) [16]byte { return netip.MustParseAddr(s).As16() }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -46,7 +47,7 @@ func helper(args []string) error {
 		return fmt.Errorf("usage: MODE ADDR [ARGS]")
 	}
 	n := int64(0)
-	if len(args) > 2 {
+	if len(args) > 2 && args[0] != "raw-send" {
 		n, _ = strconv.ParseInt(args[2], 10, 64)
 	}
 	switch args[0] {
@@ -139,8 +140,62 @@ func helper(args []string) error {
 			return fmt.Errorf("%d of %d %d-byte datagrams echoed", okCount, count, n)
 		}
 		fmt.Printf("ok %d datagrams of %d bytes\n", okCount, n)
+	case "raw-send": // 4|6 FILE: send each length-prefixed packet as it is
+		return rawSend(args[1], args[2])
 	default:
 		return fmt.Errorf("unknown mode %q", args[0])
 	}
+	return nil
+}
+
+// WritePackets stores packets for raw-send: a 2-byte length before each.
+func WritePackets(path string, pkts [][]byte) error {
+	var b bytes.Buffer
+	for _, p := range pkts {
+		b.Write([]byte{byte(len(p) >> 8), byte(len(p))})
+		b.Write(p)
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// rawSend sends whole IP packets, headers included, through a raw socket
+// (IPPROTO_RAW implies header-included for both families on Linux).
+func rawSend(family, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	af := syscall.AF_INET
+	if family == "6" {
+		af = syscall.AF_INET6
+	}
+	fd, err := syscall.Socket(af, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	sent := 0
+	for len(data) >= 2 {
+		n := int(data[0])<<8 | int(data[1])
+		if len(data) < 2+n {
+			break
+		}
+		p := data[2 : 2+n]
+		data = data[2+n:]
+		var sa syscall.Sockaddr
+		if af == syscall.AF_INET {
+			s4 := &syscall.SockaddrInet4{}
+			copy(s4.Addr[:], p[16:20])
+			sa = s4
+		} else {
+			s6 := &syscall.SockaddrInet6{}
+			copy(s6.Addr[:], p[24:40])
+			sa = s6
+		}
+		if syscall.Sendto(fd, p, 0, sa) == nil {
+			sent++
+		}
+	}
+	fmt.Printf("sent %d\n", sent)
 	return nil
 }
