@@ -1,8 +1,6 @@
 package siit
 
 import (
-	"encoding/binary"
-
 	"github.com/gluon-464xlat/gluon-464xlat/header"
 )
 
@@ -169,54 +167,6 @@ func (v *hdr6) write(b []byte, n int) int {
 	copy(h.Src(), v.src[:])
 	copy(h.Dst(), v.dst[:])
 	return hl
-}
-
-// fixTransport4to6 updates the TCP/UDP checksum for the new pseudo-header
-// (RFC 7915 section 4.5), computing a missing IPv4 UDP checksum.
-func (t *Translator) fixTransport4to6(k *compiled, pkt []byte, ihl int, v *hdr6, partial, isFrag bool) Reason {
-	maxMSS := k.cfg.MaxMSS
-	l4 := pkt[ihl:]
-	off := header.TCPChecksumOffset
-	if v.proto == header.ProtoUDP {
-		off = header.UDPChecksumOffset
-	}
-	if len(l4) < off+2 {
-		return DropTruncated
-	}
-	if isFrag {
-		maxMSS = 0 // a SYN is never fragmented in practice; leave fragments alone
-	}
-	h := header.IPv4(pkt)
-	oldSum := header.Sum(h.Dst(), header.Sum(h.Src(), 0))
-	newSum := header.Sum(v.dst[:], header.Sum(v.src[:], 0))
-	if v.proto == header.ProtoTCP && maxMSS > 0 {
-		if o, n := clampMSS(l4, maxMSS); !partial {
-			// A partial checksum covers no data yet: only full ones change.
-			oldSum, newSum = oldSum+o, newSum+n
-		}
-	}
-	field := binary.BigEndian.Uint16(l4[off:])
-	switch {
-	case partial:
-		field = header.UpdatePartial(field, oldSum, newSum)
-	case v.proto == header.ProtoUDP && field == 0:
-		// Section 4.5: a zero IPv4 UDP checksum is computed here when the
-		// whole datagram is present, else (fragments, or policy) dropped.
-		if isFrag || k.cfg.DropZeroUDPChecksum {
-			return DropUDPZeroChecksum
-		}
-		field = header.Checksum(l4, header.PseudoSum(v.src[:], v.dst[:], header.ProtoUDP, len(l4)))
-		if field == 0 {
-			field = 0xffff
-		}
-	default:
-		field = header.UpdateChecksum(field, oldSum, newSum)
-		if v.proto == header.ProtoUDP && field == 0 {
-			field = 0xffff
-		}
-	}
-	binary.BigEndian.PutUint16(l4[off:], field)
-	return OK
 }
 
 // hasSourceRoute reports an LSRR (131) or SSRR (137) option with route data

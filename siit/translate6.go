@@ -1,8 +1,6 @@
 package siit
 
 import (
-	"encoding/binary"
-
 	"github.com/gluon-464xlat/gluon-464xlat/header"
 )
 
@@ -146,7 +144,9 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 		return DropWrongICMPFamily
 	case header.ProtoTCP, header.ProtoUDP:
 		if !e.frag || e.fragOff == 0 {
-			if r := fixTransport6to4(pkt, e.l4, &v, in.Offload.NeedsCsum, k.cfg.MaxMSS); r != OK {
+			// RFC 7915 section 5.5; a zero UDP checksum (invalid in IPv6) stays
+			// zero, which IPv4 reads as "none".
+			if _, r := fixTransport(pkt[e.l4:], v.proto, h.Src(), h.Dst(), v.src[:], v.dst[:], in.Offload.NeedsCsum, k.cfg.MaxMSS); r != OK {
 				return r
 			}
 		}
@@ -196,79 +196,4 @@ func (v *hdr4) write(b []byte, n int) {
 	copy(h.Src(), v.src[:])
 	copy(h.Dst(), v.dst[:])
 	h.SetChecksum()
-}
-
-// fixTransport6to4 updates the TCP/UDP checksum for the new pseudo-header
-// (RFC 7915 section 5.5).
-func fixTransport6to4(pkt []byte, l4off int, v *hdr4, partial bool, maxMSS int) Reason {
-	l4 := pkt[l4off:]
-	off := header.TCPChecksumOffset
-	if v.proto == header.ProtoUDP {
-		off = header.UDPChecksumOffset
-	}
-	if len(l4) < off+2 {
-		return DropTruncated
-	}
-	h := header.IPv6(pkt)
-	oldSum := header.Sum(h.Dst(), header.Sum(h.Src(), 0))
-	newSum := header.Sum(v.dst[:], header.Sum(v.src[:], 0))
-	if v.proto == header.ProtoTCP && maxMSS > 0 {
-		if o, n := clampMSS(l4, maxMSS); !partial {
-			// A partial checksum covers no data yet: only full ones change.
-			oldSum, newSum = oldSum+o, newSum+n
-		}
-	}
-	field := binary.BigEndian.Uint16(l4[off:])
-	switch {
-	case partial:
-		field = header.UpdatePartial(field, oldSum, newSum)
-	case v.proto == header.ProtoUDP && field == 0:
-		// Not valid in IPv6 (RFC 8200 section 8.1); IPv4 reads zero as "none".
-	default:
-		field = header.UpdateChecksum(field, oldSum, newSum)
-		if v.proto == header.ProtoUDP && field == 0 {
-			field = 0xffff
-		}
-	}
-	binary.BigEndian.PutUint16(l4[off:], field)
-	return OK
-}
-
-// clampMSS lowers the MSS option of a TCP SYN to max and returns the sums of
-// the old and new 16-bit word for the caller's checksum update.
-func clampMSS(tcp []byte, max int) (oldSum, newSum uint64) {
-	if len(tcp) < header.TCPMinLen || tcp[13]&0x02 == 0 {
-		return 0, 0
-	}
-	doff := int(tcp[12]>>4) * 4
-	if doff < header.TCPMinLen || doff > len(tcp) {
-		return 0, 0
-	}
-	for i := header.TCPMinLen; i < doff; {
-		switch tcp[i] {
-		case 0:
-			return 0, 0
-		case 1:
-			i++
-			continue
-		}
-		if i+1 >= doff || tcp[i+1] < 2 {
-			return 0, 0
-		}
-		l := int(tcp[i+1])
-		if tcp[i] == 2 && l == 4 && i+4 <= doff {
-			old := binary.BigEndian.Uint16(tcp[i+2:])
-			if int(old) <= max {
-				return 0, 0
-			}
-			binary.BigEndian.PutUint16(tcp[i+2:], uint16(max))
-			o, n := uint64(old), uint64(max)
-			if (i+2)%2 == 1 { // an odd offset sums byte-swapped
-				o, n = uint64(old>>8|old<<8), uint64(uint16(max)>>8|uint16(max)<<8)
-			}
-			return o, n
-		}
-		i += l
-	}
-	return 0, 0
 }

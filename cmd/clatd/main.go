@@ -105,7 +105,7 @@ func parseFlags(args []string) (*config, error) {
 	if c.queues < 1 || c.queues > 64 {
 		return nil, usageError{fmt.Errorf("-queues %d: must be 1..64", c.queues)}
 	}
-	if c.table < 1 || c.table > 0xfffffff0 || c.table == 253 || c.table == 254 || c.table == 255 {
+	if c.table < 1 || int64(c.table) > 0xfffffff0 || c.table == 253 || c.table == 254 || c.table == 255 {
 		return nil, usageError{fmt.Errorf("-table %d: not a free routing table", c.table)}
 	}
 	var lvl slog.Level
