@@ -314,3 +314,22 @@ func TestRFC7915Section4_2FragmentedICMPDropped(t *testing.T) {
 		t.Fatalf("%v", r)
 	}
 }
+
+// RFC 7915 section 4 (and 4.1 "Fragment Header"): a DF packet too big for
+// the IPv6 next hop is refused with Fragmentation Needed, MTU = MTU6 - 20.
+func TestRFC7915Section4DFTooBigForIPv6NextHop(t *testing.T) {
+	c := testConfig(t)
+	c.MTU6 = 1400
+	tr, _ := New(c)
+	pkt := build(t, ip4(layers.IPProtocolUDP, client4, server4), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(1400-28))
+	res, r := run(t, tr, pkt, Offload{})
+	if r != DropTooBig || len(res) != 1 {
+		t.Fatalf("%v %d", r, len(res))
+	}
+	checkPacket(t, res[0])
+	if res[0][20] != 3 || res[0][21] != 4 || binary.BigEndian.Uint16(res[0][26:]) != 1380 {
+		t.Fatalf("want Fragmentation Needed MTU 1380, got % x", res[0][20:28])
+	}
+	// One byte less fits: 1380 bytes of IPv4 are 1400 of IPv6.
+	one(t, tr, build(t, ip4(layers.IPProtocolUDP, client4, server4), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(1380-28)))
+}

@@ -112,7 +112,7 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 		}
 		if h.DF() && k.cfg.MTU6 > 0 && size+fragLen(isFrag) > k.cfg.MTU6 {
 			// Section 4: DF set and too big for the IPv6 next hop.
-			t.originate4(k, pkt, 3, 4, uint32(max(k.cfg.MTU6-28, header.IPv4MinMTU)), out)
+			t.originate4(k, pkt, 3, 4, uint32(max(k.cfg.MTU6-(header.IPv6Len-header.IPv4MinLen), header.IPv4MinMTU)), out)
 			return DropTooBig
 		}
 	}
