@@ -38,6 +38,7 @@ type config struct {
 	logLevel  string
 	lowMTU6   int
 	mssClamp  bool
+	pinCPUs   bool
 }
 
 // usageError is a bad flag or value: one line on stderr, exit status 2.
@@ -60,6 +61,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&c.mssClamp, "mss-clamp", true, "clamp TCP MSS in SYNs to what fits -mtu")
 	fs.IntVar(&c.queues, "queues", runtime.NumCPU(), "TUN queues (one translating goroutine each)")
 	fs.StringVar(&c.socket, "socket", "/var/run/clatd.sock", "control socket path")
+	fs.BoolVar(&c.pinCPUs, "pin-cpus", runtime.NumCPU() > 1, "pin each queue's thread to one CPU")
 	fs.BoolVar(&c.noOffload, "no-offload", false, "disable TUN offload (GSO/checksum)")
 	fs.BoolVar(&c.noRoutes, "no-routes", false, "do not install routes and rules (an init script does)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
