@@ -33,6 +33,8 @@ cross:
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+	shellcheck -s sh files/etc/init.d/*
+	shellcheck -S warning -x lab/*.sh .ci/run
 
 test: lint test-unit test-fuzz test-e2e
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the lab scripts: a client, a node (the CLAT), and an IPv6 side
 # whose server owns PLAT::198.51.100.1. Source it after setting P (a unique
 # namespace prefix).
