@@ -43,6 +43,11 @@ type Config struct {
 	// to this value (the classic tunnel MSS clamp), so clients behind a
 	// smaller IPv6 path MTU do not depend on ICMP getting through.
 	MaxMSS int
+	// Deny4 lists IPv4 destinations a PLAT must not reach for the mesh
+	// (RFC 1918 and other special-purpose space): IPv6 packets towards them
+	// are refused with ICMPv6 Destination Unreachable, administratively
+	// prohibited (type 1 code 1), and counted. Checked 6->4 only.
+	Deny4 []netip.Prefix
 	// NoDecrementTTL skips the router-style TTL / hop limit decrement
 	// (section 4.1 "Hop Limit", 5.1 "TTL"); the kernel already decrements
 	// once when it forwards into the TUN, so this is for tests and special setups.
@@ -63,6 +68,20 @@ type compiled struct {
 	addr6    [16]byte
 	pool6791 [4]byte
 	lowMTU6  int
+	deny4    []mask4
+}
+
+// mask4 is an IPv4 prefix as address and mask, for a compare per entry.
+type mask4 struct{ addr, mask uint32 }
+
+func (k *compiled) denied4(a []byte) bool {
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	for _, m := range k.deny4 {
+		if v&m.mask == m.addr {
+			return true
+		}
+	}
+	return false
 }
 
 func compile(c Config) (*compiled, error) {
@@ -93,6 +112,17 @@ func compile(c Config) (*compiled, error) {
 	}
 	for _, e := range c.EAMs {
 		k.eams = append(k.eams, e.entry())
+	}
+	for _, p := range c.Deny4 {
+		if !p.Addr().Is4() {
+			return nil, fmt.Errorf("siit: deny4 %s is not an IPv4 prefix", p)
+		}
+		a := p.Masked().Addr().As4()
+		m := uint32(0)
+		if p.Bits() > 0 {
+			m = ^uint32(0) << (32 - p.Bits())
+		}
+		k.deny4 = append(k.deny4, mask4{uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]), m})
 	}
 	return k, nil
 }

@@ -84,6 +84,7 @@ const (
 	DropTooBig
 	DropBadInner
 	DropNoHeadroom
+	DropRefusedDst
 	numReasons
 )
 
@@ -106,6 +107,7 @@ var reasonNames = [numReasons]string{
 	DropTooBig:            "too_big",
 	DropBadInner:          "bad_inner_packet",
 	DropNoHeadroom:        "no_headroom",
+	DropRefusedDst:        "refused_destination",
 }
 
 func (r Reason) String() string {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math/rand"
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -192,4 +193,23 @@ func TestMSSClampBothDirections(t *testing.T) {
 	if mss := binary.BigEndian.Uint16(out[40+22:]); mss != 1024 {
 		t.Errorf("small MSS changed to %d", mss)
 	}
+}
+
+// A PLAT's destination gate: denied IPv4 destinations get ICMPv6
+// Destination Unreachable, administratively prohibited (RFC 4443 3.1 code 1).
+func TestDeny4RefusesWithAdminProhibited(t *testing.T) {
+	c := testConfig(t)
+	c.Deny4 = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/25")}
+	tr, _ := New(c)
+	res, r := run(t, tr, build(t, ip6(layers.IPProtocolUDP, client6, server6), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(10)), Offload{})
+	if r != DropRefusedDst || len(res) != 1 || res[0][40] != 1 || res[0][41] != 1 {
+		t.Fatalf("%v %d", r, len(res))
+	}
+	checkPacket(t, res[0])
+	if !net.IP(header.IPv6(res[0]).Dst()).Equal(client6) {
+		t.Fatal("error not sent to the source")
+	}
+	// Outside the denied prefix: translated.
+	other := net.ParseIP("fddd:1337:1338:1234:5678:9abc:c633:6481") // 198.51.100.129
+	one(t, tr, build(t, ip6(layers.IPProtocolUDP, client6, other), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(10)))
 }

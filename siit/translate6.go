@@ -110,6 +110,10 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 	if !k.map6to4(v.dst[:], h.Dst()) {
 		return DropUntranslatableDst
 	}
+	if len(k.deny4) > 0 && k.denied4(v.dst[:]) {
+		t.originate6(k, pkt, 1, 1, 0, out) // administratively prohibited
+		return DropRefusedDst
+	}
 	isICMPErr := e.proto == header.ProtoICMPv6 && !e.frag && e.l4 < len(pkt) && pkt[e.l4] < 128
 	if !k.map6to4(v.src[:], h.Src()) {
 		if !isICMPErr {

@@ -18,25 +18,12 @@ type routes struct {
 	rts   []*netlink.Route
 }
 
-// setupLink brings the TUN up and installs: the CLAT /96 towards the TUN in
-// the main table (so babeld can redistribute it), and an IPv4 default route
-// in its own table for client traffic, selected by an ip rule. Leftovers of
-// a previous run (rules survive a crash; routes die with the device) are
-// removed first, so a restart never duplicates them.
-func setupLink(c *config) (*routes, error) {
-	link, err := netlink.LinkByName(c.dev)
-	if err != nil {
-		return nil, err
-	}
-	// No link-local address: nothing IPv6 of the kernel's own (MLD, RS) is
-	// sent into the translator.
-	os.WriteFile("/proc/sys/net/ipv6/conf/"+c.dev+"/addr_gen_mode", []byte("1"), 0)
-	if err := netlink.LinkSetMTU(link, c.mtu); err != nil {
-		return nil, fmt.Errorf("set MTU: %w", err)
-	}
-	if err := netlink.LinkSetUp(link); err != nil {
-		return nil, err
-	}
+// setupRoutes installs: the CLAT /96 towards the TUN in the main table (so
+// babeld can redistribute it), and an IPv4 default route in its own table
+// for client traffic, selected by an ip rule. Leftovers of a previous run
+// (rules survive a crash; routes die with the device) are removed first, so a
+// restart never duplicates them.
+func setupRoutes(c *config, link netlink.Link) (*routes, error) {
 	r := &routes{link: link}
 	if c.noRoutes {
 		return r, nil
