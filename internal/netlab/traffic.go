@@ -3,6 +3,7 @@ package netlab
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -51,10 +52,14 @@ func helper(args []string) error {
 		n, _ = strconv.ParseInt(args[2], 10, 64)
 	}
 	switch args[0] {
-	case "tcp-serve": // send n pattern bytes to each client, one at a time
+	case "tcp-serve": // send n pattern bytes to each client, one at a time; [RATE bytes/s]
 		ln, err := net.Listen("tcp", args[1])
 		if err != nil {
 			return err
+		}
+		rate := int64(0)
+		if len(args) > 3 {
+			rate, _ = strconv.ParseInt(args[3], 10, 64)
 		}
 		fmt.Println("listening")
 		for {
@@ -64,11 +69,18 @@ func helper(args []string) error {
 			}
 			w := bufio.NewWriterSize(c, 256<<10)
 			buf := make([]byte, 64<<10)
+			if rate > 0 {
+				buf = buf[:max(rate/50, 1)] // a chunk every 20 ms
+			}
 			for off := int64(0); off < n; off += int64(len(buf)) {
 				k := min(int64(len(buf)), n-off)
 				fill(buf[:k], off)
 				if _, err := w.Write(buf[:k]); err != nil {
 					break
+				}
+				if rate > 0 {
+					w.Flush()
+					time.Sleep(20 * time.Millisecond)
 				}
 			}
 			w.Flush()
@@ -140,6 +152,21 @@ func helper(args []string) error {
 			return fmt.Errorf("%d of %d %d-byte datagrams echoed", okCount, count, n)
 		}
 		fmt.Printf("ok %d datagrams of %d bytes\n", okCount, n)
+	case "udp-refused": // ADDR: a datagram must come back as ICMP port unreachable
+		c, err := net.Dial("udp", args[1])
+		if err != nil {
+			return err
+		}
+		buf := make([]byte, 1500)
+		for i := 0; i < 5; i++ {
+			c.Write([]byte("anyone there?"))
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := c.Read(buf); err != nil && errors.Is(err, syscall.ECONNREFUSED) {
+				fmt.Println("refused")
+				return nil
+			}
+		}
+		return fmt.Errorf("no port unreachable came back")
 	case "raw-send": // 4|6 FILE: send each length-prefixed packet as it is
 		return rawSend(args[1], args[2])
 	default:

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/xlatd"
+)
+
+type daemon struct {
+	c       *config
+	eng     *xlatd.Engine
+	nat     *nftNAT
+	ctl     *ctlsock.Server
+	started time.Time
+	wan     atomic.Pointer[netip.Addr] // the uplink address sessions are NATed to
+	done    chan struct{}              // stops followWAN
+}
+
+// mgmtAddr is PLAT::192.0.0.1, where the exit answers ICMPv6 echo (prefixd's
+// probes) and l3roamd listens (DESIGN.md section 2).
+func (c *config) mgmtAddr() netip.Addr { return c.addr6(netip.MustParseAddr("192.0.0.1")) }
+
+func start(c *config) (*daemon, error) {
+	d := &daemon{c: c, started: time.Now(), nat: &nftNAT{}, done: make(chan struct{})}
+	for _, f := range []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"} {
+		if b, err := os.ReadFile(f); err == nil && len(b) > 0 && b[0] == '0' {
+			slog.Warn("forwarding is off; the PLAT will not pass traffic", "sysctl", f)
+		}
+	}
+	o := xlatd.Options{Dev: c.dev, Queues: c.queues, MTU: c.mtu, Offload: !c.noOffload, PinCPUs: c.pinCPUs}
+	var err error
+	if d.eng, err = xlatd.Start(o, c.translatorConfig()); err != nil {
+		return nil, err
+	}
+	if err = d.setupRoutes(); err == nil {
+		wan := wanAddr(c.wanDev)
+		d.wan.Store(&wan)
+		if !wan.IsValid() {
+			slog.Warn("the WAN has no IPv4 address yet; IPv4 waits for one", "wan", c.wanDev)
+		}
+		err = d.nat.install(c, wan)
+	}
+	if err == nil {
+		d.ctl, err = ctlsock.Listen(c.socket, d.commands())
+	}
+	if err != nil {
+		d.stop()
+		return nil, err
+	}
+	go d.followWAN(d.done)
+	return d, nil
+}
+
+// setupRoutes: the PLAT prefix into the TUN (babeld redistributes it), the
+// NAT address's replies into the TUN, the management address on the TUN.
+// They live and die with the device; replacing them makes a restart idempotent.
+func (d *daemon) setupRoutes() error {
+	idx := d.eng.Link.Attrs().Index
+	for _, p := range []netip.Prefix{d.c.plat.Prefix(), netip.PrefixFrom(d.c.natAddr4, 32)} {
+		rt := &netlink.Route{LinkIndex: idx, Dst: ipNet(p), Protocol: unix.RTPROT_STATIC}
+		if err := netlink.RouteReplace(rt); err != nil {
+			return fmt.Errorf("route %s: %w", p, err)
+		}
+	}
+	a := &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(d.c.mgmtAddr(), 128)), Flags: unix.IFA_F_NODAD}
+	if err := netlink.AddrReplace(d.eng.Link, a); err != nil {
+		return fmt.Errorf("management address %s: %w", d.c.mgmtAddr(), err)
+	}
+	return nil
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// stop removes the nftables table and the TUN (with its routes and address).
+// Sessions stay in conntrack: a restarted platd picks them up unchanged.
+func (d *daemon) stop() error {
+	if d.ctl != nil {
+		d.ctl.Close()
+	}
+	close(d.done)
+	var errs []error
+	if d.nat.table != nil {
+		if err := d.nat.remove(); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, d.eng.Close())
+	return errors.Join(errs...)
+}
+
+type status struct {
+	Version    string            `json:"version"`
+	Dev        string            `json:"dev"`
+	PLATPrefix string            `json:"plat_prefix"`
+	CLATRange  string            `json:"clat_range"`
+	Mgmt       string            `json:"mgmt_address"`
+	WAN        string            `json:"wan_dev"`
+	WANAddr    string            `json:"wan_address"`
+	PortRange  string            `json:"port_range"`
+	UptimeSec  int64             `json:"uptime_s"`
+	Counters   xlatd.Counters    `json:"counters"`
+	Refused    map[string]uint64 `json:"refused"`
+	Sessions   sessionSummary    `json:"sessions"`
+}
+
+func (d *daemon) status() status {
+	s := status{
+		Version: version, Dev: d.c.dev, PLATPrefix: d.c.plat.String(), CLATRange: d.c.clatRange.String(),
+		Mgmt: d.c.mgmtAddr().String(), WAN: d.c.wanDev, WANAddr: d.wan.Load().String(), PortRange: fmt.Sprintf("%d-%d", d.c.portMin, d.c.portMax),
+		UptimeSec: int64(time.Since(d.started).Seconds()), Counters: d.eng.Counters(), Refused: d.nat.counters(),
+	}
+	s.Refused["destination"] = s.Counters.Drops["refused_destination"]
+	s.Sessions = d.summary()
+	return s
+}
+
+func (d *daemon) commands() map[string]ctlsock.Handler {
+	return map[string]ctlsock.Handler{
+		"status": func([]string) (any, error) { return d.status(), nil },
+		"sessions": func(args []string) (any, error) {
+			clat, err := optAddr(args)
+			if err != nil {
+				return nil, err
+			}
+			return d.sessions(clat)
+		},
+		"flush": func(args []string) (any, error) {
+			clat, err := optAddr(args)
+			if err != nil {
+				return nil, err
+			}
+			n, err := d.flush(clat)
+			if err != nil {
+				return nil, err
+			}
+			return map[string]int{"flushed": n}, nil
+		},
+	}
+}
+
+// optAddr parses an optional CLAT address argument.
+func optAddr(args []string) (netip.Addr, error) {
+	switch len(args) {
+	case 0:
+		return netip.Addr{}, nil
+	case 1:
+		a, err := netip.ParseAddr(args[0])
+		if err != nil || !a.Is6() {
+			return netip.Addr{}, fmt.Errorf("%q is not an IPv6 address", args[0])
+		}
+		return a, nil
+	}
+	return netip.Addr{}, errors.New("usage: sessions|flush [CLAT-ADDRESS]")
+}

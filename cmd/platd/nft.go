@@ -1,0 +1,184 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// platd's own nftables table (family inet), so it coexists with OpenWrt's
+// fw4: its chains run one priority step before fw4's, its NAT binds each new
+// session first (the masquerade with platd's port range wins over fw4's).
+//
+//	table inet platd {
+//	  counter refused_source {}; counter refused_spoof {}; counter refused_sessions {}
+//	  chain forward { type filter hook forward priority -1
+//	    oifname "plat" meta nfproto ipv6 ct state new ip6 saddr != CLAT_RANGE counter name refused_source reject with icmpx admin-prohibited
+//	    iifname "plat" meta nfproto ipv4 ip saddr != 192.0.0.6 counter name refused_spoof drop
+//	    iifname "plat" meta nfproto ipv4 ct state new ct count over N counter name refused_sessions reject with icmpx admin-prohibited
+//	  }
+//	  chain postrouting { type nat hook postrouting priority 99
+//	    oifname "plat" meta nfproto ipv6 ip6 saddr CLAT_RANGE snat ip6 to PLAT::192.0.0.6
+//	    oifname WAN meta nfproto ipv4 ip saddr 192.0.0.6 snat ip to WAN_ADDRESS:61000-65535
+//	  }
+//	}
+//
+// SNAT to the WAN address rather than "masquerade to :ports": google/nftables
+// v0.3.0 sends a masquerade's port registers without NF_NAT_RANGE_PROTO_SPECIFIED,
+// and the kernel then ignores the range. platd follows the WAN address
+// itself (wan.go) and reinstalls the table when it changes.
+type nftNAT struct {
+	table *nftables.Table
+}
+
+var nftCounters = []string{"refused_source", "refused_spoof", "refused_sessions"}
+
+func ifname(n string) []byte {
+	b := make([]byte, 16)
+	copy(b, n)
+	return b
+}
+
+func metaIs(key expr.MetaKey, data []byte) []expr.Any {
+	return []expr.Any{&expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data}}
+}
+
+func ctStateNew() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW), Xor: binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+	}
+}
+
+// addrMatch compares the source address (offset 12 in IPv4, 8 in IPv6)
+// against prefix p.
+func srcMatch(p netip.Prefix, op expr.CmpOp) []expr.Any {
+	off, n := uint32(12), uint32(4)
+	if p.Addr().Is6() {
+		off, n = 8, 16
+	}
+	mask := make([]byte, n)
+	for i := 0; i < p.Bits(); i++ {
+		mask[i/8] |= 0x80 >> (i % 8)
+	}
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: n, Mask: mask, Xor: make([]byte, n)},
+		&expr.Cmp{Op: op, Register: 1, Data: p.Masked().Addr().AsSlice()},
+	}
+}
+
+func counter(name string) expr.Any { return &expr.Objref{Type: 1, Name: name} } // NFT_OBJECT_COUNTER
+
+func rejectAdmin() expr.Any {
+	return &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}
+}
+
+func join(parts ...[]expr.Any) []expr.Any {
+	var r []expr.Any
+	for _, p := range parts {
+		r = append(r, p...)
+	}
+	return r
+}
+
+// install replaces platd's table (a crashed run's leftovers included) in one
+// netlink transaction. Without a WAN address yet, IPv4 is not NATed (and so
+// not forwarded: the anti-spoof rule keeps 192.0.0.6 from leaking).
+func (n *nftNAT) install(c *config, wan netip.Addr) error {
+	cc, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	n.table = &nftables.Table{Family: nftables.TableFamilyINet, Name: c.table}
+	n.remove() // leftovers of a crashed run; absent is fine
+	t := cc.AddTable(n.table)
+	for _, name := range nftCounters {
+		cc.AddObj(&nftables.CounterObj{Table: t, Name: name})
+	}
+	accept := nftables.ChainPolicyAccept
+	fwd := cc.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(-1), Policy: &accept})
+	nat := cc.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(99)})
+	v4 := []byte{unix.NFPROTO_IPV4}
+	v6 := []byte{unix.NFPROTO_IPV6}
+	nat4 := netip.PrefixFrom(c.natAddr4, 32)
+	natAddr6 := c.addr6(c.natAddr4).As16()
+
+	// The gate: only the mesh's CLATs open sessions (errors and replies
+	// belonging to a session pass, e.g. Packet Too Big from a mesh router).
+	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
+		metaIs(expr.MetaKeyOIFNAME, ifname(c.dev)), metaIs(expr.MetaKeyNFPROTO, v6), ctStateNew(),
+		srcMatch(c.clatRange, expr.CmpOpNeq), []expr.Any{counter("refused_source"), rejectAdmin()})})
+	// Nothing but the NAT address leaves the TUN towards IPv4.
+	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
+		metaIs(expr.MetaKeyIIFNAME, ifname(c.dev)), metaIs(expr.MetaKeyNFPROTO, v4),
+		srcMatch(nat4, expr.CmpOpNeq), []expr.Any{counter("refused_spoof"), &expr.Verdict{Kind: expr.VerdictDrop}})})
+	if c.maxSessions > 0 {
+		cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
+			metaIs(expr.MetaKeyIIFNAME, ifname(c.dev)), metaIs(expr.MetaKeyNFPROTO, v4), ctStateNew(),
+			[]expr.Any{&expr.Connlimit{Count: c.maxSessions, Flags: nftConnlimitInv},
+				counter("refused_sessions"), rejectAdmin()})})
+	}
+	// NAT66: every CLAT source becomes PLAT::192.0.0.6.
+	cc.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: join(
+		metaIs(expr.MetaKeyOIFNAME, ifname(c.dev)), metaIs(expr.MetaKeyNFPROTO, v6),
+		srcMatch(c.clatRange, expr.CmpOpEq),
+		[]expr.Any{&expr.Immediate{Register: 1, Data: natAddr6[:]},
+			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV6, RegAddrMin: 1, RegAddrMax: 1}})})
+	// IPv4 SNAT to the uplink in platd's port range.
+	if wan.IsValid() {
+		cc.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: join(
+			metaIs(expr.MetaKeyOIFNAME, ifname(c.wanDev)), metaIs(expr.MetaKeyNFPROTO, v4),
+			srcMatch(nat4, expr.CmpOpEq),
+			[]expr.Any{&expr.Immediate{Register: 1, Data: wan.AsSlice()},
+				&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(c.portMin)},
+				&expr.Immediate{Register: 3, Data: binaryutil.BigEndian.PutUint16(c.portMax)},
+				&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1,
+					RegProtoMin: 2, RegProtoMax: 3, Specified: true}})})
+	}
+	if err := cc.Flush(); err != nil {
+		return fmt.Errorf("nftables table %s: %w", c.table, err)
+	}
+	return nil
+}
+
+// remove deletes platd's table (its NAT bindings live on in conntrack).
+func (n *nftNAT) remove() error {
+	cc, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	cc.DelTable(n.table)
+	return cc.Flush()
+}
+
+// counters reads the named counters (packets).
+func (n *nftNAT) counters() map[string]uint64 {
+	res := map[string]uint64{}
+	cc, err := nftables.New()
+	if err != nil {
+		return res
+	}
+	objs, err := cc.GetObjects(n.table)
+	if err != nil {
+		return res
+	}
+	for _, o := range objs {
+		if c, ok := o.(*nftables.CounterObj); ok {
+			res[c.Name] = c.Packets
+		}
+	}
+	return res
+}
+
+// nftConnlimitInv is NFT_CONNLIMIT_F_INV ("ct count over N" rather than
+// "not over"), from linux/netfilter/nf_tables.h; x/sys/unix lacks it.
+const nftConnlimitInv = 1

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"net/netip"
+
+	"github.com/ti-mo/conntrack"
+)
+
+// A NAT64 session is two conntrack entries: the IPv6 one (CLAT address ->
+// PLAT::w.x.y.z, NAT66 to PLAT::192.0.0.6) and the IPv4 one (192.0.0.6 ->
+// w.x.y.z, masqueraded). They are joined by the NAT66 source port.
+
+type session struct {
+	CLAT     string `json:"clat"`
+	Proto    uint8  `json:"proto"`
+	SrcPort  uint16 `json:"sport"`
+	Dst      string `json:"dst"`
+	DstPort  uint16 `json:"dport"`
+	WANPort  uint16 `json:"wan_port,omitempty"`
+	TimeoutS uint32 `json:"timeout_s"`
+}
+
+type sessionSummary struct {
+	Total      int            `json:"total"`
+	PerCLAT    map[string]int `json:"per_clat"`
+	IPv4       int            `json:"ipv4_entries"`
+	PortsInUse int            `json:"ports_in_use"`
+	PortsTotal int            `json:"ports_total"`
+}
+
+// dump returns the IPv6 sessions (optionally of one CLAT address) and the
+// IPv4 entries of the NAT address, keyed by protocol and NAT66 source port.
+func (d *daemon) dump() (v6 []conntrack.Flow, v4 map[[2]uint16]conntrack.Flow, err error) {
+	c, err := conntrack.Dial(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer c.Close()
+	flows, err := c.Dump(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	v4 = map[[2]uint16]conntrack.Flow{}
+	plat := d.c.plat.Prefix()
+	for _, f := range flows {
+		o := f.TupleOrig
+		switch {
+		case o.IP.SourceAddress.Is6() && d.c.clatRange.Contains(o.IP.SourceAddress) && plat.Contains(o.IP.DestinationAddress):
+			v6 = append(v6, f)
+		case o.IP.SourceAddress == d.c.natAddr4:
+			v4[[2]uint16{uint16(o.Proto.Protocol), o.Proto.SourcePort}] = f
+		}
+	}
+	return v6, v4, nil
+}
+
+func (d *daemon) sessions(clat netip.Addr) ([]session, error) {
+	v6, v4, err := d.dump()
+	if err != nil {
+		return nil, err
+	}
+	res := []session{}
+	for _, f := range v6 {
+		o := f.TupleOrig
+		if clat.IsValid() && o.IP.SourceAddress != clat {
+			continue
+		}
+		s := session{CLAT: o.IP.SourceAddress.String(), Proto: o.Proto.Protocol, SrcPort: o.Proto.SourcePort,
+			DstPort: o.Proto.DestinationPort, TimeoutS: f.Timeout}
+		var w [4]byte
+		b := o.IP.DestinationAddress.As16()
+		if d.c.plat.Extract(w[:], b[:]) {
+			s.Dst = netip.AddrFrom4(w).String()
+		}
+		proto := uint16(o.Proto.Protocol)
+		if proto == 58 {
+			proto = 1
+		}
+		if f4, ok := v4[[2]uint16{proto, f.TupleReply.Proto.DestinationPort}]; ok {
+			s.WANPort = f4.TupleReply.Proto.DestinationPort
+		}
+		res = append(res, s)
+	}
+	return res, nil
+}
+
+func (d *daemon) summary() sessionSummary {
+	s := sessionSummary{PerCLAT: map[string]int{}, PortsTotal: int(d.c.portMax-d.c.portMin) + 1}
+	v6, v4, err := d.dump()
+	if err != nil {
+		return s
+	}
+	s.Total, s.IPv4 = len(v6), len(v4)
+	ports := map[uint16]bool{}
+	for _, f := range v6 {
+		s.PerCLAT[f.TupleOrig.IP.SourceAddress.String()]++
+	}
+	for _, f := range v4 {
+		if p := f.TupleReply.Proto.DestinationPort; p >= d.c.portMin && p <= d.c.portMax {
+			ports[p] = true
+		}
+	}
+	s.PortsInUse = len(ports)
+	return s
+}
+
+// flush deletes the sessions of one CLAT address (or all): both entries.
+func (d *daemon) flush(clat netip.Addr) (int, error) {
+	v6, v4, err := d.dump()
+	if err != nil {
+		return 0, err
+	}
+	c, err := conntrack.Dial(nil)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	n := 0
+	for _, f := range v6 {
+		if clat.IsValid() && f.TupleOrig.IP.SourceAddress != clat {
+			continue
+		}
+		proto := uint16(f.TupleOrig.Proto.Protocol)
+		if proto == 58 {
+			proto = 1
+		}
+		if f4, ok := v4[[2]uint16{proto, f.TupleReply.Proto.DestinationPort}]; ok {
+			c.Delete(f4)
+		}
+		if c.Delete(f) == nil {
+			n++
+		}
+	}
+	return n, nil
+}

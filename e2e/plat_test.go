@@ -1,0 +1,262 @@
+package e2e
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
+)
+
+const (
+	clatRange = "fddd:1337:1337::/48"
+	nodeOwn6  = "fddd:1337:1337:ffff::1"                  // a CLAT-range address of the node itself
+	platMgmt  = "fddd:1337:1338:1234:5678:9abc:c000:1"    // PLAT::192.0.0.1
+	router4   = "fddd:1337:1338:1234:5678:9abc:cb00:7101" // PLAT::203.0.113.1
+)
+
+// platLab: client -- node (clatd) -- exit (platd) -- r4 (IPv4 router) -- inet.
+// The node also has an address of its own in clat_range, to test the PLAT
+// with IPv6 directly.
+type platLab struct {
+	*clatLab
+	exit, r4, inet string
+	platd          *netlab.Proc
+	psock          string
+	pargs          []string
+}
+
+func newPlatLab(t *testing.T, extra ...string) *platLab {
+	l := &platLab{clatLab: &clatLab{Lab: netlab.New(t)}}
+	l.client, l.node, l.exit, l.r4, l.inet = l.NS("c"), l.NS("n"), l.NS("x"), l.NS("r"), l.NS("i")
+	l.Link(l.client, "c0", l.node, "n0")
+	l.Link(l.node, "n1", l.exit, "x0")
+	l.Link(l.exit, "wan0", l.r4, "r0")
+	l.Link(l.r4, "r1", l.inet, "i0")
+	for _, ns := range []string{l.node, l.exit, l.r4} {
+		l.Forwarding(ns)
+	}
+	l.Must(l.client, "ip", "addr", "add", "10.130.0.10/16", "dev", "c0")
+	l.Must(l.client, "ip", "route", "add", "default", "via", "10.130.0.1")
+	l.Must(l.node, "ip", "addr", "add", "10.130.0.1/16", "dev", "n0")
+	l.Must(l.node, "ip", "addr", "add", "fd00:1::1/64", "dev", "n1")
+	l.Must(l.node, "ip", "addr", "add", nodeOwn6+"/128", "dev", "lo")
+	l.Must(l.node, "ip", "route", "add", platPrefix, "via", "fd00:1::2", "src", nodeOwn6)
+	l.Must(l.exit, "ip", "addr", "add", "fd00:1::2/64", "dev", "x0")
+	l.Must(l.exit, "ip", "route", "add", clatRange, "via", "fd00:1::1")
+	l.Must(l.exit, "ip", "addr", "add", "203.0.113.2/24", "dev", "wan0")
+	l.Must(l.exit, "ip", "route", "add", "default", "via", "203.0.113.1")
+	l.Must(l.r4, "ip", "addr", "add", "203.0.113.1/24", "dev", "r0")
+	l.Must(l.r4, "ip", "addr", "add", "198.51.100.254/24", "dev", "r1")
+	l.Must(l.inet, "ip", "addr", "add", "198.51.100.1/24", "dev", "i0")
+	l.Must(l.inet, "ip", "route", "add", "default", "via", "198.51.100.254")
+
+	// OpenWrt's fw4 is there on a real exit: its nat chains (and the router's
+	// own masquerading, which platd's port range must not collide with).
+	l.Must(l.exit, "sh", "-c", `nft -f - <<'EOF'
+table inet fw4 {
+	chain srcnat { type nat hook postrouting priority srcnat; oifname "wan0" masquerade; }
+	chain dstnat { type nat hook prerouting priority dstnat; }
+}
+EOF`)
+	l.psock = filepath.Join(l.Dir, "platd.sock")
+	l.pargs = append([]string{bin("platd"), "-plat-prefix", platPrefix, "-clat-range", clatRange, "-wan-dev", "wan0",
+		"-allow", "198.51.100.0/24,203.0.113.0/24", "-socket", l.psock, "-log-level", "debug"}, extra...)
+	l.startPlatd(t)
+	l.sock = filepath.Join(l.Dir, "clatd.sock")
+	l.clatd = l.Start(l.node, "clatd", bin("clatd"), "-clat-prefix", clatPrefix, "-plat-prefix", platPrefix,
+		"-client-net", "10.130.0.0/16", "-client-dev", "n0", "-socket", l.sock)
+	if !netlab.WaitFor(5*time.Second, func() bool { _, err := ctlsock.Query(l.sock, "status"); return err == nil }) {
+		t.Fatalf("clatd did not come up:\n%s", l.clatd.Log())
+	}
+	return l
+}
+
+func (l *platLab) startPlatd(t *testing.T) {
+	l.platd = l.Start(l.exit, "platd", l.pargs...)
+	if !netlab.WaitFor(5*time.Second, func() bool { _, err := ctlsock.Query(l.psock, "status"); return err == nil }) {
+		t.Fatalf("platd did not come up:\n%s", l.platd.Log())
+	}
+}
+
+func (l *platLab) pstatus(t *testing.T) map[string]any {
+	t.Helper()
+	out, err := ctlsock.Query(l.psock, "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("status is not JSON: %v: %s", err, out)
+	}
+	return m
+}
+
+func TestPLATEndToEnd(t *testing.T) {
+	l := newPlatLab(t)
+	l.Start(l.inet, "tcp-serve", netlab.Helper("tcp-serve", "0.0.0.0:5001", "20000000")...)
+	l.Start(l.inet, "udp-echo", netlab.Helper("udp-echo", "0.0.0.0:5002")...)
+	time.Sleep(300 * time.Millisecond)
+	serverViaPLAT := serverPLAT // PLAT::198.51.100.1
+
+	t.Run("ping from a CLAT address", func(t *testing.T) {
+		out := l.T(t).Must(l.node, "ping", "-c", "3", "-i", "0.2", "-W", "2", serverViaPLAT)
+		if !strings.Contains(out, " 0% packet loss") {
+			t.Fatal(out)
+		}
+	})
+	t.Run("management address answers echo", func(t *testing.T) {
+		out := l.T(t).Must(l.node, "ping", "-c", "2", "-i", "0.2", "-W", "2", platMgmt)
+		if !strings.Contains(out, " 0% packet loss") {
+			t.Fatal(out)
+		}
+	})
+	t.Run("tcp byte-exact", func(t *testing.T) {
+		out := l.T(t).Must(l.node, netlab.Helper("tcp-fetch", "["+serverViaPLAT+"]:5001", "20000000")...)
+		if !strings.Contains(out, "ok 20000000 bytes") {
+			t.Fatal(out)
+		}
+	})
+	t.Run("udp", func(t *testing.T) {
+		l.T(t).Must(l.node, netlab.Helper("udp-ping", "["+serverViaPLAT+"]:5002", "200", "5")...)
+	})
+	t.Run("ICMPv4 port unreachable comes back as ICMPv6", func(t *testing.T) {
+		l.T(t).Must(l.node, netlab.Helper("udp-refused", "["+serverViaPLAT+"]:9")...)
+	})
+	t.Run("ICMPv4 time exceeded comes back as ICMPv6", func(t *testing.T) {
+		// Hop limit 4: exit's kernel takes one, the translator one, the exit's
+		// IPv4 forwarding one, r4 the last and answers Time Exceeded from 203.0.113.1.
+		out, _ := l.Run(l.node, "ping", "-c", "1", "-W", "2", "-t", "4", serverViaPLAT)
+		if !netlab.Contains(out, router4, "Time exceeded") {
+			t.Fatalf("want Time exceeded from %s:\n%s", router4, out)
+		}
+	})
+	t.Run("ICMPv4 fragmentation needed comes back as Packet Too Big", func(t *testing.T) {
+		l.T(t).Must(l.r4, "ip", "link", "set", "r1", "mtu", "1400")
+		l.T(t).Must(l.inet, "ip", "link", "set", "i0", "mtu", "1400")
+		out, _ := l.Run(l.node, "ping", "-c", "2", "-i", "0.3", "-W", "1", "-M", "do", "-s", "1400", serverViaPLAT)
+		if !netlab.Contains(out, "mtu=1420") && !netlab.Contains(out, "mtu = 1420") {
+			t.Fatalf("want Packet too big mtu=1420 (1400 + 20):\n%s", out)
+		}
+	})
+	t.Run("the whole chain: IPv4 client -> clatd -> platd -> IPv4 server", func(t *testing.T) {
+		out := l.T(t).Must(l.client, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.51.100.1")
+		if !strings.Contains(out, " 0% packet loss") {
+			t.Fatal(out)
+		}
+		out = l.T(t).Must(l.client, netlab.Helper("tcp-fetch", "198.51.100.1:5001", "20000000")...)
+		if !strings.Contains(out, "ok 20000000 bytes") {
+			t.Fatal(out)
+		}
+		l.T(t).Must(l.client, netlab.Helper("udp-ping", "198.51.100.1:5002", "3000", "3")...)
+	})
+	t.Run("source outside clat_range refused with ICMPv6", func(t *testing.T) {
+		out, _ := l.Run(l.node, "ping", "-c", "1", "-W", "2", "-I", "fd00:1::1", serverViaPLAT)
+		if !netlab.Contains(out, "Administratively prohibited") && !netlab.Contains(out, "Destination unreachable") {
+			t.Errorf("want admin prohibited:\n%s", out)
+		}
+		if ref := l.pstatus(t)["refused"].(map[string]any); ref["refused_source"].(float64) < 1 {
+			t.Errorf("not counted: %v", ref)
+		}
+	})
+	t.Run("private destination refused with ICMPv6", func(t *testing.T) {
+		out, _ := l.Run(l.node, "ping", "-c", "1", "-W", "2", "fddd:1337:1338:1234:5678:9abc:a00:1") // 10.0.0.1
+		if !netlab.Contains(out, "Administratively prohibited") && !netlab.Contains(out, "Destination unreachable") {
+			t.Errorf("want admin prohibited:\n%s", out)
+		}
+		if ref := l.pstatus(t)["refused"].(map[string]any); ref["destination"].(float64) < 1 {
+			t.Errorf("not counted: %v", ref)
+		}
+	})
+	t.Run("sessions listed per CLAT address and flushed", func(t *testing.T) {
+		out, err := ctlsock.Query(l.psock, "sessions")
+		if err != nil || !strings.Contains(out, `"clat":"`+nodeOwn6+`"`) {
+			t.Fatalf("sessions: %v %s", err, out)
+		}
+		var list []map[string]any
+		json.Unmarshal([]byte(out), &list)
+		for _, s := range list {
+			if p, ok := s["wan_port"].(float64); ok && (p < 61000 || p > 65535) {
+				t.Errorf("session NATed to WAN port %v, outside platd's 61000-65535: %v", p, s)
+			}
+		}
+		st := l.pstatus(t)["sessions"].(map[string]any)
+		if st["total"].(float64) < 1 || st["ports_in_use"].(float64) < 1 {
+			t.Errorf("summary %v", st)
+		}
+		if reply, _ := ctlsock.Query(l.psock, "flush "+nodeOwn6); !strings.Contains(reply, "flushed") {
+			t.Fatalf("flush: %s", reply)
+		}
+		if out, _ := ctlsock.Query(l.psock, "sessions "+nodeOwn6); out != "[]" {
+			t.Errorf("after flush: %s", out)
+		}
+		if reply, _ := ctlsock.Query(l.psock, "sessions nonsense"); !strings.HasPrefix(reply, "error:") {
+			t.Errorf("bad argument reply %q", reply)
+		}
+	})
+	t.Run("stop leaves no table, route or address", func(t *testing.T) {
+		if err := l.platd.Stop(); err != nil {
+			t.Fatalf("platd exit: %v\n%s", err, l.platd.Log())
+		}
+		if out := l.T(t).Must(l.exit, "nft", "list", "tables"); strings.Contains(out, "platd") {
+			t.Errorf("table left: %s", out)
+		}
+		if out := l.T(t).Must(l.exit, "ip", "-6", "route"); strings.Contains(out, "fddd:1337:1338") {
+			t.Errorf("route left: %s", out)
+		}
+		if out := l.T(t).Must(l.exit, "ip", "route"); strings.Contains(out, "192.0.0.6") {
+			t.Errorf("route left: %s", out)
+		}
+		if out := l.T(t).Must(l.exit, "ip", "addr"); strings.Contains(out, "fddd:1337:1338") || strings.Contains(out, "plat") {
+			t.Errorf("address or device left: %s", out)
+		}
+	})
+}
+
+// Restarting platd mid-transfer: the sessions live in conntrack, so the
+// transfer continues byte-exact once platd is back.
+func TestPLATRestartKeepsSessions(t *testing.T) {
+	l := newPlatLab(t)
+	l.Start(l.inet, "tcp-serve-slow", netlab.Helper("tcp-serve", "0.0.0.0:5001", "6000000", "1000000")...) // ~6 s
+	time.Sleep(300 * time.Millisecond)
+	fetch := l.Start(l.client, "tcp-fetch", netlab.Helper("tcp-fetch", "198.51.100.1:5001", "6000000")...)
+	time.Sleep(1500 * time.Millisecond)
+	if err := l.platd.Stop(); err != nil {
+		t.Fatalf("platd stop: %v", err)
+	}
+	l.startPlatd(t)
+	netlab.WaitFor(30*time.Second, fetch.Exited)
+	if !strings.Contains(fetch.Log(), "ok 6000000 bytes") {
+		t.Fatalf("transfer across a platd restart: %s", fetch.Log())
+	}
+	// A killed platd leaves its table; the next one replaces it, not duplicates it.
+	l.platd.Signal(9)
+	netlab.WaitFor(5*time.Second, l.platd.Exited)
+	l.startPlatd(t)
+	if out := l.Must(l.exit, "nft", "list", "tables"); strings.Count(out, "platd") != 1 {
+		t.Fatalf("tables after kill and restart: %s", out)
+	}
+	out := l.Must(l.client, "ping", "-c", "2", "-i", "0.2", "-W", "2", "198.51.100.1")
+	if !strings.Contains(out, " 0% packet loss") {
+		t.Fatal(out)
+	}
+}
+
+func TestPLATBadFlagsExit2(t *testing.T) {
+	for _, args := range [][]string{
+		{"-bogus"},
+		{"-plat-prefix", platPrefix},
+		{"-plat-prefix", "nonsense", "-clat-range", clatRange, "-wan-dev", "eth0"},
+		{"-plat-prefix", platPrefix, "-clat-range", clatRange, "-wan-dev", "eth0", "-port-range", "70000-1"},
+		{"-plat-prefix", platPrefix, "-clat-range", clatRange, "-wan-dev", "eth0", "-allow", "10.0.0.0/33"},
+		{"-plat-prefix", platPrefix, "-clat-range", "fddd:1337:1338::/40", "-wan-dev", "eth0"},
+	} {
+		out, code := runExit(bin("platd"), args...)
+		if code != 2 || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.HasPrefix(out, "platd: ") {
+			t.Errorf("%v: exit %d, output %q; want exit 2 and one line", args, code, out)
+		}
+	}
+}
