@@ -260,3 +260,49 @@ func TestPLATBadFlagsExit2(t *testing.T) {
 		}
 	}
 }
+
+// Port range exhausted towards one destination: new flows are refused with
+// ICMP, the existing ones keep working, platd keeps running and says so.
+func TestPLATPortRangeExhausted(t *testing.T) {
+	l := newPlatLab(t, "-port-range", "61000-61002")
+	l.Start(l.inet, "udp-echo", netlab.Helper("udp-echo", "0.0.0.0:5002")...)
+	time.Sleep(300 * time.Millisecond)
+	out := l.Must(l.node, netlab.Helper("udp-flows", "["+serverPLAT+"]:5002", "5")...)
+	if !strings.Contains(out, "ok=3 refused=2 again_ok=3") {
+		t.Fatalf("3 ports: want 3 flows served, 2 refused, the 3 still working; got %s", out)
+	}
+	if ref := l.pstatus(t)["refused"].(map[string]any); ref["refused_ports"].(float64) < 2 {
+		t.Errorf("refusals not counted: %v", ref)
+	}
+	if l.platd.Exited() {
+		t.Fatal("platd died")
+	}
+}
+
+// Conntrack nearly full: new sessions refused with ICMP, existing kept.
+func TestPLATConntrackFull(t *testing.T) {
+	l := newPlatLab(t, "-conntrack-limit", "12")
+	l.Start(l.inet, "udp-echo", netlab.Helper("udp-echo", "0.0.0.0:5002")...)
+	time.Sleep(300 * time.Millisecond)
+	// A session that exists before the table fills must keep working.
+	ping := l.Start(l.node, "ping", "ping", "-c", "25", "-i", "0.2", "-W", "2", serverPLAT)
+	// Each flow is two entries (IPv6 and IPv4); 8 flows pass the limit of 12.
+	out := l.Must(l.node, netlab.Helper("udp-flows", "["+serverPLAT+"]:5002", "8")...)
+	if !strings.Contains(out, "ok=8") {
+		t.Fatalf("before the limit: %s", out)
+	}
+	if !netlab.WaitFor(5*time.Second, func() bool { return l.pstatus(t)["refusing_new_sessions"] == true }) {
+		t.Fatalf("platd does not say it refuses: %v", l.pstatus(t))
+	}
+	out = l.Must(l.node, netlab.Helper("udp-flows", "["+serverPLAT+"]:5002", "2")...)
+	if !strings.Contains(out, "ok=0 refused=2") {
+		t.Fatalf("while full: %s", out)
+	}
+	if !strings.Contains(l.platd.Log(), "conntrack table nearly full") {
+		t.Error("no log line")
+	}
+	netlab.WaitFor(10*time.Second, ping.Exited)
+	if !strings.Contains(ping.Log(), " 0% packet loss") {
+		t.Errorf("the existing session suffered:\n%s", ping.Log())
+	}
+}

@@ -59,6 +59,7 @@ func start(c *config) (*daemon, error) {
 		return nil, err
 	}
 	go d.followWAN(d.done)
+	go d.watchConntrack(2*time.Second, d.done)
 	return d, nil
 }
 
@@ -114,6 +115,8 @@ type status struct {
 	Counters   xlatd.Counters    `json:"counters"`
 	Refused    map[string]uint64 `json:"refused"`
 	Sessions   sessionSummary    `json:"sessions"`
+	Full       bool              `json:"refusing_new_sessions"`
+	Conntrack  [2]int            `json:"conntrack_entries_limit"`
 }
 
 func (d *daemon) status() status {
@@ -124,6 +127,8 @@ func (d *daemon) status() status {
 	}
 	s.Refused["destination"] = s.Counters.Drops["refused_destination"]
 	s.Sessions = d.summary()
+	s.Full = d.nat.full.Load()
+	s.Conntrack = [2]int{conntrackCount(), d.conntrackLimit()}
 	return s
 }
 

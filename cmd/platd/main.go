@@ -33,21 +33,22 @@ import (
 var version = "dev"
 
 type config struct {
-	dev         string
-	plat        siit.Prefix6052
-	clatRange   netip.Prefix
-	wanDev      string
-	portMin     uint16
-	portMax     uint16
-	natAddr4    netip.Addr
-	allow       []netip.Prefix
-	maxSessions uint32
-	mtu         int
-	queues      int
-	pinCPUs     bool
-	noOffload   bool
-	socket      string
-	table       string
+	dev            string
+	plat           siit.Prefix6052
+	clatRange      netip.Prefix
+	wanDev         string
+	portMin        uint16
+	portMax        uint16
+	natAddr4       netip.Addr
+	allow          []netip.Prefix
+	maxSessions    uint32
+	conntrackLimit int
+	mtu            int
+	queues         int
+	pinCPUs        bool
+	noOffload      bool
+	socket         string
+	table          string
 }
 
 type usageError struct{ error }
@@ -66,6 +67,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&natAddr, "nat-addr", "192.0.0.6", "IPv4 address between the stateless step and the masquerade (RFC 7335 range)")
 	fs.StringVar(&allow, "allow", "", "comma-separated IPv4 prefixes to serve although special-purpose (e.g. a lab's 198.51.100.0/24)")
 	fs.IntVar(&maxSessions, "max-sessions", 0, "refuse new IPv4 sessions (with ICMP) beyond this many; 0: no limit")
+	fs.IntVar(&c.conntrackLimit, "conntrack-limit", 0, "refuse new sessions while this many conntrack entries exist; 0: 95% of nf_conntrack_max")
 	fs.IntVar(&c.mtu, "mtu", 1500, "TUN MTU")
 	fs.IntVar(&c.queues, "queues", runtime.NumCPU(), "TUN queues (one translating goroutine each)")
 	fs.BoolVar(&c.pinCPUs, "pin-cpus", runtime.NumCPU() > 1, "pin each queue's thread to one CPU")

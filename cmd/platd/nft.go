@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -20,7 +21,10 @@ import (
 //	    oifname "plat" meta nfproto ipv6 ct state new ip6 saddr != CLAT_RANGE counter name refused_source reject with icmpx admin-prohibited
 //	    iifname "plat" meta nfproto ipv4 ip saddr != 192.0.0.6 counter name refused_spoof drop
 //	    iifname "plat" meta nfproto ipv4 ct state new ct count over N counter name refused_sessions reject with icmpx admin-prohibited
+//	    iifname "plat" meta nfproto ipv4 ct state new add @ports { ip daddr . meta l4proto . th dport ct count over PORTS } counter name refused_ports reject with icmpx admin-prohibited
+//	    oifname "plat" ct state new jump gate_full
 //	  }
+//	  chain gate_full {}   # holds "counter name refused_full reject ..." while conntrack is nearly full
 //	  chain postrouting { type nat hook postrouting priority 99
 //	    oifname "plat" meta nfproto ipv6 ip6 saddr CLAT_RANGE snat ip6 to PLAT::192.0.0.6
 //	    oifname WAN meta nfproto ipv4 ip saddr 192.0.0.6 snat ip to WAN_ADDRESS:61000-65535
@@ -33,9 +37,32 @@ import (
 // itself (wan.go) and reinstalls the table when it changes.
 type nftNAT struct {
 	table *nftables.Table
+	full  atomic.Bool // conntrack nearly full: gate_full refuses new sessions
 }
 
-var nftCounters = []string{"refused_source", "refused_spoof", "refused_sessions"}
+func (n *nftNAT) fullRule(cc *nftables.Conn, full *nftables.Chain) {
+	cc.AddRule(&nftables.Rule{Table: n.table, Chain: full, Exprs: []expr.Any{counter("refused_full"), rejectAdmin()}})
+}
+
+// setFull switches the refusal of new sessions on or off.
+func (n *nftNAT) setFull(on bool) error {
+	cc, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	full := &nftables.Chain{Name: "gate_full", Table: n.table}
+	cc.FlushChain(full)
+	if on {
+		n.fullRule(cc, full)
+	}
+	if err := cc.Flush(); err != nil {
+		return err
+	}
+	n.full.Store(on)
+	return nil
+}
+
+var nftCounters = []string{"refused_source", "refused_spoof", "refused_sessions", "refused_ports", "refused_full"}
 
 func ifname(n string) []byte {
 	b := make([]byte, 16)
@@ -121,6 +148,30 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
 		metaIs(expr.MetaKeyIIFNAME, ifname(c.dev)), metaIs(expr.MetaKeyNFPROTO, v4),
 		srcMatch(nat4, expr.CmpOpNeq), []expr.Any{counter("refused_spoof"), &expr.Verdict{Kind: expr.VerdictDrop}})})
+	// Port exhaustion: one source port per session towards the same
+	// destination address, protocol and port; beyond the range, refuse.
+	ports := &nftables.Set{Table: t, Name: "ports", Dynamic: true, Concatenation: true,
+		KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)}
+	if err := cc.AddSet(ports, nil); err != nil {
+		return err
+	}
+	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
+		metaIs(expr.MetaKeyIIFNAME, ifname(c.dev)), metaIs(expr.MetaKeyNFPROTO, v4), ctStateNew(),
+		[]expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
+			&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Dynset{SrcRegKey: 1, SetName: ports.Name, SetID: ports.ID, Operation: 0, // NFT_DYNSET_OP_ADD
+				Exprs: []expr.Any{&expr.Connlimit{Count: uint32(c.portMax-c.portMin) + 1, Flags: nftConnlimitInv}}},
+			counter("refused_ports"), rejectAdmin(),
+		})})
+	full := cc.AddChain(&nftables.Chain{Name: "gate_full", Table: t})
+	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
+		metaIs(expr.MetaKeyOIFNAME, ifname(c.dev)), ctStateNew(),
+		[]expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: full.Name}})})
+	if n.full.Load() {
+		n.fullRule(cc, full)
+	}
 	if c.maxSessions > 0 {
 		cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
 			metaIs(expr.MetaKeyIIFNAME, ifname(c.dev)), metaIs(expr.MetaKeyNFPROTO, v4), ctStateNew(),

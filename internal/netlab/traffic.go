@@ -167,6 +167,35 @@ func helper(args []string) error {
 			}
 		}
 		return fmt.Errorf("no port unreachable came back")
+	case "udp-flows": // ADDR K: K new flows (sockets); how many are echoed, refused, then echoed again
+		k := int(n)
+		var conns []net.Conn
+		okN, refused := 0, 0
+		buf := make([]byte, 1500)
+		for i := 0; i < k; i++ {
+			c, err := net.Dial("udp", args[1])
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.Write([]byte("hello"))
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := c.Read(buf); err == nil {
+				okN++
+				conns = append(conns, c)
+			} else if !errors.Is(err, os.ErrDeadlineExceeded) {
+				refused++ // an ICMP error came back (EACCES, ECONNREFUSED, EHOSTUNREACH)
+			}
+		}
+		again := 0
+		for _, c := range conns {
+			c.Write([]byte("again"))
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := c.Read(buf); err == nil {
+				again++
+			}
+		}
+		fmt.Printf("ok=%d refused=%d again_ok=%d\n", okN, refused, again)
 	case "raw-send": // 4|6 FILE: send each length-prefixed packet as it is
 		return rawSend(args[1], args[2])
 	default:

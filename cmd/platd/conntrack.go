@@ -1,0 +1,61 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// watchConntrack refuses new sessions (with ICMP, via gate_full) while the
+// kernel's connection table is nearly full: when it is full, the kernel
+// drops new flows silently before any rule sees them. Existing sessions
+// are untouched. Checked every interval until done closes.
+func (d *daemon) watchConntrack(interval time.Duration, done <-chan struct{}) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		count, limit := conntrackCount(), d.conntrackLimit()
+		if limit <= 0 || count < 0 {
+			continue
+		}
+		switch full := d.nat.full.Load(); {
+		case !full && count >= limit:
+			if err := d.nat.setFull(true); err == nil {
+				slog.Warn("conntrack table nearly full: refusing new NAT64 sessions", "entries", count, "limit", limit)
+			}
+		case full && count < limit*9/10:
+			if err := d.nat.setFull(false); err == nil {
+				slog.Info("conntrack table has room again: accepting new NAT64 sessions", "entries", count, "limit", limit)
+			}
+		}
+	}
+}
+
+// conntrackLimit is -conntrack-limit, or 95% of nf_conntrack_max.
+func (d *daemon) conntrackLimit() int {
+	if d.c.conntrackLimit > 0 {
+		return d.c.conntrackLimit
+	}
+	return readInt("/proc/sys/net/netfilter/nf_conntrack_max") * 95 / 100
+}
+
+func conntrackCount() int { return readInt("/proc/sys/net/netfilter/nf_conntrack_count") }
+
+func readInt(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return -1
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return -1
+	}
+	return n
+}
