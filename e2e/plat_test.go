@@ -54,14 +54,20 @@ func newPlatLab(t *testing.T, extra ...string) *platLab {
 	l.Must(l.inet, "ip", "addr", "add", "198.51.100.1/24", "dev", "i0")
 	l.Must(l.inet, "ip", "route", "add", "default", "via", "198.51.100.254")
 
-	// OpenWrt's fw4 is there on a real exit: its nat chains (and the router's
-	// own masquerading, which platd's port range must not collide with).
-	l.Must(l.exit, "sh", "-c", `nft -f - <<'EOF'
+	// The router's own firewall is there on a real exit, with its own
+	// masquerading that platd's port range must not collide with: OpenWrt's
+	// fw4 (nftables), or legacy iptables on older firmware.
+	if legacy(extra) {
+		l.Must(l.exit, "iptables-legacy", "-t", "nat", "-A", "POSTROUTING", "-o", "wan0", "-j", "MASQUERADE")
+		l.Must(l.exit, "ip6tables-legacy", "-t", "nat", "-L", "-n")
+	} else {
+		l.Must(l.exit, "sh", "-c", `nft -f - <<'EOF'
 table inet fw4 {
 	chain srcnat { type nat hook postrouting priority srcnat; oifname "wan0" masquerade; }
 	chain dstnat { type nat hook prerouting priority dstnat; }
 }
 EOF`)
+	}
 	l.psock = filepath.Join(l.Dir, "platd.sock")
 	l.pargs = append([]string{bin("platd"), "-plat-prefix", platPrefix, "-clat-range", clatRange, "-wan-dev", "wan0",
 		"-allow", "198.51.100.0/24,203.0.113.0/24", "-socket", l.psock, "-log-level", "debug"}, extra...)
@@ -95,8 +101,16 @@ func (l *platLab) pstatus(t *testing.T) map[string]any {
 	return m
 }
 
-func TestPLATEndToEnd(t *testing.T) {
-	l := newPlatLab(t)
+// iptablesLegacy selects platd's legacy backend, for firmware without nftables.
+var iptablesLegacy = []string{"-backend", "iptables", "-iptables", "/usr/sbin/iptables-legacy"}
+
+func legacy(args []string) bool { return strings.Contains(strings.Join(args, " "), "iptables") }
+
+func TestPLATEndToEnd(t *testing.T)         { platEndToEnd(t) }
+func TestPLATEndToEndIPTables(t *testing.T) { platEndToEnd(t, iptablesLegacy...) }
+
+func platEndToEnd(t *testing.T, backend ...string) {
+	l := newPlatLab(t, backend...)
 	l.Start(l.inet, "tcp-serve", netlab.Helper("tcp-serve", "0.0.0.0:5001", "20000000")...)
 	l.Start(l.inet, "udp-echo", netlab.Helper("udp-echo", "0.0.0.0:5002")...)
 	time.Sleep(300 * time.Millisecond)
@@ -204,6 +218,11 @@ func TestPLATEndToEnd(t *testing.T) {
 		if out := l.T(t).Must(l.exit, "nft", "list", "tables"); strings.Contains(out, "platd") {
 			t.Errorf("table left: %s", out)
 		}
+		for _, cmd := range [][]string{{"iptables-legacy", "-S"}, {"iptables-legacy", "-t", "nat", "-S"}, {"ip6tables-legacy", "-S"}, {"ip6tables-legacy", "-t", "nat", "-S"}} {
+			if out, _ := l.Run(l.exit, cmd...); strings.Contains(out, "PLATD") {
+				t.Errorf("%v left: %s", cmd, out)
+			}
+		}
 		if out := l.T(t).Must(l.exit, "ip", "-6", "route"); strings.Contains(out, "fddd:1337:1338") {
 			t.Errorf("route left: %s", out)
 		}
@@ -218,8 +237,11 @@ func TestPLATEndToEnd(t *testing.T) {
 
 // Restarting platd mid-transfer: the sessions live in conntrack, so the
 // transfer continues byte-exact once platd is back.
-func TestPLATRestartKeepsSessions(t *testing.T) {
-	l := newPlatLab(t)
+func TestPLATRestartKeepsSessions(t *testing.T)         { platRestart(t) }
+func TestPLATRestartKeepsSessionsIPTables(t *testing.T) { platRestart(t, iptablesLegacy...) }
+
+func platRestart(t *testing.T, backend ...string) {
+	l := newPlatLab(t, backend...)
 	l.Start(l.inet, "tcp-serve-slow", netlab.Helper("tcp-serve", "0.0.0.0:5001", "6000000", "1000000")...) // ~6 s
 	time.Sleep(300 * time.Millisecond)
 	fetch := l.Start(l.client, "tcp-fetch", netlab.Helper("tcp-fetch", "198.51.100.1:5001", "6000000")...)
@@ -236,7 +258,11 @@ func TestPLATRestartKeepsSessions(t *testing.T) {
 	l.platd.Signal(9)
 	netlab.WaitFor(5*time.Second, l.platd.Exited)
 	l.startPlatd(t)
-	if out := l.Must(l.exit, "nft", "list", "tables"); strings.Count(out, "platd") != 1 {
+	if legacy(backend) {
+		if out := l.Must(l.exit, "iptables-legacy", "-S", "FORWARD"); strings.Count(out, "PLATD_FWD") != 1 {
+			t.Fatalf("FORWARD after kill and restart: %s", out)
+		}
+	} else if out := l.Must(l.exit, "nft", "list", "tables"); strings.Count(out, "platd") != 1 {
 		t.Fatalf("tables after kill and restart: %s", out)
 	}
 	out := l.Must(l.client, "ping", "-c", "2", "-i", "0.2", "-W", "2", "198.51.100.1")
@@ -263,8 +289,13 @@ func TestPLATBadFlagsExit2(t *testing.T) {
 
 // Port range exhausted towards one destination: new flows are refused with
 // ICMP, the existing ones keep working, platd keeps running and says so.
-func TestPLATPortRangeExhausted(t *testing.T) {
-	l := newPlatLab(t, "-port-range", "61000-61002")
+func TestPLATPortRangeExhausted(t *testing.T) { platPortRange(t) }
+func TestPLATPortRangeExhaustedIPTables(t *testing.T) {
+	platPortRange(t, iptablesLegacy...)
+}
+
+func platPortRange(t *testing.T, backend ...string) {
+	l := newPlatLab(t, append([]string{"-port-range", "61000-61002"}, backend...)...)
 	l.Start(l.inet, "udp-echo", netlab.Helper("udp-echo", "0.0.0.0:5002")...)
 	time.Sleep(300 * time.Millisecond)
 	out := l.Must(l.node, netlab.Helper("udp-flows", "["+serverPLAT+"]:5002", "5")...)

@@ -25,7 +25,7 @@ func (d *daemon) watchConntrack(interval time.Duration, done <-chan struct{}) {
 		if limit <= 0 || count < 0 {
 			continue
 		}
-		switch full := d.nat.full.Load(); {
+		switch full := d.nat.isFull(); {
 		case !full && count >= limit:
 			if err := d.nat.setFull(true); err == nil {
 				slog.Warn("conntrack table nearly full: refusing new NAT64 sessions", "entries", count, "limit", limit)

@@ -20,7 +20,7 @@ import (
 type daemon struct {
 	c       *config
 	eng     *xlatd.Engine
-	nat     *nftNAT
+	nat     natBackend
 	ctl     *ctlsock.Server
 	started time.Time
 	wan     atomic.Pointer[netip.Addr] // the uplink address sessions are NATed to
@@ -32,14 +32,17 @@ type daemon struct {
 func (c *config) mgmtAddr() netip.Addr { return c.addr6(netip.MustParseAddr("192.0.0.1")) }
 
 func start(c *config) (*daemon, error) {
-	d := &daemon{c: c, started: time.Now(), nat: &nftNAT{}, done: make(chan struct{})}
+	d := &daemon{c: c, started: time.Now(), done: make(chan struct{})}
+	var err error
+	if d.nat, err = newBackend(c); err != nil {
+		return nil, err
+	}
 	for _, f := range []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"} {
 		if b, err := os.ReadFile(f); err == nil && len(b) > 0 && b[0] == '0' {
 			slog.Warn("forwarding is off; the PLAT will not pass traffic", "sysctl", f)
 		}
 	}
 	o := xlatd.Options{Dev: c.dev, Queues: c.queues, MTU: c.mtu, Offload: !c.noOffload, PinCPUs: c.pinCPUs}
-	var err error
 	if d.eng, err = xlatd.Start(o, c.translatorConfig()); err != nil {
 		return nil, err
 	}
@@ -93,10 +96,8 @@ func (d *daemon) stop() error {
 	}
 	close(d.done)
 	var errs []error
-	if d.nat.table != nil {
-		if err := d.nat.remove(); err != nil && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, err)
-		}
+	if err := d.nat.remove(); err != nil && !errors.Is(err, unix.ENOENT) {
+		errs = append(errs, err)
 	}
 	errs = append(errs, d.eng.Close())
 	return errors.Join(errs...)
@@ -127,7 +128,7 @@ func (d *daemon) status() status {
 	}
 	s.Refused["destination"] = s.Counters.Drops["refused_destination"]
 	s.Sessions = d.summary()
-	s.Full = d.nat.full.Load()
+	s.Full = d.nat.isFull()
 	s.Conntrack = [2]int{conntrackCount(), d.conntrackLimit()}
 	return s
 }

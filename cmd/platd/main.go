@@ -43,6 +43,8 @@ type config struct {
 	allow          []netip.Prefix
 	maxSessions    uint32
 	conntrackLimit int
+	backend        string
+	iptablesPath   string
 	mtu            int
 	queues         int
 	pinCPUs        bool
@@ -73,6 +75,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&c.pinCPUs, "pin-cpus", runtime.NumCPU() > 1, "pin each queue's thread to one CPU")
 	fs.BoolVar(&c.noOffload, "no-offload", false, "disable TUN offload (GSO/checksum)")
 	fs.StringVar(&c.socket, "socket", "/var/run/platd.sock", "control socket path")
+	fs.StringVar(&c.backend, "backend", "nftables", "kernel firewall to use: nftables, or iptables for firmware without nftables")
+	fs.StringVar(&c.iptablesPath, "iptables", "", "with -backend iptables: path of the iptables binary (ip6tables is found the same way), e.g. /usr/sbin/iptables-legacy")
 	fs.StringVar(&c.table, "nft-table", "platd", "name of platd's own nftables table (family inet)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -121,6 +125,9 @@ func parseFlags(args []string) (*config, error) {
 			return nil, usageError{fmt.Errorf("-allow %q: need IPv4 prefixes", a)}
 		}
 		c.allow = append(c.allow, p.Masked())
+	}
+	if c.backend != "nftables" && c.backend != "iptables" {
+		return nil, usageError{fmt.Errorf("-backend %q: nftables or iptables", c.backend)}
 	}
 	if maxSessions < 0 {
 		return nil, usageError{fmt.Errorf("-max-sessions %d: must be >= 0", maxSessions)}

@@ -203,6 +203,9 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 
 // remove deletes platd's table (its NAT bindings live on in conntrack).
 func (n *nftNAT) remove() error {
+	if n.table == nil {
+		return nil
+	}
 	cc, err := nftables.New()
 	if err != nil {
 		return err
