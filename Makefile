@@ -5,14 +5,14 @@
 # make bench-clat  throughput: kernel forwarding vs TAYGA vs clatd, one run
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-DAEMONS := clatd
+DAEMONS := clatd platd
 GO ?= go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 15s
 # DESIGN.md section 5: OpenWrt arch -> Go target
 TARGETS := mips_24kc:mips:softfloat mipsel_24kc:mipsle:softfloat arm_cortex-a7_neon-vfpv4:arm:7 aarch64_cortex-a53:arm64: x86_64:amd64:
 
-.PHONY: all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat demo clean deps
+.PHONY: all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat bench-plat demo clean deps
 
 all: build
 
@@ -56,6 +56,13 @@ test-mips:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./siit
+
+bin/traffic: $(wildcard lab/traffic/*.go internal/netlab/*.go)
+	$(GO) build -o bin/traffic ./lab/traffic
+
+bench-plat: build bin/traffic
+	@[ "$$(id -u)" = 0 ] || { echo "bench-plat needs root"; exit 1; }
+	bash lab/bench-plat.sh
 
 bench-clat: build
 	@[ "$$(id -u)" = 0 ] || { echo "bench-clat needs root"; exit 1; }

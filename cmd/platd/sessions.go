@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"net/netip"
+	"runtime/debug"
 
 	"github.com/ti-mo/conntrack"
 )
@@ -22,11 +24,17 @@ type session struct {
 
 type sessionSummary struct {
 	Total      int            `json:"total"`
-	PerCLAT    map[string]int `json:"per_clat"`
+	PerCLAT    map[string]int `json:"per_clat,omitempty"`
 	IPv4       int            `json:"ipv4_entries"`
 	PortsInUse int            `json:"ports_in_use"`
 	PortsTotal int            `json:"ports_total"`
+	Omitted    string         `json:"detail_omitted,omitempty"`
 }
+
+// summaryDumpMax bounds the conntrack table size up to which status reads
+// every entry: the dump holds them all in memory at once (about 1 KiB each),
+// which a busy exit on a small router cannot afford on every status call.
+const summaryDumpMax = 20000
 
 // dump returns the IPv6 sessions (optionally of one CLAT address) and the
 // IPv4 entries of the NAT address, keyed by protocol and NAT66 source port.
@@ -86,6 +94,13 @@ func (d *daemon) sessions(clat netip.Addr) ([]session, error) {
 
 func (d *daemon) summary() sessionSummary {
 	s := sessionSummary{PerCLAT: map[string]int{}, PortsTotal: int(d.c.portMax-d.c.portMin) + 1}
+	if n := conntrackCount(); n > summaryDumpMax {
+		// Each NAT64 session is two entries; the rest of the table is small on an exit.
+		s.Total, s.PerCLAT = n/2, nil
+		s.Omitted = fmt.Sprintf("%d conntrack entries: per-CLAT detail left out (use 'sessions CLAT-ADDRESS')", n)
+		return s
+	}
+	defer debug.FreeOSMemory() // hand the dump's memory back at once
 	v6, v4, err := d.dump()
 	if err != nil {
 		return s

@@ -3,12 +3,15 @@ package netlab
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -48,7 +51,7 @@ func helper(args []string) error {
 		return fmt.Errorf("usage: MODE ADDR [ARGS]")
 	}
 	n := int64(0)
-	if len(args) > 2 && args[0] != "raw-send" {
+	if len(args) > 2 && args[0] != "raw-send" && args[0] != "udp-blast" {
 		n, _ = strconv.ParseInt(args[2], 10, 64)
 	}
 	switch args[0] {
@@ -113,20 +116,32 @@ func helper(args []string) error {
 			return fmt.Errorf("got %d bytes, want %d", got, n)
 		}
 		fmt.Printf("ok %d bytes\n", got)
-	case "udp-echo":
-		pc, err := net.ListenPacket("udp", args[1])
+	case "udp-echo": // ADDR [PORTS]: echo on PORTS consecutive ports from ADDR's
+		host, port, err := net.SplitHostPort(args[1])
 		if err != nil {
 			return err
 		}
-		fmt.Println("listening")
-		buf := make([]byte, 65536)
-		for {
-			k, a, err := pc.ReadFrom(buf)
+		p0, _ := strconv.Atoi(port)
+		errc := make(chan error)
+		for i := 0; i < max(int(n), 1); i++ {
+			pc, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(p0+i)))
 			if err != nil {
 				return err
 			}
-			pc.WriteTo(buf[:k], a)
+			go func() {
+				buf := make([]byte, 65536)
+				for {
+					k, a, err := pc.ReadFrom(buf)
+					if err != nil {
+						errc <- err
+						return
+					}
+					pc.WriteTo(buf[:k], a)
+				}
+			}()
 		}
+		fmt.Println("listening")
+		return <-errc
 	case "udp-ping": // ADDR SIZE COUNT: each datagram must come back byte-exact
 		count := 3
 		if len(args) > 3 {
@@ -196,6 +211,24 @@ func helper(args []string) error {
 			}
 		}
 		fmt.Printf("ok=%d refused=%d again_ok=%d\n", okN, refused, again)
+	case "new-sessions": // ADDR N CONC PORTS: N exchanges, each from a new socket, over PORTS server ports
+		conc, ports := 64, 1
+		if len(args) > 3 {
+			conc, _ = strconv.Atoi(args[3])
+		}
+		if len(args) > 4 {
+			ports, _ = strconv.Atoi(args[4])
+		}
+		return newSessions(args[1], int(n), conc, ports)
+	case "udp-blast": // SRC6 DST6 N: N UDP flows (distinct source and destination ports) by raw socket
+		if len(args) < 4 {
+			return fmt.Errorf("usage: udp-blast SRC6 DST6 N")
+		}
+		k, err := strconv.Atoi(args[3])
+		if err != nil {
+			return err
+		}
+		return udpBlast(args[1], args[2], k)
 	case "raw-send": // 4|6 FILE: send each length-prefixed packet as it is
 		return rawSend(args[1], args[2])
 	default:
@@ -253,5 +286,98 @@ func rawSend(family, path string) error {
 		}
 	}
 	fmt.Printf("sent %d\n", sent)
+	return nil
+}
+
+func newSessions(addr string, n, conc, ports int) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	p0, _ := strconv.Atoi(port)
+	var done, failed atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 64)
+			for i := done.Add(1); i <= int64(n); i = done.Add(1) {
+				c, err := net.Dial("udp", net.JoinHostPort(host, strconv.Itoa(p0+int(i)%max(ports, 1))))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				c.Write([]byte("new"))
+				c.SetReadDeadline(time.Now().Add(time.Second))
+				if _, err := c.Read(buf); err != nil {
+					failed.Add(1)
+				}
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	dt := time.Since(start).Seconds()
+	ok := int64(n) - failed.Load()
+	fmt.Printf("sessions_per_s=%.0f ok=%d failed=%d\n", float64(ok)/dt, ok, failed.Load())
+	return nil
+}
+
+// udpBlast sends one UDP datagram for each of n flows (source port and
+// destination port vary) from src to dst through a raw IPv6 socket, so no
+// socket per flow is needed to fill a NAT64 with sessions.
+func udpBlast(src, dst string, n int) error {
+	s, d := net.ParseIP(src).To16(), net.ParseIP(dst).To16()
+	fd, err := syscall.Socket(syscall.AF_INET6, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	sa := &syscall.SockaddrInet6{}
+	copy(sa.Addr[:], d)
+	p := make([]byte, 40+8+4)
+	p[0], p[6], p[7] = 0x60, 17, 64
+	binary.BigEndian.PutUint16(p[4:], 12)
+	copy(p[8:24], s)
+	copy(p[24:40], d)
+	sent := 0
+	var firstErr error
+	for i := 0; i < n; i++ {
+		binary.BigEndian.PutUint16(p[40:], uint16(10000+i%50000))            // source port
+		binary.BigEndian.PutUint16(p[42:], uint16(20000+i/50000*1000+i%997)) // destination port
+		binary.BigEndian.PutUint16(p[44:], 12)
+		binary.BigEndian.PutUint16(p[46:], 0)
+		copy(p[48:], "sess")
+		var sum uint32
+		for _, b := range [][]byte{s, d} {
+			for j := 0; j < 16; j += 2 {
+				sum += uint32(b[j])<<8 | uint32(b[j+1])
+			}
+		}
+		sum += 17 + 12
+		for j := 40; j < 52; j += 2 {
+			sum += uint32(p[j])<<8 | uint32(p[j+1])
+		}
+		for sum > 0xffff {
+			sum = sum>>16 + sum&0xffff
+		}
+		binary.BigEndian.PutUint16(p[46:], ^uint16(sum))
+		if err := syscall.Sendto(fd, p, 0, sa); err == nil {
+			sent++
+		} else if firstErr == nil {
+			firstErr = err
+		}
+		if i%50 == 49 {
+			// About 50k new flows/s: faster, the TUN's 500-packet queue
+			// overflows while the NAT creates conntrack entries.
+			time.Sleep(time.Millisecond)
+		}
+	}
+	fmt.Printf("sent %d\n", sent)
+	if sent < n {
+		return fmt.Errorf("%d of %d not sent, first error: %v", n-sent, n, firstErr)
+	}
 	return nil
 }
