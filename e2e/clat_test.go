@@ -60,9 +60,12 @@ func newCLATLab(t *testing.T, extra ...string) *clatLab {
 	return l
 }
 
-func (l *clatLab) status(t *testing.T) map[string]any {
+func (l *clatLab) status(t *testing.T) map[string]any { return statusOf(t, l.sock) }
+
+// statusOf asks a daemon's socket for its status and decodes the JSON.
+func statusOf(t *testing.T, sock string) map[string]any {
 	t.Helper()
-	out, err := ctlsock.Query(l.sock, "status")
+	out, err := ctlsock.Query(sock, "status")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,18 +88,7 @@ func (l *platLab) startPlatd(t *testing.T) {
 	}
 }
 
-func (l *platLab) pstatus(t *testing.T) map[string]any {
-	t.Helper()
-	out, err := ctlsock.Query(l.psock, "status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal([]byte(out), &m); err != nil {
-		t.Fatalf("status is not JSON: %v: %s", err, out)
-	}
-	return m
-}
+func (l *platLab) pstatus(t *testing.T) map[string]any { return statusOf(t, l.psock) }
 
 // iptablesLegacy selects platd's legacy backend, for firmware without nftables.
 var iptablesLegacy = []string{"-backend", "iptables", "-iptables", "/usr/sbin/iptables-legacy"}

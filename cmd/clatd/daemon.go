@@ -30,15 +30,14 @@ func start(c *config) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := xlatd.Options{Dev: c.dev, Queues: c.queues, MTU: c.mtu, Offload: !c.noOffload, PinCPUs: c.pinCPUs}
-	if d.eng, err = xlatd.Start(o, sc); err != nil {
+	if d.eng, err = xlatd.Start(c.Options(), sc); err != nil {
 		return nil, err
 	}
 	if d.routes, err = setupRoutes(c, d.eng.Link); err != nil {
 		d.eng.Close()
 		return nil, err
 	}
-	if d.ctl, err = ctlsock.Listen(c.socket, d.commands()); err != nil {
+	if d.ctl, err = ctlsock.Listen(c.Socket, d.commands()); err != nil {
 		d.stop()
 		return nil, err
 	}
@@ -88,8 +87,8 @@ type status struct {
 
 func (d *daemon) status() status {
 	return status{
-		Version: version, Dev: d.c.dev, CLATPrefix: d.c.clat.String(), PLATPrefix: *d.plat.Load(),
-		ClientNet: d.c.clientNet.String(), MTU: d.c.mtu, Offload: !d.c.noOffload,
+		Version: version, Dev: d.c.Dev, CLATPrefix: d.c.clat.String(), PLATPrefix: *d.plat.Load(),
+		ClientNet: d.c.clientNet.String(), MTU: d.c.MTU, Offload: !d.c.NoOffload,
 		UptimeSec: int64(time.Since(d.started).Seconds()), Counters: d.eng.Counters(),
 	}
 }

@@ -6,115 +6,67 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/signal"
-	"runtime"
-	"strings"
-	"syscall"
 
+	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
 	"github.com/gluon-464xlat/gluon-464xlat/siit"
 )
 
 var version = "dev"
 
 type config struct {
-	dev       string
+	cli.TUN
 	clat      netip.Prefix
 	plat      string
 	clientNet netip.Prefix
 	clientDev string
 	table     int
 	rulePrio  int
-	mtu       int
-	queues    int
-	socket    string
-	noOffload bool
 	noRoutes  bool
-	logLevel  string
 	lowMTU6   int
 	mssClamp  bool
-	pinCPUs   bool
 }
-
-// usageError is a bad flag or value: one line on stderr, exit status 2.
-type usageError struct{ error }
 
 func parseFlags(args []string) (*config, error) {
 	c := &config{}
-	fs := flag.NewFlagSet("clatd", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := cli.NewFlagSet("clatd", "clat", "/var/run/clatd.sock", "IPv6 MTU towards the mesh; IPv4 gets 20 bytes less", &c.TUN)
 	var clat, clientNet string
-	fs.StringVar(&c.dev, "dev", "clat", "TUN device name")
 	fs.StringVar(&clat, "clat-prefix", "", "this node's CLAT /96 (required), e.g. fddd:1337:1337:1234:5678:9abc::/96")
 	fs.StringVar(&c.plat, "plat-prefix", "", "PLAT prefix (RFC 6052 length); may be set later over the socket")
 	fs.StringVar(&clientNet, "client-net", "", "client IPv4 network (required), e.g. 10.130.0.0/16")
 	fs.StringVar(&c.clientDev, "client-dev", "", "client interface (e.g. br-client): route IPv4 arriving there into the CLAT")
 	fs.IntVar(&c.table, "table", 464, "routing table for the clients' IPv4 default route")
 	fs.IntVar(&c.rulePrio, "rule-priority", 4640, "priority of the ip rule that selects -table")
-	fs.IntVar(&c.mtu, "mtu", 1500, "IPv6 MTU towards the mesh; IPv4 gets 20 bytes less")
 	fs.IntVar(&c.lowMTU6, "lowest-ipv6-mtu", 1280, "IPv4 packets without DF are fragmented to fit this (RFC 7915 section 4)")
 	fs.BoolVar(&c.mssClamp, "mss-clamp", true, "clamp TCP MSS in SYNs to what fits -mtu")
-	fs.IntVar(&c.queues, "queues", runtime.NumCPU(), "TUN queues (one translating goroutine each)")
-	fs.StringVar(&c.socket, "socket", "/var/run/clatd.sock", "control socket path")
-	fs.BoolVar(&c.pinCPUs, "pin-cpus", runtime.NumCPU() > 1, "pin each queue's thread to one CPU")
-	fs.BoolVar(&c.noOffload, "no-offload", false, "disable TUN offload (GSO/checksum)")
 	fs.BoolVar(&c.noRoutes, "no-routes", false, "do not install routes and rules (an init script does)")
-	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stdout)
-			fmt.Println("usage: clatd -clat-prefix P/96 -client-net A.B.C.D/N [flags]")
-			fs.PrintDefaults()
-			os.Exit(0)
-		}
-		return nil, usageError{err}
-	}
-	if *showVersion {
-		fmt.Println("clatd", version)
-		os.Exit(0)
-	}
-	if fs.NArg() > 0 {
-		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	if err := cli.Parse(fs, &c.TUN, args, "clatd -clat-prefix P/96 -client-net A.B.C.D/N [flags]", version); err != nil {
+		return nil, err
 	}
 	var err error
 	if clat == "" {
-		return nil, usageError{errors.New("-clat-prefix is required")}
+		return nil, errors.New("-clat-prefix is required")
 	}
 	if c.clat, err = netip.ParsePrefix(clat); err != nil || !c.clat.Addr().Is6() || c.clat.Bits() != 96 {
-		return nil, usageError{fmt.Errorf("-clat-prefix %q: need an IPv6 /96", clat)}
+		return nil, fmt.Errorf("-clat-prefix %q: need an IPv6 /96", clat)
 	}
 	if clientNet == "" {
-		return nil, usageError{errors.New("-client-net is required")}
+		return nil, errors.New("-client-net is required")
 	}
 	if c.clientNet, err = netip.ParsePrefix(clientNet); err != nil || !c.clientNet.Addr().Is4() {
-		return nil, usageError{fmt.Errorf("-client-net %q: need an IPv4 prefix", clientNet)}
+		return nil, fmt.Errorf("-client-net %q: need an IPv4 prefix", clientNet)
 	}
 	if c.plat != "" {
 		if _, err := siit.ParsePrefix6052(c.plat); err != nil {
-			return nil, usageError{fmt.Errorf("-plat-prefix: %v", err)}
+			return nil, fmt.Errorf("-plat-prefix: %v", err)
 		}
 	}
-	if c.mtu < 1280 || c.mtu > 65535 {
-		return nil, usageError{fmt.Errorf("-mtu %d: must be 1280..65535", c.mtu)}
-	}
-	if c.queues < 1 || c.queues > 64 {
-		return nil, usageError{fmt.Errorf("-queues %d: must be 1..64", c.queues)}
-	}
 	if c.table < 1 || int64(c.table) > 0xfffffff0 || c.table == 253 || c.table == 254 || c.table == 255 {
-		return nil, usageError{fmt.Errorf("-table %d: not a free routing table", c.table)}
+		return nil, fmt.Errorf("-table %d: not a free routing table", c.table)
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, usageError{fmt.Errorf("-log-level %q: %v", c.logLevel, err)}
-	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
 	return c, nil
 }
 
@@ -129,9 +81,9 @@ func (c *config) translatorConfig(plat string) (siit.Config, error) {
 	if err != nil {
 		return siit.Config{}, err
 	}
-	sc := siit.Config{EAMs: []siit.EAM{eam}, LowestIPv6MTU: c.lowMTU6, MTU6: c.mtu}
+	sc := siit.Config{EAMs: []siit.EAM{eam}, LowestIPv6MTU: c.lowMTU6, MTU6: c.MTU}
 	if c.mssClamp {
-		sc.MaxMSS = c.mtu - 60
+		sc.MaxMSS = c.MTU - 60
 	}
 	// The translator's own ICMP errors come from 192.0.0.2 / CLAT::192.0.0.2.
 	copy(a[12:], []byte{192, 0, 0, 2})
@@ -149,24 +101,17 @@ func (c *config) translatorConfig(plat string) (siit.Config, error) {
 func main() {
 	c, err := parseFlags(os.Args[1:])
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "clatd:", err)
-		os.Exit(2)
+		cli.Fail("clatd", err)
 	}
-	if err := run(c); err != nil {
-		slog.Error("clatd stopped", "err", err)
-		os.Exit(1)
-	}
-}
-
-func run(c *config) error {
 	d, err := start(c)
 	if err != nil {
-		return err
+		slog.Error("clatd could not start", "err", err)
+		os.Exit(1)
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	slog.Info("clatd running", "dev", c.dev, "clat", c.clat, "plat", strings.TrimSpace(c.plat), "client_net", c.clientNet, "queues", c.queues, "offload", !c.noOffload)
-	s := <-sig
-	slog.Info("clatd stopping", "signal", s.String())
-	return d.stop()
+	slog.Info("clatd running", "dev", c.Dev, "clat", c.clat, "plat", c.plat, "client_net", c.clientNet, "queues", c.Queues, "offload", !c.NoOffload)
+	slog.Info("clatd stopping", "signal", cli.WaitForStop().String())
+	if err := d.stop(); err != nil {
+		slog.Error("clatd stop", "err", err)
+		os.Exit(1)
+	}
 }

@@ -3,10 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
-	"os"
 
+	"net"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -28,13 +28,9 @@ func setupRoutes(c *config, link netlink.Link) (*routes, error) {
 	if c.noRoutes {
 		return r, nil
 	}
-	for _, f := range []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"} {
-		if b, err := os.ReadFile(f); err == nil && len(b) > 0 && b[0] == '0' {
-			slog.Warn("forwarding is off; clients' traffic will not reach the CLAT", "sysctl", f)
-		}
-	}
+	cli.WarnForwarding("clients' traffic will not reach the CLAT")
 	clat := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet(c.clat.String()), Protocol: unix.RTPROT_STATIC}
-	def := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet("0.0.0.0/0"), Table: c.table, MTU: c.mtu - 20, Protocol: unix.RTPROT_STATIC}
+	def := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: ipNet("0.0.0.0/0"), Table: c.table, MTU: c.MTU - 20, Protocol: unix.RTPROT_STATIC}
 	for _, rt := range []*netlink.Route{clat, def} {
 		if err := netlink.RouteReplace(rt); err != nil {
 			return nil, fmt.Errorf("route %s: %w", rt.Dst, err)

@@ -6,13 +6,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/xlatd"
 )
@@ -37,13 +37,8 @@ func start(c *config) (*daemon, error) {
 	if d.nat, err = newBackend(c); err != nil {
 		return nil, err
 	}
-	for _, f := range []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"} {
-		if b, err := os.ReadFile(f); err == nil && len(b) > 0 && b[0] == '0' {
-			slog.Warn("forwarding is off; the PLAT will not pass traffic", "sysctl", f)
-		}
-	}
-	o := xlatd.Options{Dev: c.dev, Queues: c.queues, MTU: c.mtu, Offload: !c.noOffload, PinCPUs: c.pinCPUs}
-	if d.eng, err = xlatd.Start(o, c.translatorConfig()); err != nil {
+	cli.WarnForwarding("the PLAT will not pass traffic")
+	if d.eng, err = xlatd.Start(c.Options(), c.translatorConfig()); err != nil {
 		return nil, err
 	}
 	if err = d.setupRoutes(); err == nil {
@@ -55,7 +50,7 @@ func start(c *config) (*daemon, error) {
 		err = d.nat.install(c, wan)
 	}
 	if err == nil {
-		d.ctl, err = ctlsock.Listen(c.socket, d.commands())
+		d.ctl, err = ctlsock.Listen(c.Socket, d.commands())
 	}
 	if err != nil {
 		d.stop()
@@ -122,7 +117,7 @@ type status struct {
 
 func (d *daemon) status() status {
 	s := status{
-		Version: version, Dev: d.c.dev, PLATPrefix: d.c.plat.String(), CLATRange: d.c.clatRange.String(),
+		Version: version, Dev: d.c.Dev, PLATPrefix: d.c.plat.String(), CLATRange: d.c.clatRange.String(),
 		Mgmt: d.c.mgmtAddr().String(), WAN: d.c.wanDev, WANAddr: d.wan.Load().String(), PortRange: fmt.Sprintf("%d-%d", d.c.portMin, d.c.portMax),
 		UptimeSec: int64(time.Since(d.started).Seconds()), Counters: d.eng.Counters(), Refused: d.nat.counters(),
 	}

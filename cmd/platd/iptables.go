@@ -66,14 +66,14 @@ func (n *iptNAT) install(c *config, wan netip.Addr) error {
 	nat4 := c.natAddr4.String()
 	ports := fmt.Sprint(c.portMax - c.portMin + 1)
 	steps := []iptRule{
-		{n.v6, "filter", iptFwd, []string{"-o", c.dev, "-m", "conntrack", "--ctstate", "NEW", "!", "-s", c.clatRange.String(), "-j", "REJECT", "--reject-with", "icmp6-adm-prohibited"}},
-		{n.v4, "filter", iptFwd, []string{"-i", c.dev, "!", "-s", nat4, "-j", "DROP"}},
-		{n.v4, "filter", iptFwd, []string{"-i", c.dev, "-m", "conntrack", "--ctstate", "NEW", "-m", "connlimit", "--connlimit-above", ports, "--connlimit-daddr", "--connlimit-mask", "32", "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"}},
-		{n.v4, "filter", iptFwd, []string{"-i", c.dev, "-m", "conntrack", "--ctstate", "NEW", "-j", iptFull}},
-		{n.v6, "nat", iptNat, []string{"-o", c.dev, "-s", c.clatRange.String(), "-j", "SNAT", "--to-source", nat6}},
+		{n.v6, "filter", iptFwd, []string{"-o", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "!", "-s", c.clatRange.String(), "-j", "REJECT", "--reject-with", "icmp6-adm-prohibited"}},
+		{n.v4, "filter", iptFwd, []string{"-i", c.Dev, "!", "-s", nat4, "-j", "DROP"}},
+		{n.v4, "filter", iptFwd, []string{"-i", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-m", "connlimit", "--connlimit-above", ports, "--connlimit-daddr", "--connlimit-mask", "32", "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"}},
+		{n.v4, "filter", iptFwd, []string{"-i", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-j", iptFull}},
+		{n.v6, "nat", iptNat, []string{"-o", c.Dev, "-s", c.clatRange.String(), "-j", "SNAT", "--to-source", nat6}},
 	}
 	if c.maxSessions > 0 {
-		steps = append(steps, iptRule{n.v4, "filter", iptFwd, []string{"-i", c.dev, "-m", "conntrack", "--ctstate", "NEW", "-m", "connlimit", "--connlimit-above", fmt.Sprint(c.maxSessions), "--connlimit-mask", "0", "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"}})
+		steps = append(steps, iptRule{n.v4, "filter", iptFwd, []string{"-i", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-m", "connlimit", "--connlimit-above", fmt.Sprint(c.maxSessions), "--connlimit-mask", "0", "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"}})
 	}
 	if wan.IsValid() {
 		to := fmt.Sprintf("%s:%d-%d", wan, c.portMin, c.portMax)

@@ -142,11 +142,11 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 	// The gate: only the mesh's CLATs open sessions (errors and replies
 	// belonging to a session pass, e.g. Packet Too Big from a mesh router).
 	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
-		metaIs(expr.MetaKeyOIFNAME, ifname(c.dev)), metaIs(expr.MetaKeyNFPROTO, v6), ctStateNew(),
+		metaIs(expr.MetaKeyOIFNAME, ifname(c.Dev)), metaIs(expr.MetaKeyNFPROTO, v6), ctStateNew(),
 		srcMatch(c.clatRange, expr.CmpOpNeq), []expr.Any{counter("refused_source"), rejectAdmin()})})
 	// Nothing but the NAT address leaves the TUN towards IPv4.
 	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
-		metaIs(expr.MetaKeyIIFNAME, ifname(c.dev)), metaIs(expr.MetaKeyNFPROTO, v4),
+		metaIs(expr.MetaKeyIIFNAME, ifname(c.Dev)), metaIs(expr.MetaKeyNFPROTO, v4),
 		srcMatch(nat4, expr.CmpOpNeq), []expr.Any{counter("refused_spoof"), &expr.Verdict{Kind: expr.VerdictDrop}})})
 	// Port exhaustion: one source port per session towards the same
 	// destination address, protocol and port; beyond the range, refuse.
@@ -156,7 +156,7 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 		return err
 	}
 	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
-		metaIs(expr.MetaKeyIIFNAME, ifname(c.dev)), metaIs(expr.MetaKeyNFPROTO, v4), ctStateNew(),
+		metaIs(expr.MetaKeyIIFNAME, ifname(c.Dev)), metaIs(expr.MetaKeyNFPROTO, v4), ctStateNew(),
 		[]expr.Any{
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
@@ -167,20 +167,20 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 		})})
 	full := cc.AddChain(&nftables.Chain{Name: "gate_full", Table: t})
 	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
-		metaIs(expr.MetaKeyOIFNAME, ifname(c.dev)), ctStateNew(),
+		metaIs(expr.MetaKeyOIFNAME, ifname(c.Dev)), ctStateNew(),
 		[]expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: full.Name}})})
 	if n.full.Load() {
 		n.fullRule(cc, full)
 	}
 	if c.maxSessions > 0 {
 		cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
-			metaIs(expr.MetaKeyIIFNAME, ifname(c.dev)), metaIs(expr.MetaKeyNFPROTO, v4), ctStateNew(),
+			metaIs(expr.MetaKeyIIFNAME, ifname(c.Dev)), metaIs(expr.MetaKeyNFPROTO, v4), ctStateNew(),
 			[]expr.Any{&expr.Connlimit{Count: c.maxSessions, Flags: nftConnlimitInv},
 				counter("refused_sessions"), rejectAdmin()})})
 	}
 	// NAT66: every CLAT source becomes PLAT::192.0.0.6.
 	cc.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: join(
-		metaIs(expr.MetaKeyOIFNAME, ifname(c.dev)), metaIs(expr.MetaKeyNFPROTO, v6),
+		metaIs(expr.MetaKeyOIFNAME, ifname(c.Dev)), metaIs(expr.MetaKeyNFPROTO, v6),
 		srcMatch(c.clatRange, expr.CmpOpEq),
 		[]expr.Any{&expr.Immediate{Register: 1, Data: natAddr6[:]},
 			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV6, RegAddrMin: 1, RegAddrMax: 1}})})

@@ -1,0 +1,109 @@
+// Package cli is what the translating daemons share on their command line:
+// the TUN flags, -help and -version, slog set-up, the rule that a bad flag is
+// one line on stderr and exit status 2, and waiting for the stop signal.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/xlatd"
+)
+
+// TUN holds the flags of a translating TUN.
+type TUN struct {
+	Dev       string
+	MTU       int
+	Queues    int
+	PinCPUs   bool
+	NoOffload bool
+	Socket    string
+	logLevel  string
+	version   bool
+}
+
+// NewFlagSet returns a flag set that reports errors instead of printing them,
+// with the TUN flags registered (defaults: device dev, socket path sock).
+func NewFlagSet(name, dev, sock, mtuHelp string, t *TUN) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.StringVar(&t.Dev, "dev", dev, "TUN device name")
+	fs.IntVar(&t.MTU, "mtu", 1500, mtuHelp)
+	fs.IntVar(&t.Queues, "queues", runtime.NumCPU(), "TUN queues (one translating goroutine each)")
+	fs.BoolVar(&t.PinCPUs, "pin-cpus", runtime.NumCPU() > 1, "pin each queue's thread to one CPU")
+	fs.BoolVar(&t.NoOffload, "no-offload", false, "disable TUN offload (GSO/checksum)")
+	fs.StringVar(&t.Socket, "socket", sock, "control socket path")
+	fs.StringVar(&t.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&t.version, "version", false, "print the version and exit")
+	return fs
+}
+
+// Parse parses args. -help prints usage and -version the version, both
+// exiting 0; a bad flag or value is returned for Fail.
+func Parse(fs *flag.FlagSet, t *TUN, args []string, usage, version string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fmt.Println("usage:", usage)
+			fs.PrintDefaults()
+			os.Exit(0)
+		}
+		return err
+	}
+	if t.version {
+		fmt.Println(fs.Name(), version)
+		os.Exit(0)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if t.MTU < 1280 || t.MTU > 65535 {
+		return fmt.Errorf("-mtu %d: must be 1280..65535", t.MTU)
+	}
+	if t.Queues < 1 || t.Queues > 64 {
+		return fmt.Errorf("-queues %d: must be 1..64", t.Queues)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(t.logLevel)); err != nil {
+		return fmt.Errorf("-log-level %q: %v", t.logLevel, err)
+	}
+	// Plain key=value lines on stderr: procd hands them to syslog.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
+	return nil
+}
+
+// Options is the engine configuration the flags describe.
+func (t *TUN) Options() xlatd.Options {
+	return xlatd.Options{Dev: t.Dev, Queues: t.Queues, MTU: t.MTU, Offload: !t.NoOffload, PinCPUs: t.PinCPUs}
+}
+
+// Fail reports a bad flag or value: one line, exit status 2.
+func Fail(name string, err error) {
+	fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+	os.Exit(2)
+}
+
+// WarnForwarding logs when the kernel does not forward, which the
+// translators need in both families.
+func WarnForwarding(consequence string) {
+	for _, f := range []string{"/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"} {
+		if b, err := os.ReadFile(f); err == nil && len(b) > 0 && b[0] == '0' {
+			slog.Warn("forwarding is off; "+consequence, "sysctl", f)
+		}
+	}
+}
+
+// WaitForStop blocks until SIGINT or SIGTERM.
+func WaitForStop() os.Signal {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	return <-sig
+}
