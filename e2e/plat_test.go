@@ -326,3 +326,42 @@ func TestPLATConntrackFull(t *testing.T) {
 		t.Errorf("the existing session suffered:\n%s", ping.Log())
 	}
 }
+
+// An exit node serves its own clients too: clatd and platd side by side,
+// the CLAT's IPv6 going straight into the local PLAT (DESIGN.md section 1).
+func TestCLATAndPLATOnOneNode(t *testing.T) {
+	l := netlab.New(t)
+	client, exit, inet := l.NS("c"), l.NS("x"), l.NS("i")
+	l.Link(client, "c0", exit, "br0")
+	l.Link(exit, "wan0", inet, "i0")
+	l.Forwarding(exit)
+	l.Must(client, "ip", "addr", "add", "10.130.0.10/16", "dev", "c0")
+	l.Must(client, "ip", "route", "add", "default", "via", "10.130.0.1")
+	l.Must(exit, "ip", "addr", "add", "10.130.0.1/16", "dev", "br0")
+	l.Must(exit, "ip", "addr", "add", "198.51.100.254/24", "dev", "wan0")
+	l.Must(inet, "ip", "addr", "add", "198.51.100.1/24", "dev", "i0")
+	psock, csock := filepath.Join(l.Dir, "platd.sock"), filepath.Join(l.Dir, "clatd.sock")
+	l.Start(exit, "platd", bin("platd"), "-plat-prefix", platPrefix, "-clat-range", clatRange, "-wan-dev", "wan0",
+		"-allow", "198.51.100.0/24", "-socket", psock)
+	l.Start(exit, "clatd", bin("clatd"), "-clat-prefix", clatPrefix, "-plat-prefix", platPrefix,
+		"-client-net", "10.130.0.0/16", "-client-dev", "br0", "-socket", csock)
+	for _, s := range []string{psock, csock} {
+		if !netlab.WaitFor(5*time.Second, func() bool { _, err := ctlsock.Query(s, "status"); return err == nil }) {
+			t.Fatalf("%s did not come up", s)
+		}
+	}
+	l.Start(inet, "tcp-serve", netlab.Helper("tcp-serve", "0.0.0.0:5001", "10000000")...)
+	time.Sleep(300 * time.Millisecond)
+	out := l.Must(client, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.51.100.1")
+	if !strings.Contains(out, " 0% packet loss") {
+		t.Fatal(out)
+	}
+	out = l.Must(client, netlab.Helper("tcp-fetch", "198.51.100.1:5001", "10000000")...)
+	if !strings.Contains(out, "ok 10000000 bytes") {
+		t.Fatal(out)
+	}
+	st := statusOf(t, psock)["sessions"].(map[string]any)
+	if st["per_clat"].(map[string]any)[clientCLAT] == nil {
+		t.Errorf("the local CLAT's sessions are not in platd: %v", st)
+	}
+}
