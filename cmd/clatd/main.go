@@ -86,8 +86,7 @@ func (c *config) translatorConfig(plat string) (siit.Config, error) {
 		sc.MaxMSS = c.MTU - 60
 	}
 	// The translator's own ICMP errors come from 192.0.0.2 / CLAT::192.0.0.2.
-	copy(a[12:], []byte{192, 0, 0, 2})
-	sc.Addr6 = netip.AddrFrom16(a)
+	sc.Addr6 = c.ownAddr()
 	if plat != "" {
 		p, err := siit.ParsePrefix6052(plat)
 		if err != nil {
@@ -96,6 +95,13 @@ func (c *config) translatorConfig(plat string) (siit.Config, error) {
 		sc.Pool6 = p
 	}
 	return sc, nil
+}
+
+// ownAddr is CLAT::192.0.0.2 (RFC 7335 range), the node's address in its CLAT prefix.
+func (c *config) ownAddr() netip.Addr {
+	a := c.clat.Addr().As16()
+	copy(a[12:], []byte{192, 0, 0, 2})
+	return netip.AddrFrom16(a)
 }
 
 func main() {

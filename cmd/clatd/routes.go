@@ -25,6 +25,14 @@ type routes struct {
 // restart never duplicates them.
 func setupRoutes(c *config, link netlink.Link) (*routes, error) {
 	r := &routes{link: link}
+	// CLAT::192.0.0.2 is the node's own address in its CLAT prefix: the
+	// source of the translator's ICMP errors and of prefixd's probes, whose
+	// replies come back through the mesh on the CLAT /96. Local, it is not
+	// translated (the local table wins over the /96 route into the TUN).
+	own := &netlink.Addr{IPNet: &net.IPNet{IP: c.ownAddr().AsSlice(), Mask: net.CIDRMask(128, 128)}, Flags: unix.IFA_F_NODAD}
+	if err := netlink.AddrReplace(link, own); err != nil {
+		return nil, fmt.Errorf("address %s: %w", c.ownAddr(), err)
+	}
 	if c.noRoutes {
 		return r, nil
 	}

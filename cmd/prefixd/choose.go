@@ -1,0 +1,151 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/babel"
+)
+
+// candidate is one PLAT this node could use.
+type candidate struct {
+	Prefix  netip.Prefix  `json:"prefix"`
+	Metric  int           `json:"metric"`
+	Via     string        `json:"via,omitempty"`
+	Own     bool          `json:"own,omitempty"`
+	Probed  bool          `json:"probed"`
+	ProbeOK bool          `json:"probe_ok"`
+	Fails   int           `json:"probe_failures"`
+	RTT     time.Duration `json:"rtt_ns,omitempty"`
+}
+
+// policy is the hysteresis: a better PLAT must win by both margins, and not
+// sooner than holdDown after the last switch; a PLAT whose route is lost,
+// unreachable or failing its probes is left at once.
+type policy struct {
+	absThreshold int           // metric points
+	relThreshold float64       // fraction of the current metric
+	holdDown     time.Duration // between switches for a better metric
+	maxFails     int           // consecutive failed probes that mark a PLAT down
+	lostGrace    time.Duration // a lost or unreachable current PLAT is left after this long:
+	// Babel retracts a route briefly when a neighbour reconfigures an interface
+	settle time.Duration // no first choice before Babel has had this long to converge
+}
+
+func (p policy) usable(c candidate) bool {
+	return c.Metric < babel.Unreachable && c.Fails < p.maxFails
+}
+
+// margin is how much better a challenger's metric must be.
+func (p policy) margin(current int) int {
+	return max(p.absThreshold, int(p.relThreshold*float64(current)+0.5))
+}
+
+type switchRecord struct {
+	Time   time.Time `json:"time"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Reason string    `json:"reason"`
+}
+
+// chooser holds the current choice and its history.
+type chooser struct {
+	policy
+	current    netip.Prefix
+	lastSwitch time.Time
+	badSince   time.Time      // when the current PLAT's route was first seen lost or unreachable
+	started    time.Time      // first decide call
+	history    []switchRecord // newest last, at most maxHistory
+}
+
+const maxHistory = 20
+
+// best is the usable candidate with the lowest metric (probe-confirmed ones
+// first, then by prefix for a stable order).
+func (ch *chooser) best(cands map[netip.Prefix]candidate) (candidate, bool) {
+	var list []candidate
+	for _, c := range cands {
+		if ch.usable(c) {
+			list = append(list, c)
+		}
+	}
+	if len(list) == 0 {
+		return candidate{}, false
+	}
+	sort.Slice(list, func(i, j int) bool {
+		a, b := list[i], list[j]
+		if a.Metric != b.Metric {
+			return a.Metric < b.Metric
+		}
+		if a.ProbeOK != b.ProbeOK {
+			return a.ProbeOK
+		}
+		return a.Prefix.Addr().Less(b.Prefix.Addr())
+	})
+	return list[0], true
+}
+
+// decide applies the policy to the candidates; it returns the switch made,
+// if any.
+func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (switchRecord, bool) {
+	best, haveBest := ch.best(cands)
+	cur, haveCur := cands[ch.current]
+	if haveCur && cur.Metric < babel.Unreachable {
+		ch.badSince = time.Time{}
+	}
+	var reason string
+	to := ch.current
+	switch {
+	case !ch.current.IsValid():
+		if ch.started.IsZero() {
+			ch.started = now
+		}
+		if !haveBest || ch.history == nil && now.Sub(ch.started) < ch.settle {
+			return switchRecord{}, false // at start, let the routes arrive first
+		}
+		to, reason = best.Prefix, fmt.Sprintf("first choice, metric %d", best.Metric)
+	case (!haveCur || cur.Metric >= babel.Unreachable) && !ch.graceOver(now):
+		return switchRecord{}, false
+	case !haveCur:
+		reason = "route to the current PLAT lost"
+	case cur.Metric >= babel.Unreachable:
+		reason = "current PLAT unreachable (metric 65535)"
+	case cur.Fails >= ch.maxFails:
+		reason = fmt.Sprintf("current PLAT failed %d probes in a row", cur.Fails)
+	case haveBest && best.Prefix != ch.current && best.ProbeOK &&
+		cur.Metric-best.Metric > ch.margin(cur.Metric) && now.Sub(ch.lastSwitch) >= ch.holdDown:
+		to, reason = best.Prefix, fmt.Sprintf("better metric %d < %d by more than %d", best.Metric, cur.Metric, ch.margin(cur.Metric))
+	default:
+		return switchRecord{}, false
+	}
+	if to == ch.current { // the current one failed: take the best remaining, or none
+		to = netip.Prefix{}
+		if haveBest && best.Prefix != ch.current {
+			to = best.Prefix
+		}
+	}
+	rec := switchRecord{Time: now, From: prefixString(ch.current), To: prefixString(to), Reason: reason}
+	ch.current, ch.lastSwitch, ch.badSince = to, now, time.Time{}
+	ch.history = append(ch.history, rec)
+	if len(ch.history) > maxHistory {
+		ch.history = ch.history[1:]
+	}
+	return rec, true
+}
+
+func prefixString(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
+}
+
+// graceOver starts or checks the grace period of a lost current PLAT.
+func (ch *chooser) graceOver(now time.Time) bool {
+	if ch.badSince.IsZero() {
+		ch.badSince = now
+	}
+	return now.Sub(ch.badSince) >= ch.lostGrace
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+var (
+	p1 = netip.MustParsePrefix("fddd:1337:1338:1::/96")
+	p2 = netip.MustParsePrefix("fddd:1337:1338:2::/96")
+	t0 = time.Unix(1000, 0)
+)
+
+func cands(m1, m2 int) map[netip.Prefix]candidate {
+	return map[netip.Prefix]candidate{
+		p1: {Prefix: p1, Metric: m1, Probed: true, ProbeOK: true},
+		p2: {Prefix: p2, Metric: m2, Probed: true, ProbeOK: true},
+	}
+}
+
+func newChooser() *chooser {
+	return &chooser{policy: policy{absThreshold: 100, relThreshold: 0.25, holdDown: 30 * time.Second, maxFails: 3, lostGrace: 2 * time.Second}}
+}
+
+// At start the nearest PLAT wins even when a farther one's route came first.
+func TestFirstChoiceWaitsForRoutesToSettle(t *testing.T) {
+	ch := newChooser()
+	ch.settle = 5 * time.Second
+	only2 := map[netip.Prefix]candidate{p2: {Prefix: p2, Metric: 192, ProbeOK: true}}
+	if _, ok := ch.decide(t0, only2); ok {
+		t.Fatal("chose before the routes settled")
+	}
+	if rec, ok := ch.decide(t0.Add(5*time.Second), cands(96, 192)); !ok || rec.To != p1.String() {
+		t.Fatalf("%+v", rec)
+	}
+}
+
+func TestChooseNearestFirst(t *testing.T) {
+	ch := newChooser()
+	if rec, ok := ch.decide(t0, cands(96, 192)); !ok || rec.To != p1.String() {
+		t.Fatalf("%+v %v", rec, ok)
+	}
+}
+
+func TestSwitchOnlyWhenThresholdCrossed(t *testing.T) {
+	ch := newChooser()
+	ch.decide(t0, cands(96, 192))
+	now := t0.Add(time.Minute)
+	// 288 vs 192: better by 96, margin max(100, 72) = 100: stay.
+	if _, ok := ch.decide(now, cands(288, 192)); ok {
+		t.Fatal("switched below the threshold")
+	}
+	// 300 vs 192: better by 108 > 100: switch.
+	if rec, ok := ch.decide(now, cands(300, 192)); !ok || rec.To != p2.String() {
+		t.Fatalf("did not switch above the threshold: %+v", rec)
+	}
+	// The relative margin applies to big metrics: 1000 vs 760 is 240 < 250.
+	ch2 := newChooser()
+	ch2.decide(t0, cands(96, 2000))
+	if _, ok := ch2.decide(now, cands(1000, 760)); ok {
+		t.Fatal("switched inside the relative margin")
+	}
+}
+
+func TestOscillationDoesNotFlap(t *testing.T) {
+	ch := newChooser()
+	ch.decide(t0, cands(96, 192))
+	switches := 0
+	for i := 0; i < 100; i++ {
+		m := 280
+		if i%2 == 1 {
+			m = 310 // around the threshold of 292
+		}
+		if _, ok := ch.decide(t0.Add(time.Duration(i)*time.Second), cands(m, 192)); ok {
+			switches++
+		}
+	}
+	if switches != 1 {
+		t.Fatalf("%d switches while one metric oscillated around the threshold, want 1", switches)
+	}
+}
+
+func TestHoldDownDelaysBetterMetric(t *testing.T) {
+	ch := newChooser()
+	ch.decide(t0, cands(96, 500))
+	if _, ok := ch.decide(t0.Add(time.Second), cands(500, 96)); ok {
+		t.Fatal("switched inside the hold-down")
+	}
+	if _, ok := ch.decide(t0.Add(31*time.Second), cands(500, 96)); !ok {
+		t.Fatal("no switch after the hold-down")
+	}
+}
+
+func TestLeaveLostUnreachableOrFailingRegardlessOfHoldDown(t *testing.T) {
+	for name, c := range map[string]map[netip.Prefix]candidate{
+		"lost":        {p2: {Prefix: p2, Metric: 500, ProbeOK: true}},
+		"unreachable": cands(65535, 500),
+	} {
+		ch := newChooser()
+		ch.decide(t0, cands(96, 500))
+		if _, ok := ch.decide(t0.Add(time.Second), c); ok {
+			t.Errorf("%s: left before the grace period", name)
+		}
+		rec, ok := ch.decide(t0.Add(3*time.Second), c) // grace over, still inside the hold-down
+		if !ok || rec.To != p2.String() {
+			t.Errorf("%s: %+v", name, rec)
+		}
+	}
+	// A retraction shorter than the grace period changes nothing.
+	ch := newChooser()
+	ch.decide(t0, cands(96, 500))
+	ch.decide(t0.Add(time.Second), cands(65535, 500))
+	ch.decide(t0.Add(1500*time.Millisecond), cands(96, 500))
+	if _, ok := ch.decide(t0.Add(4*time.Second), cands(65535, 500)); ok {
+		t.Error("the grace period did not restart after the route came back")
+	}
+	// Failed probes: at once (they already took maxFails intervals).
+	ch = newChooser()
+	ch.decide(t0, cands(96, 500))
+	fail := map[netip.Prefix]candidate{p1: {Prefix: p1, Metric: 96, Fails: 3}, p2: {Prefix: p2, Metric: 500, ProbeOK: true}}
+	if rec, ok := ch.decide(t0.Add(time.Second), fail); !ok || rec.To != p2.String() {
+		t.Errorf("probes: %+v", rec)
+	}
+	// Nothing left: no PLAT.
+	ch = newChooser()
+	ch.decide(t0, cands(96, 500))
+	ch.decide(t0, map[netip.Prefix]candidate{})
+	if rec, ok := ch.decide(t0.Add(3*time.Second), map[netip.Prefix]candidate{}); !ok || rec.To != "" {
+		t.Errorf("all lost: %+v", rec)
+	}
+}
+
+func TestNoSwitchToUnprobedChallenger(t *testing.T) {
+	ch := newChooser()
+	ch.decide(t0, cands(500, 600))
+	c := cands(500, 96)
+	c[p2] = candidate{Prefix: p2, Metric: 96} // not yet answered a probe
+	if _, ok := ch.decide(t0.Add(time.Minute), c); ok {
+		t.Fatal("switched to a PLAT that has not answered a probe")
+	}
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
+)
+
+// peer is a daemon that must know the chosen PLAT (clatd, l3roamd). prefixd
+// compares its get_platprefix with the choice every tick and sets it when
+// they differ, so a daemon that starts (or restarts) later gets the state.
+type peer struct {
+	name, sock string
+
+	mu       sync.Mutex
+	want     string
+	gone     []string // PLATs to announce as dead (del_platprefix), l3roamd only
+	synced   bool
+	lastErr  string
+	loggedAt time.Time
+}
+
+type peerStatus struct {
+	Socket string `json:"socket"`
+	Synced bool   `json:"synced"`
+	Error  string `json:"error,omitempty"`
+}
+
+func (p *peer) set(plat string, gone string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.want = plat
+	if gone != "" {
+		p.gone = append(p.gone, gone)
+	}
+	p.synced = false
+}
+
+// sync brings the peer up to date; errors are logged at most every 30 s
+// (the peer may simply not run yet) and retried on the next tick.
+func (p *peer) sync() {
+	p.mu.Lock()
+	want, gone := p.want, append([]string(nil), p.gone...)
+	p.mu.Unlock()
+	err := func() error {
+		for _, g := range gone {
+			if reply, err := ctlsock.Query(p.sock, "del_platprefix "+g); err != nil {
+				return err
+			} else if strings.HasPrefix(reply, "error") {
+				slog.Warn("peer refused del_platprefix", "peer", p.name, "reply", reply)
+			}
+		}
+		p.mu.Lock()
+		p.gone = p.gone[len(gone):]
+		p.mu.Unlock()
+		have, err := ctlsock.Query(p.sock, "get_platprefix")
+		if err != nil {
+			return err
+		}
+		if have == want {
+			return nil
+		}
+		cmd := "set_platprefix " + want
+		if want == "" {
+			cmd = "del_platprefix"
+		}
+		reply, err := ctlsock.Query(p.sock, cmd)
+		if err != nil {
+			return err
+		}
+		if reply != "ok" {
+			return errString(reply)
+		}
+		slog.Info("told the PLAT prefix", "peer", p.name, "plat", want)
+		return nil
+	}()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.synced, p.lastErr = false, err.Error()
+		if time.Since(p.loggedAt) > 30*time.Second {
+			p.loggedAt = time.Now()
+			slog.Warn("cannot reach peer; retrying", "peer", p.name, "socket", p.sock, "err", err)
+		}
+		return
+	}
+	p.synced, p.lastErr = true, ""
+}
+
+func (p *peer) status() peerStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return peerStatus{Socket: p.sock, Synced: p.synced, Error: p.lastErr}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }

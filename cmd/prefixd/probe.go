@@ -1,0 +1,106 @@
+package main
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv6"
+)
+
+// prober sends ICMPv6 echo requests to PLAT::192.0.0.1 of every candidate,
+// one round per interval, and keeps each one's consecutive failures.
+type prober struct {
+	src     netip.Addr // the probes' source (clatd's CLAT::192.0.0.2); invalid: any
+	timeout time.Duration
+
+	mu    sync.Mutex
+	state map[netip.Prefix]probeState
+	seq   uint16
+}
+
+type probeState struct {
+	probed bool
+	ok     bool
+	fails  int
+	rtt    time.Duration
+}
+
+// mgmtAddr is PLAT::192.0.0.1 (RFC 6052 /96 embedding).
+func mgmtAddr(p netip.Prefix) netip.Addr {
+	a := p.Addr().As16()
+	copy(a[12:], []byte{192, 0, 0, 1})
+	return netip.AddrFrom16(a)
+}
+
+// round probes the given PLATs once and waits up to the timeout.
+func (pr *prober) round(plats []netip.Prefix) error {
+	laddr := "::"
+	if pr.src.IsValid() {
+		laddr = pr.src.String()
+	}
+	c, err := icmp.ListenPacket("ip6:ipv6-icmp", laddr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	id := os.Getpid() & 0xffff
+	sent := map[int]netip.Prefix{}
+	start := map[int]time.Time{}
+	for _, p := range plats {
+		pr.mu.Lock()
+		pr.seq++
+		seq := int(pr.seq)
+		pr.mu.Unlock()
+		m := icmp.Message{Type: ipv6.ICMPTypeEchoRequest, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("prefixd")}}
+		b, _ := m.Marshal(nil)
+		start[seq] = time.Now()
+		if _, err := c.WriteTo(b, &net.IPAddr{IP: mgmtAddr(p).AsSlice()}); err == nil {
+			sent[seq] = p
+		}
+	}
+	answered := map[netip.Prefix]time.Duration{}
+	deadline := time.Now().Add(pr.timeout)
+	buf := make([]byte, 1500)
+	for len(answered) < len(sent) && time.Now().Before(deadline) {
+		c.SetReadDeadline(deadline)
+		n, _, err := c.ReadFrom(buf)
+		if err != nil {
+			break
+		}
+		m, err := icmp.ParseMessage(58, buf[:n])
+		if err != nil || m.Type != ipv6.ICMPTypeEchoReply {
+			continue
+		}
+		if e, ok := m.Body.(*icmp.Echo); ok && e.ID == id {
+			if p, ok := sent[e.Seq]; ok {
+				answered[p] = time.Since(start[e.Seq])
+			}
+		}
+	}
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	next := map[netip.Prefix]probeState{}
+	for _, p := range plats {
+		st := pr.state[p]
+		st.probed = true
+		if rtt, ok := answered[p]; ok {
+			st.ok, st.fails, st.rtt = true, 0, rtt
+		} else {
+			st.ok = false
+			st.fails++
+		}
+		next[p] = st
+	}
+	pr.state = next
+	return nil
+}
+
+func (pr *prober) get(p netip.Prefix) probeState {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return pr.state[p]
+}

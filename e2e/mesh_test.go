@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
+)
+
+// meshLab is the Babel mesh of DESIGN.md section 6:
+//
+//	      inet (198.51.100.1)
+//	     /                \
+//	exit1 (platd P1)   exit2 (platd P2)
+//	    |                  |
+//	node1 (clatd) ----- node2 (clatd)
+//	    |
+//	  client
+//
+// with real babeld on every mesh link, redistributing the /96s.
+type meshLab struct {
+	*netlab.Lab
+	client, node1, node2, exit1, exit2, inet string
+	sock                                     map[string]string // daemon@ns -> control socket
+	procs                                    map[string]*netlab.Proc
+}
+
+const (
+	meshPLATRange = "fddd:1337:1338::/48"
+	meshP1        = "fddd:1337:1338::1:0:0/96"
+	meshP2        = "fddd:1337:1338::2:0:0/96"
+	meshCLAT1     = "fddd:1337:1337::1:0:0/96"
+	meshCLAT2     = "fddd:1337:1337::2:0:0/96"
+)
+
+func newMeshLab(t *testing.T) *meshLab {
+	l := &meshLab{Lab: netlab.New(t), sock: map[string]string{}, procs: map[string]*netlab.Proc{}}
+	l.client, l.node1, l.node2 = l.NS("c"), l.NS("n1"), l.NS("n2")
+	l.exit1, l.exit2, l.inet = l.NS("x1"), l.NS("x2"), l.NS("i")
+	l.Link(l.client, "c0", l.node1, "br-client")
+	l.Link(l.node1, "m-x1", l.exit1, "m-n1")
+	l.Link(l.node1, "m-n2", l.node2, "m-n1")
+	l.Link(l.node2, "m-x2", l.exit2, "m-n2")
+	l.Link(l.exit1, "wan", l.inet, "i1")
+	l.Link(l.exit2, "wan", l.inet, "i2")
+	for _, ns := range []string{l.node1, l.node2, l.exit1, l.exit2, l.inet} {
+		l.Forwarding(ns)
+	}
+	l.Must(l.client, "ip", "addr", "add", "10.130.0.10/16", "dev", "c0")
+	l.Must(l.client, "ip", "route", "add", "default", "via", "10.130.0.1")
+	l.Must(l.node1, "ip", "addr", "add", "10.130.0.1/16", "dev", "br-client")
+	l.Must(l.inet, "ip", "addr", "add", "198.51.100.1/32", "dev", "lo")
+	for i, x := range []string{l.exit1, l.exit2} {
+		a, b := fmt.Sprintf("203.0.113.%d", 4*i+2), fmt.Sprintf("203.0.113.%d", 4*i+1)
+		l.Must(x, "ip", "addr", "add", a+"/30", "dev", "wan")
+		l.Must(l.inet, "ip", "addr", "add", b+"/30", "dev", fmt.Sprintf("i%d", i+1))
+		l.Must(x, "ip", "route", "add", "198.51.100.1/32", "via", b)
+		// OpenWrt's fw4 nat chains, as on a real exit.
+		l.Must(x, "sh", "-c", "nft add table inet fw4 && nft add chain inet fw4 srcnat '{ type nat hook postrouting priority srcnat; }'")
+	}
+	return l
+}
+
+// babeld starts babeld in ns on its mesh interfaces, with the local
+// interface on a unix socket, 1 s hellos and kernel metrics = Babel metrics.
+func (l *meshLab) babeld(t *testing.T, ns string, ifs ...string) {
+	sock := filepath.Join(l.Dir, "babel-"+ns+".sock")
+	args := []string{"babeld", "-I", filepath.Join(l.Dir, "babel-"+ns+".pid"), "-S", filepath.Join(l.Dir, "babel-"+ns+".state"),
+		"-h", "1", "-H", "1",
+		"-C", "local-path-readwrite " + sock, "-C", "reflect-kernel-metric true",
+		"-C", "redistribute ip fddd:1337:1337::/48 eq 96 allow", "-C", "redistribute ip " + meshPLATRange + " eq 96 allow",
+		"-C", "redistribute local deny", "-C", "redistribute deny"}
+	l.procs["babeld@"+ns] = l.Start(ns, "babeld-"+ns, append(args, ifs...)...)
+	l.sock["babeld@"+ns] = sock
+}
+
+func (l *meshLab) daemon(t *testing.T, ns, name string, args ...string) {
+	sock := filepath.Join(l.Dir, name+"-"+ns+".sock")
+	l.procs[name+"@"+ns] = l.Start(ns, name+"-"+ns, append([]string{bin(name), "-socket", sock}, args...)...)
+	l.sock[name+"@"+ns] = sock
+	if !netlab.WaitFor(5*time.Second, func() bool { _, err := ctlsock.Query(sock, "status"); return err == nil }) {
+		t.Fatalf("%s in %s did not come up:\n%s", name, ns, l.procs[name+"@"+ns].Log())
+	}
+}
+
+// babelCmd sends configuration lines to babeld's local interface.
+func (l *meshLab) babelCmd(t *testing.T, ns string, lines ...string) {
+	t.Helper()
+	l.T(t).Must(ns, "sh", "-c", fmt.Sprintf("printf '%s\\nquit\\n' | nc -NU %s", strings.Join(lines, "\\n"), l.sock["babeld@"+ns]))
+}
+
+// setCost makes node1's links towards exit1 cost c (exit1's rxcost there).
+func (l *meshLab) setCost(t *testing.T, c int) {
+	l.babelCmd(t, l.exit1, "flush interface m-n1", fmt.Sprintf("interface m-n1 rxcost %d", c))
+}
+
+func (l *meshLab) start(t *testing.T, prefixdArgs ...string) {
+	l.babeld(t, l.node1, "m-x1", "m-n2")
+	l.babeld(t, l.node2, "m-n1", "m-x2")
+	l.babeld(t, l.exit1, "m-n1")
+	l.babeld(t, l.exit2, "m-n2")
+	for _, x := range []struct{ ns, plat string }{{l.exit1, meshP1}, {l.exit2, meshP2}} {
+		l.daemon(t, x.ns, "platd", "-plat-prefix", x.plat, "-clat-range", "fddd:1337:1337::/48", "-wan-dev", "wan", "-allow", "198.51.100.0/24")
+	}
+	l.daemon(t, l.node1, "clatd", "-clat-prefix", meshCLAT1, "-client-net", "10.130.0.0/16", "-client-dev", "br-client")
+	l.daemon(t, l.node2, "clatd", "-clat-prefix", meshCLAT2, "-client-net", "10.131.0.0/16")
+	args := append([]string{"-plat-range", meshPLATRange, "-babel", l.sock["babeld@"+l.node1], "-clatd-socket", l.sock["clatd@"+l.node1],
+		"-l3roamd-socket", "", "-probe-src", "fddd:1337:1337::1:c000:2", "-threshold-abs", "150", "-threshold-rel", "0",
+		"-hold-down", "3s"}, prefixdArgs...)
+	l.daemon(t, l.node1, "prefixd", args...)
+}
+
+func (l *meshLab) current(t *testing.T) string {
+	out, _ := ctlsock.Query(l.sock["prefixd@"+l.node1], "get_platprefix")
+	return out
+}
+
+func (l *meshLab) waitPLAT(t *testing.T, want string, within time.Duration) {
+	t.Helper()
+	if !netlab.WaitFor(within, func() bool { return l.current(t) == want }) {
+		out, _ := ctlsock.Query(l.sock["prefixd@"+l.node1], "status")
+		t.Fatalf("prefixd chose %q, want %q within %s; status: %s", l.current(t), want, within, out)
+	}
+}
+
+// exitCarries reports which exit's platd translated the client's ping.
+func (l *meshLab) exitCarries(t *testing.T) string {
+	t.Helper()
+	count := func(ns string) float64 { // a dead exit carries nothing
+		out, err := ctlsock.Query(l.sock["platd@"+ns], "status")
+		if err != nil {
+			return 0
+		}
+		return statusOf(t, l.sock["platd@"+ns])["counters"].(map[string]any)["out_6to4"].(float64) + float64(len(out)*0)
+	}
+	a1, a2 := count(l.exit1), count(l.exit2)
+	out, _ := l.Run(l.client, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.51.100.1")
+	if !strings.Contains(out, " 0% packet loss") {
+		t.Fatalf("client ping:\n%s", out)
+	}
+	b1, b2 := count(l.exit1), count(l.exit2)
+	switch {
+	case b1-a1 >= 3 && b2 == a2:
+		return "exit1"
+	case b2-a2 >= 3 && b1 == a1:
+		return "exit2"
+	}
+	return fmt.Sprintf("both? exit1 +%v exit2 +%v", b1-a1, b2-a2)
+}

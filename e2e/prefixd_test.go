@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
+)
+
+func TestPrefixdChoosesAndFailsOver(t *testing.T) {
+	l := newMeshLab(t)
+	// babeld 1.12 changes a link's cost at run time only by re-creating the
+	// interface ("flush interface"), which interrupts routing over that link
+	// for about 3 s: prefixd must ride that out to see the cost change alone.
+	l.start(t, "-probe-failures", "5", "-lost-grace", "4s")
+	// P1 is one hop away (metric 96), P2 two (192).
+	l.waitPLAT(t, meshP1, 20*time.Second)
+	if got := l.exitCarries(t); got != "exit1" {
+		t.Fatalf("nearest PLAT chosen, but traffic leaves through %s", got)
+	}
+	if reply, _ := ctlsock.Query(l.sock["clatd@"+l.node1], "get_platprefix"); reply != meshP1 {
+		t.Fatalf("clatd was not told: %q", reply)
+	}
+
+	t.Run("a cost rise below the threshold does not move the choice", func(t *testing.T) {
+		l.setCost(t, 200) // P1 200 vs P2 192: better by 8 < 150
+		time.Sleep(8 * time.Second)
+		if got := l.current(t); got != meshP1 {
+			out, _ := ctlsock.Query(l.sock["prefixd@"+l.node1], "status")
+			t.Fatalf("moved to %s below the threshold: %s", got, out)
+		}
+	})
+	t.Run("a cost rise over the threshold moves it, and the traffic", func(t *testing.T) {
+		l.setCost(t, 400) // P1 400 vs P2 192: better by 208 > 150
+		l.waitPLAT(t, meshP2, 20*time.Second)
+		if got := l.exitCarries(t); got != "exit2" {
+			t.Fatalf("traffic leaves through %s", got)
+		}
+	})
+	t.Run("an oscillating metric around the threshold does not flap", func(t *testing.T) {
+		// Back to P1: make P2 far for a moment.
+		l.babelCmd(t, l.exit2, "flush interface m-n2", "interface m-n2 rxcost 600")
+		l.setCost(t, 96)
+		l.waitPLAT(t, meshP1, 20*time.Second)
+		l.babelCmd(t, l.exit2, "flush interface m-n2", "interface m-n2 rxcost 96")
+		time.Sleep(4 * time.Second) // P2 back at 192
+		before := len(statusOf(t, l.sock["prefixd@"+l.node1])["switches"].([]any))
+		// P1's metric swings across the threshold (P2 192, margin 150):
+		// 300 is 108 worse (stay), 360 is 168 worse (leave).
+		for i := 0; i < 4; i++ {
+			l.setCost(t, 300)
+			time.Sleep(2 * time.Second)
+			l.setCost(t, 360)
+			time.Sleep(2 * time.Second)
+		}
+		sw := statusOf(t, l.sock["prefixd@"+l.node1])["switches"].([]any)
+		if n := len(sw) - before; n != 1 || l.current(t) != meshP2 {
+			t.Fatalf("%d switches (now on %s) while P1's metric swung across the threshold 4 times, want 1 to P2: %v", n, l.current(t), sw[before:])
+		}
+	})
+	t.Run("killing the chosen exit moves traffic to the other", func(t *testing.T) {
+		// Back to P1 first: P1 cheap again and P2 far.
+		l.setCost(t, 96)
+		l.babelCmd(t, l.exit2, "flush interface m-n2", "interface m-n2 rxcost 600")
+		l.waitPLAT(t, meshP1, 20*time.Second)
+		l.procs["platd@"+l.exit1].Signal(9)
+		l.T(t).Must(l.exit1, "ip", "link", "set", "m-n1", "down")
+		l.waitPLAT(t, meshP2, 10*time.Second)
+		if got := l.exitCarries(t); got != "exit2" {
+			t.Fatalf("traffic leaves through %s", got)
+		}
+		st := statusOf(t, l.sock["prefixd@"+l.node1])
+		sw := st["switches"].([]any)
+		last := sw[len(sw)-1].(map[string]any)
+		if !strings.Contains(last["reason"].(string), "probes") && !strings.Contains(last["reason"].(string), "lost") && !strings.Contains(last["reason"].(string), "unreachable") {
+			t.Errorf("switch reason %v", last)
+		}
+	})
+}
+
+func TestPrefixdFallsBackToKernelRoutes(t *testing.T) {
+	l := newMeshLab(t)
+	l.start(t, "-babel", "/nonexistent/babeld.sock")
+	l.waitPLAT(t, meshP1, 25*time.Second)
+	st := statusOf(t, l.sock["prefixd@"+l.node1])
+	if st["route_source"] != "kernel-routes" {
+		t.Fatalf("route source %v", st["route_source"])
+	}
+	if !strings.Contains(l.procs["prefixd@"+l.node1].Log(), "following kernel routes of protocol babel") {
+		t.Error("prefixd did not say it fell back")
+	}
+	if got := l.exitCarries(t); got != "exit1" {
+		t.Fatalf("traffic leaves through %s", got)
+	}
+}
