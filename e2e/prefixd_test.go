@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
 )
 
 func TestPrefixdChoosesAndFailsOver(t *testing.T) {
@@ -89,6 +90,47 @@ func TestPrefixdFallsBackToKernelRoutes(t *testing.T) {
 	}
 	if !strings.Contains(l.procs["prefixd@"+l.node1].Log(), "following kernel routes of protocol babel") {
 		t.Error("prefixd did not say it fell back")
+	}
+	if got := l.exitCarries(t); got != "exit1" {
+		t.Fatalf("traffic leaves through %s", got)
+	}
+}
+
+// babeld restarting and a peer (l3roamd) that is not running: logged and
+// retried, prefixd carries on and returns to babeld's socket.
+func TestPrefixdSurvivesBabeldRestartAndMissingPeer(t *testing.T) {
+	l := newMeshLab(t)
+	l.start(t, "-l3roamd-socket", l.Dir+"/no-l3roamd.sock")
+	l.waitPLAT(t, meshP1, 20*time.Second)
+	st := statusOf(t, l.sock["prefixd@"+l.node1])
+	peers := st["peers"].(map[string]any)
+	if p := peers["l3roamd"].(map[string]any); p["synced"] != false || p["error"] == nil {
+		t.Errorf("missing l3roamd not reported: %v", p)
+	}
+	if p := peers["clatd"].(map[string]any); p["synced"] != true {
+		t.Errorf("clatd not in sync: %v", p)
+	}
+	if !strings.Contains(l.procs["prefixd@"+l.node1].Log(), "cannot reach peer") {
+		t.Error("missing l3roamd not logged")
+	}
+	// babeld on the node goes away and comes back.
+	if err := l.procs["babeld@"+l.node1].Stop(); err != nil {
+		t.Logf("babeld exit: %v", err)
+	}
+	if !netlab.WaitFor(10*time.Second, func() bool {
+		return statusOf(t, l.sock["prefixd@"+l.node1])["route_source"] == "kernel-routes"
+	}) {
+		t.Fatal("prefixd did not notice babeld leaving")
+	}
+	l.babeld(t, l.node1, "m-x1", "m-n2")
+	if !netlab.WaitFor(20*time.Second, func() bool {
+		return statusOf(t, l.sock["prefixd@"+l.node1])["route_source"] == "babel-socket"
+	}) {
+		t.Fatal("prefixd did not reconnect to babeld")
+	}
+	l.waitPLAT(t, meshP1, 20*time.Second)
+	if l.procs["prefixd@"+l.node1].Exited() {
+		t.Fatal("prefixd died")
 	}
 	if got := l.exitCarries(t); got != "exit1" {
 		t.Fatalf("traffic leaves through %s", got)
