@@ -12,7 +12,7 @@ FUZZTIME ?= 15s
 # DESIGN.md section 5: OpenWrt arch -> Go target
 TARGETS := mips_24kc:mips:softfloat mipsel_24kc:mipsle:softfloat arm_cortex-a7_neon-vfpv4:arm:7 aarch64_cortex-a53:arm64: x86_64:amd64:
 
-.PHONY: all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat bench-plat demo clean deps
+.PHONY: all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat bench-plat bench-failover demo clean deps
 
 all: build
 
@@ -63,6 +63,13 @@ bin/traffic: $(wildcard lab/traffic/*.go internal/netlab/*.go)
 bench-plat: build bin/traffic
 	@[ "$$(id -u)" = 0 ] || { echo "bench-plat needs root"; exit 1; }
 	bash lab/bench-plat.sh
+
+# The failover benchmark lives beside the mesh lab it needs (e2e); its result is the last line.
+bench-failover:
+	@[ "$$(id -u)" = 0 ] || { echo "bench-failover needs root"; exit 1; }
+	BENCH_FAILOVER=1 $(GO) test -count=1 -timeout 30m -run '^TestBenchFailover$$' -v ./e2e > /tmp/bench-failover.log 2>&1 || { cat /tmp/bench-failover.log; exit 1; }
+	@grep -E '^failover ' /tmp/bench-failover.log
+	@grep -E '^bench-failover:' /tmp/bench-failover.log
 
 bench-clat: build
 	@[ "$$(id -u)" = 0 ] || { echo "bench-clat needs root"; exit 1; }

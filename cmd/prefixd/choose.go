@@ -106,7 +106,9 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 			return switchRecord{}, false // at start, let the routes arrive first
 		}
 		to, reason = best.Prefix, fmt.Sprintf("first choice, metric %d", best.Metric)
-	case (!haveCur || cur.Metric >= babel.Unreachable) && !ch.graceOver(now):
+	case (!haveCur || cur.Metric >= babel.Unreachable) && !(haveCur && cur.Fails > 0) && !ch.graceOver(now):
+		// Babel alone says it is gone: wait out a transient retraction. When
+		// the probes agree (the last one failed), leave at once.
 		return switchRecord{}, false
 	case !haveCur:
 		reason = "route to the current PLAT lost"

@@ -115,6 +115,13 @@ func TestLeaveLostUnreachableOrFailingRegardlessOfHoldDown(t *testing.T) {
 	if _, ok := ch.decide(t0.Add(4*time.Second), cands(65535, 500)); ok {
 		t.Error("the grace period did not restart after the route came back")
 	}
+	// Unreachable and its last probe failed: both signals agree, at once.
+	ch = newChooser()
+	ch.decide(t0, cands(96, 500))
+	both := map[netip.Prefix]candidate{p1: {Prefix: p1, Metric: 65535, Fails: 1}, p2: {Prefix: p2, Metric: 500, ProbeOK: true}}
+	if rec, ok := ch.decide(t0.Add(100*time.Millisecond), both); !ok || rec.To != p2.String() {
+		t.Errorf("unreachable and failing: %+v", rec)
+	}
 	// Failed probes: at once (they already took maxFails intervals).
 	ch = newChooser()
 	ch.decide(t0, cands(96, 500))

@@ -229,6 +229,9 @@ func helper(args []string) error {
 			return err
 		}
 		return udpBlast(args[1], args[2], k)
+	case "udp-stream": // ADDR SECONDS: a datagram every 20 ms from an unconnected socket (ICMP
+		// errors do not stop it); prints "[unix-time] bytes from ADDR seq=N" per echo, like ping -D
+		return udpStream(args[1], time.Duration(n)*time.Second)
 	case "raw-send": // 4|6 FILE: send each length-prefixed packet as it is
 		return rawSend(args[1], args[2])
 	default:
@@ -379,5 +382,38 @@ func udpBlast(src, dst string, n int) error {
 	if sent < n {
 		return fmt.Errorf("%d of %d not sent, first error: %v", n-sent, n, firstErr)
 	}
+	return nil
+}
+
+func udpStream(addr string, d time.Duration) error {
+	ra, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return err
+	}
+	pc, err := net.ListenPacket("udp", ":0")
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			k, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				continue
+			}
+			now := time.Now()
+			fmt.Printf("[%d.%06d] %d bytes from %s seq=%s\n", now.Unix(), now.Nanosecond()/1000, k, addr, buf[:k])
+		}
+	}()
+	end := time.Now().Add(d)
+	for seq := 0; time.Now().Before(end); seq++ {
+		pc.WriteTo([]byte(strconv.Itoa(seq)), ra)
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
 	return nil
 }
