@@ -36,8 +36,10 @@ func TestBenchFailover(t *testing.T) {
 	for i := 0; i < runs; i++ {
 		silent = append(silent, l.measureGap(t, func() {
 			l.Must(l.exit1, "ip", "link", "set", "m-n1", "down")
+			l.Must(l.exit1, "ip", "link", "set", "m-n1b", "down")
 		}, func() {
 			l.Must(l.exit1, "ip", "link", "set", "m-n1", "up")
+			l.Must(l.exit1, "ip", "link", "set", "m-n1b", "up")
 		}))
 		clean = append(clean, l.measureGap(t, func() {
 			l.procs["platd@"+l.exit1].Stop()

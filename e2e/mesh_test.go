@@ -24,6 +24,7 @@ import (
 // with real babeld on every mesh link, redistributing the /96s.
 type meshLab struct {
 	*netlab.Lab
+	active                                   string // exit1's mesh link to node1 that carries traffic
 	client, node1, node2, exit1, exit2, inet string
 	sock                                     map[string]string // daemon@ns -> control socket
 	procs                                    map[string]*netlab.Proc
@@ -43,6 +44,7 @@ func newMeshLab(t *testing.T) *meshLab {
 	l.exit1, l.exit2, l.inet = l.NS("x1"), l.NS("x2"), l.NS("i")
 	l.Link(l.client, "c0", l.node1, "br-client")
 	l.Link(l.node1, "m-x1", l.exit1, "m-n1")
+	l.Link(l.node1, "m-x1b", l.exit1, "m-n1b") // a parallel link, see setCost
 	l.Link(l.node1, "m-n2", l.node2, "m-n1")
 	l.Link(l.node2, "m-x2", l.exit2, "m-n2")
 	l.Link(l.exit1, "wan", l.inet, "i1")
@@ -68,14 +70,25 @@ func newMeshLab(t *testing.T) *meshLab {
 // babeld starts babeld in ns on its mesh interfaces, with the local
 // interface on a unix socket, 1 s hellos and kernel metrics = Babel metrics.
 func (l *meshLab) babeld(t *testing.T, ns string, ifs ...string) {
+	var conf []string
+	if ns == l.exit1 {
+		// The parallel link starts priced out (see setCost).
+		conf = []string{"-C", "interface m-n1b rxcost 2000"}
+	}
 	sock := filepath.Join(l.Dir, "babel-"+ns+".sock")
 	args := []string{"babeld", "-I", filepath.Join(l.Dir, "babel-"+ns+".pid"), "-S", filepath.Join(l.Dir, "babel-"+ns+".state"),
 		"-h", "1", "-H", "1",
 		"-C", "local-path-readwrite " + sock, "-C", "reflect-kernel-metric true",
 		"-C", "redistribute ip fddd:1337:1337::/48 eq 96 allow", "-C", "redistribute ip " + meshPLATRange + " eq 96 allow",
 		"-C", "redistribute local deny", "-C", "redistribute deny"}
-	l.procs["babeld@"+ns] = l.Start(ns, "babeld-"+ns, append(args, ifs...)...)
+	l.procs["babeld@"+ns] = l.Start(ns, "babeld-"+ns, append(append(args, conf...), ifs...)...)
 	l.sock["babeld@"+ns] = sock
+	if !netlab.WaitFor(5*time.Second, func() bool {
+		_, err := l.Run(ns, "sh", "-c", "printf 'quit\n' | nc -NU "+sock)
+		return err == nil
+	}) {
+		t.Fatalf("babeld in %s did not open its socket", ns)
+	}
 }
 
 func (l *meshLab) daemon(t *testing.T, ns, name string, args ...string) {
@@ -93,21 +106,46 @@ func (l *meshLab) babelCmd(t *testing.T, ns string, lines ...string) {
 	l.T(t).Must(ns, "sh", "-c", fmt.Sprintf("printf '%s\\nquit\\n' | nc -NU %s", strings.Join(lines, "\\n"), l.sock["babeld@"+ns]))
 }
 
-// setCost makes node1's links towards exit1 cost c (exit1's rxcost there).
+// setCost makes node1's path to exit1 cost c without an outage. babeld 1.12
+// changes a link's cost at run time only by re-creating the interface, which
+// retracts the routes over it for seconds; so the cost is set on the idle one
+// of two parallel links first, then the busy one is priced out, and Babel
+// moves over without P1 ever being unreachable.
 func (l *meshLab) setCost(t *testing.T, c int) {
-	l.babelCmd(t, l.exit1, "flush interface m-n1", fmt.Sprintf("interface m-n1 rxcost %d", c))
+	idle := "m-n1b"
+	if l.active == "m-n1b" {
+		idle = "m-n1"
+	}
+	l.babelCmd(t, l.exit1, "flush interface "+idle, fmt.Sprintf("interface %s rxcost %d", idle, c))
+	time.Sleep(3 * time.Second) // node1 learns the route over idle at cost c
+	l.babelCmd(t, l.exit1, "flush interface "+l.active, fmt.Sprintf("interface %s rxcost 2000", l.active))
+	l.active = idle
 }
 
 func (l *meshLab) start(t *testing.T, prefixdArgs ...string) {
-	l.babeld(t, l.node1, "m-x1", "m-n2")
+	l.babeld(t, l.node1, "m-x1", "m-x1b", "m-n2")
 	l.babeld(t, l.node2, "m-n1", "m-x2")
-	l.babeld(t, l.exit1, "m-n1")
+	l.babeld(t, l.exit1, "m-n1", "m-n1b")
+	l.active = "m-n1"
 	l.babeld(t, l.exit2, "m-n2")
 	for _, x := range []struct{ ns, plat string }{{l.exit1, meshP1}, {l.exit2, meshP2}} {
 		l.daemon(t, x.ns, "platd", "-plat-prefix", x.plat, "-clat-range", "fddd:1337:1337::/48", "-wan-dev", "wan", "-allow", "198.51.100.0/24")
 	}
 	l.daemon(t, l.node1, "clatd", "-clat-prefix", meshCLAT1, "-client-net", "10.130.0.0/16", "-client-dev", "br-client")
 	l.daemon(t, l.node2, "clatd", "-clat-prefix", meshCLAT2, "-client-net", "10.131.0.0/16")
+	// Start prefixd on a converged mesh (its start-up settling is unit-tested):
+	// node1 knows both PLATs at their final metrics, the exits know the way
+	// back to node1's CLAT prefix (the probes' replies need it).
+	if !netlab.WaitFor(30*time.Second, func() bool {
+		n1, _ := l.Run(l.node1, "ip", "-6", "route")
+		x1, _ := l.Run(l.exit1, "ip", "-6", "route", "show", meshCLAT1)
+		x2, _ := l.Run(l.exit2, "ip", "-6", "route", "show", meshCLAT1)
+		return strings.Contains(n1, meshP1+" via") && strings.Contains(n1, "dev m-x1 proto babel metric 96 ") &&
+			strings.Contains(n1, meshP2+" via") && strings.Contains(n1, "metric 192 ") && x1 != "" && x2 != ""
+	}) {
+		out, _ := l.Run(l.node1, "ip", "-6", "route")
+		t.Fatalf("the mesh did not converge:\n%s", out)
+	}
 	args := append([]string{"-plat-range", meshPLATRange, "-babel", l.sock["babeld@"+l.node1], "-clatd-socket", l.sock["clatd@"+l.node1],
 		"-l3roamd-socket", "", "-probe-src", "fddd:1337:1337::1:c000:2", "-threshold-abs", "150", "-threshold-rel", "0",
 		"-hold-down", "3s"}, prefixdArgs...)

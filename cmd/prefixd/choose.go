@@ -55,8 +55,11 @@ type chooser struct {
 	policy
 	current    netip.Prefix
 	lastSwitch time.Time
-	badSince   time.Time      // when the current PLAT's route was first seen lost or unreachable
-	started    time.Time      // first decide call
+	badSince   time.Time // when the current PLAT's route was first seen lost or unreachable
+	started    time.Time // first decide call, or when the last PLAT was lost
+	quietUntil time.Time // no switch for a better metric before: babeld (re)connected and converges
+	lastChange time.Time // when the candidates' metrics last changed
+	prev       map[netip.Prefix]int
 	history    []switchRecord // newest last, at most maxHistory
 }
 
@@ -90,6 +93,7 @@ func (ch *chooser) best(cands map[netip.Prefix]candidate) (candidate, bool) {
 // decide applies the policy to the candidates; it returns the switch made,
 // if any.
 func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (switchRecord, bool) {
+	ch.noteChanges(now, cands)
 	best, haveBest := ch.best(cands)
 	cur, haveCur := cands[ch.current]
 	if haveCur && cur.Metric < babel.Unreachable {
@@ -102,8 +106,12 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 		if ch.started.IsZero() {
 			ch.started = now
 		}
-		if !haveBest || ch.history == nil && now.Sub(ch.started) < ch.settle {
-			return switchRecord{}, false // at start, let the routes arrive first
+		settled := now.Sub(ch.started) >= ch.settle && now.Sub(ch.lastChange) >= ch.settle/2
+		if !haveBest || !settled && now.Sub(ch.started) < 4*ch.settle {
+			// At start, and after every PLAT was lost (babeld restarting),
+			// let the routes arrive and go quiet before choosing: else the
+			// first to arrive wins and a nearer one cannot beat the margin.
+			return switchRecord{}, false
 		}
 		to, reason = best.Prefix, fmt.Sprintf("first choice, metric %d", best.Metric)
 	case (!haveCur || cur.Metric >= babel.Unreachable) && !(haveCur && cur.Fails > 0) && !ch.graceOver(now):
@@ -117,7 +125,7 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 	case cur.Fails >= ch.maxFails:
 		reason = fmt.Sprintf("current PLAT failed %d probes in a row", cur.Fails)
 	case haveBest && best.Prefix != ch.current && best.ProbeOK &&
-		cur.Metric-best.Metric > ch.margin(cur.Metric) && now.Sub(ch.lastSwitch) >= ch.holdDown:
+		cur.Metric-best.Metric > ch.margin(cur.Metric) && now.Sub(ch.lastSwitch) >= ch.holdDown && !now.Before(ch.quietUntil):
 		to, reason = best.Prefix, fmt.Sprintf("better metric %d < %d by more than %d", best.Metric, cur.Metric, ch.margin(cur.Metric))
 	default:
 		return switchRecord{}, false
@@ -130,6 +138,9 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 	}
 	rec := switchRecord{Time: now, From: prefixString(ch.current), To: prefixString(to), Reason: reason}
 	ch.current, ch.lastSwitch, ch.badSince = to, now, time.Time{}
+	if !to.IsValid() {
+		ch.started = now
+	}
 	ch.history = append(ch.history, rec)
 	if len(ch.history) > maxHistory {
 		ch.history = ch.history[1:]
@@ -150,4 +161,27 @@ func (ch *chooser) graceOver(now time.Time) bool {
 		ch.badSince = now
 	}
 	return now.Sub(ch.badSince) >= ch.lostGrace
+}
+
+// converging tells the chooser that the routes are being relearned (babeld
+// reconnected): metrics are not trusted for switching until settle passes.
+func (ch *chooser) converging(now time.Time) {
+	ch.quietUntil = now.Add(ch.settle)
+}
+
+// noteChanges records when any candidate's metric last changed.
+func (ch *chooser) noteChanges(now time.Time, cands map[netip.Prefix]candidate) {
+	changed := len(cands) != len(ch.prev)
+	for p, c := range cands {
+		if m, ok := ch.prev[p]; !ok || m != c.Metric {
+			changed = true
+		}
+	}
+	if changed {
+		ch.lastChange = now
+		ch.prev = make(map[netip.Prefix]int, len(cands))
+		for p, c := range cands {
+			ch.prev[p] = c.Metric
+		}
+	}
 }

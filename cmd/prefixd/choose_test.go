@@ -31,8 +31,48 @@ func TestFirstChoiceWaitsForRoutesToSettle(t *testing.T) {
 	if _, ok := ch.decide(t0, only2); ok {
 		t.Fatal("chose before the routes settled")
 	}
-	if rec, ok := ch.decide(t0.Add(5*time.Second), cands(96, 192)); !ok || rec.To != p1.String() {
+	// P1 arrives at 5 s: the routes are not quiet yet.
+	if _, ok := ch.decide(t0.Add(5*time.Second), cands(96, 192)); ok {
+		t.Fatal("chose while routes were still arriving")
+	}
+	if rec, ok := ch.decide(t0.Add(8*time.Second), cands(96, 192)); !ok || rec.To != p1.String() {
 		t.Fatalf("%+v", rec)
+	}
+}
+
+// After every PLAT was lost, the next choice waits for the routes too.
+func TestChoiceAfterTotalLossSettles(t *testing.T) {
+	ch := newChooser()
+	ch.settle = 5 * time.Second
+	ch.decide(t0, cands(96, 192))
+	ch.decide(t0.Add(5*time.Second), cands(96, 192))
+	ch.decide(t0.Add(6*time.Second), map[netip.Prefix]candidate{})
+	if rec, ok := ch.decide(t0.Add(9*time.Second), map[netip.Prefix]candidate{}); !ok || rec.To != "" {
+		t.Fatalf("not lost: %+v", rec)
+	}
+	only2 := map[netip.Prefix]candidate{p2: {Prefix: p2, Metric: 192, ProbeOK: true}}
+	if _, ok := ch.decide(t0.Add(10*time.Second), only2); ok {
+		t.Fatal("chose the first route back before the others arrived")
+	}
+	ch.decide(t0.Add(15*time.Second), cands(96, 192))
+	if rec, ok := ch.decide(t0.Add(18*time.Second), cands(96, 192)); !ok || rec.To != p1.String() {
+		t.Fatalf("%+v", rec)
+	}
+}
+
+// While babeld relearns its routes after a reconnect, a better metric does
+// not move the choice (a failure still does).
+func TestNoMetricSwitchWhileConverging(t *testing.T) {
+	ch := newChooser()
+	ch.decide(t0, cands(96, 192))
+	ch.settle = 5 * time.Second
+	now := t0.Add(time.Minute)
+	ch.converging(now)
+	if _, ok := ch.decide(now.Add(time.Second), cands(2000, 192)); ok {
+		t.Fatal("switched on a converging metric")
+	}
+	if rec, ok := ch.decide(now.Add(6*time.Second), cands(2000, 192)); !ok || rec.To != p2.String() {
+		t.Fatalf("no switch after convergence: %+v", rec)
 	}
 }
 

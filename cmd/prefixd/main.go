@@ -112,6 +112,7 @@ type daemon struct {
 	mu    sync.Mutex
 	ch    *chooser
 	cands map[netip.Prefix]candidate
+	epoch int // babeld connections seen
 }
 
 func main() {
@@ -204,6 +205,12 @@ func (d *daemon) decide() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.cands = d.candidates()
+	if e := d.src.connections(); e != d.epoch {
+		if d.epoch > 0 {
+			d.ch.converging(time.Now()) // a reconnect: babeld relearns its routes
+		}
+		d.epoch = e
+	}
 	old := d.ch.current
 	rec, ok := d.ch.decide(time.Now(), d.cands)
 	if !ok {

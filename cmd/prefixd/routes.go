@@ -26,6 +26,7 @@ type routeSource struct {
 	table  *babel.Table
 	mode   string // "babel-socket" or "kernel-routes"
 	badLn  uint64 // malformed lines seen
+	epoch  int    // counts (re)connections to babeld
 	change chan struct{}
 }
 
@@ -62,6 +63,7 @@ func (s *routeSource) run(done <-chan struct{}) {
 		backoff = time.Second
 		s.mu.Lock()
 		s.table.Reset()
+		s.epoch++
 		s.mu.Unlock()
 		if s.setMode("babel-socket") {
 			slog.Info("following babeld", "addr", s.addr)
@@ -155,6 +157,13 @@ func (s *routeSource) loadKernel() {
 	s.table = t
 	s.mu.Unlock()
 	s.notify()
+}
+
+// connections returns how often babeld's interface was (re)connected.
+func (s *routeSource) connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch
 }
 
 // routes returns the best route per PLAT /96.
