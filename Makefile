@@ -39,7 +39,7 @@ lint:
 test: lint test-unit test-fuzz test-e2e
 
 test-unit:
-	$(GO) test -count=1 ./siit ./header ./tun ./internal/...
+	$(GO) test -count=1 ./siit ./header ./tun ./internal/... ./cmd/...
 
 # Each fuzz target runs for a bounded time; the corpus lives in testdata/fuzz.
 test-fuzz:
