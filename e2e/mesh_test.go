@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -170,10 +171,15 @@ func (l *meshLab) exitCarries(t *testing.T) string {
 	t.Helper()
 	count := func(ns string) float64 { // a dead exit carries nothing
 		out, err := ctlsock.Query(l.sock["platd@"+ns], "status")
-		if err != nil {
+		var st struct {
+			Counters struct {
+				Out6to4 float64 `json:"out_6to4"`
+			} `json:"counters"`
+		}
+		if err != nil || json.Unmarshal([]byte(out), &st) != nil {
 			return 0
 		}
-		return statusOf(t, l.sock["platd@"+ns])["counters"].(map[string]any)["out_6to4"].(float64) + float64(len(out)*0)
+		return st.Counters.Out6to4
 	}
 	// The mesh may still be converging (a restarted babeld): wait for a
 	// working path first, then count a clean round of three.
