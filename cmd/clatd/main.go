@@ -32,7 +32,7 @@ type config struct {
 
 func parseFlags(args []string) (*config, error) {
 	c := &config{}
-	fs := cli.NewFlagSet("clatd", "clat", "/var/run/clatd.sock", "IPv6 MTU towards the mesh; IPv4 gets 20 bytes less", &c.TUN)
+	fs := cli.NewTUNFlagSet("clatd", "clat", "/var/run/clatd.sock", "IPv6 MTU towards the mesh; IPv4 gets 20 bytes less", &c.TUN)
 	var clat, clientNet string
 	fs.StringVar(&clat, "clat-prefix", "", "this node's CLAT /96 (required), e.g. fddd:1337:1337:1234:5678:9abc::/96")
 	fs.StringVar(&c.plat, "plat-prefix", "", "PLAT prefix (RFC 6052 length); may be set later over the socket")
@@ -43,7 +43,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.lowMTU6, "lowest-ipv6-mtu", 1280, "IPv4 packets without DF are fragmented to fit this (RFC 7915 section 4)")
 	fs.BoolVar(&c.mssClamp, "mss-clamp", true, "clamp TCP MSS in SYNs to what fits -mtu")
 	fs.BoolVar(&c.noRoutes, "no-routes", false, "do not install routes and rules (an init script does)")
-	if err := cli.Parse(fs, &c.TUN, args, "clatd -clat-prefix P/96 -client-net A.B.C.D/N [flags]", version); err != nil {
+	if err := cli.ParseTUN(fs, &c.TUN, args, "clatd -clat-prefix P/96 -client-net A.B.C.D/N [flags]", version); err != nil {
 		return nil, err
 	}
 	var err error

@@ -46,7 +46,7 @@ type config struct {
 
 func parseFlags(args []string) (*config, error) {
 	c := &config{}
-	fs := cli.NewFlagSet("platd", "plat", "/var/run/platd.sock", "TUN MTU", &c.TUN)
+	fs := cli.NewTUNFlagSet("platd", "plat", "/var/run/platd.sock", "TUN MTU", &c.TUN)
 	var plat, clatRange, ports, natAddr, allow string
 	var maxSessions int
 	fs.StringVar(&plat, "plat-prefix", "", "this exit's PLAT prefix (required), e.g. fddd:1337:1338:1234:5678:9abc::/96")
@@ -60,7 +60,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.backend, "backend", "nftables", "kernel firewall to use: nftables, or iptables for firmware without nftables")
 	fs.StringVar(&c.iptablesPath, "iptables", "", "with -backend iptables: path of the iptables binary (ip6tables is found the same way), e.g. /usr/sbin/iptables-legacy")
 	fs.StringVar(&c.table, "nft-table", "platd", "name of platd's own nftables table (family inet)")
-	if err := cli.Parse(fs, &c.TUN, args, "platd -plat-prefix P -clat-range R -wan-dev IF [flags]", version); err != nil {
+	if err := cli.ParseTUN(fs, &c.TUN, args, "platd -plat-prefix P -clat-range R -wan-dev IF [flags]", version); err != nil {
 		return nil, err
 	}
 	var err error

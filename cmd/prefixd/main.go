@@ -6,9 +6,7 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -34,13 +32,13 @@ type config struct {
 	probeTimeout  time.Duration
 	pol           policy
 	socket        string
+	cli.Common
 }
 
 func parseFlags(args []string) (*config, error) {
 	c := &config{}
-	fs := flag.NewFlagSet("prefixd", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	var platRange, own, src, logLevel string
+	fs := cli.NewFlagSet("prefixd", &c.Common)
+	var platRange, own, src string
 	fs.StringVar(&platRange, "plat-range", "", "the mesh's plat_range (required), e.g. fddd:1337:1338::/48")
 	fs.StringVar(&own, "own-plat", "", "this node's own PLAT /96, when it is an exit too")
 	fs.StringVar(&c.babel, "babel", "/var/run/babeld.sock", "babeld's local interface: a unix socket path or [::1]:port")
@@ -56,23 +54,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.pol.settle, "settle", 5*time.Second, "at start, how long Babel may converge before the first choice")
 	fs.DurationVar(&c.pol.holdDown, "hold-down", time.Minute, "least time between two switches for a better metric")
 	fs.StringVar(&c.socket, "socket", "/var/run/prefixd.sock", "control socket path")
-	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stdout)
-			fmt.Println("usage: prefixd -plat-range P/48 [flags]")
-			fs.PrintDefaults()
-			os.Exit(0)
-		}
+	if err := cli.Parse(fs, &c.Common, args, "prefixd -plat-range P/48 [flags]", version); err != nil {
 		return nil, err
-	}
-	if *showVersion {
-		fmt.Println("prefixd", version)
-		os.Exit(0)
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	var err error
 	if c.platRange, err = netip.ParsePrefix(platRange); err != nil || !c.platRange.Addr().Is6() || c.platRange.Bits() > 96 {
@@ -95,11 +78,6 @@ func parseFlags(args []string) (*config, error) {
 	if c.pol.maxFails < 1 || c.pol.absThreshold < 0 || c.pol.relThreshold < 0 || c.pol.relThreshold >= 1 || c.pol.holdDown < 0 || c.pol.lostGrace < 0 {
 		return nil, errors.New("-probe-failures >= 1, thresholds >= 0 (relative below 1), -hold-down >= 0")
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
-		return nil, fmt.Errorf("-log-level %q: %v", logLevel, err)
-	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
 	return c, nil
 }
 

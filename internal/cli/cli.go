@@ -1,6 +1,7 @@
-// Package cli is what the translating daemons share on their command line:
-// the TUN flags, -help and -version, slog set-up, the rule that a bad flag is
-// one line on stderr and exit status 2, and waiting for the stop signal.
+// Package cli is what the daemons share on their command line: -help,
+// -version and -log-level with slog set-up, the rule that a bad flag is one
+// line on stderr and exit status 2, waiting for the stop signal, and the
+// flags of a translating TUN (clatd, platd).
 package cli
 
 import (
@@ -17,38 +18,26 @@ import (
 	"github.com/gluon-464xlat/gluon-464xlat/internal/xlatd"
 )
 
-// TUN holds the flags of a translating TUN.
-type TUN struct {
-	Dev       string
-	MTU       int
-	Queues    int
-	PinCPUs   bool
-	NoOffload bool
-	Socket    string
-	logLevel  string
-	version   bool
+// Common holds the flags every daemon has.
+type Common struct {
+	logLevel string
+	version  bool
 }
 
-// NewFlagSet returns a flag set that reports errors instead of printing them,
-// with the TUN flags registered (defaults: device dev, socket path sock).
-func NewFlagSet(name, dev, sock, mtuHelp string, t *TUN) *flag.FlagSet {
+// NewFlagSet returns a flag set that reports errors instead of printing
+// them, with -log-level and -version registered.
+func NewFlagSet(name string, c *Common) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	fs.StringVar(&t.Dev, "dev", dev, "TUN device name")
-	fs.IntVar(&t.MTU, "mtu", 1500, mtuHelp)
-	fs.IntVar(&t.Queues, "queues", runtime.NumCPU(), "TUN queues (one translating goroutine each)")
-	fs.BoolVar(&t.PinCPUs, "pin-cpus", runtime.NumCPU() > 1, "pin each queue's thread to one CPU")
-	fs.BoolVar(&t.NoOffload, "no-offload", false, "disable TUN offload (GSO/checksum)")
-	fs.StringVar(&t.Socket, "socket", sock, "control socket path")
-	fs.StringVar(&t.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.BoolVar(&t.version, "version", false, "print the version and exit")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.version, "version", false, "print the version and exit")
 	return fs
 }
 
 // Parse parses args. -help prints usage and -version the version, both
-// exiting 0; a bad flag or value is returned for Fail.
-func Parse(fs *flag.FlagSet, t *TUN, args []string, usage, version string) error {
+// exiting 0; a bad flag or value is returned for Fail. It sets up slog.
+func Parse(fs *flag.FlagSet, c *Common, args []string, usage, version string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stdout)
@@ -58,12 +47,50 @@ func Parse(fs *flag.FlagSet, t *TUN, args []string, usage, version string) error
 		}
 		return err
 	}
-	if t.version {
+	if c.version {
 		fmt.Println(fs.Name(), version)
 		os.Exit(0)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return fmt.Errorf("-log-level %q: %v", c.logLevel, err)
+	}
+	// Plain key=value lines on stderr: procd hands them to syslog.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
+	return nil
+}
+
+// TUN holds the flags of a translating TUN.
+type TUN struct {
+	Common
+	Dev       string
+	MTU       int
+	Queues    int
+	PinCPUs   bool
+	NoOffload bool
+	Socket    string
+}
+
+// NewTUNFlagSet is NewFlagSet with the TUN flags (defaults: device dev,
+// socket path sock).
+func NewTUNFlagSet(name, dev, sock, mtuHelp string, t *TUN) *flag.FlagSet {
+	fs := NewFlagSet(name, &t.Common)
+	fs.StringVar(&t.Dev, "dev", dev, "TUN device name")
+	fs.IntVar(&t.MTU, "mtu", 1500, mtuHelp)
+	fs.IntVar(&t.Queues, "queues", runtime.NumCPU(), "TUN queues (one translating goroutine each)")
+	fs.BoolVar(&t.PinCPUs, "pin-cpus", runtime.NumCPU() > 1, "pin each queue's thread to one CPU")
+	fs.BoolVar(&t.NoOffload, "no-offload", false, "disable TUN offload (GSO/checksum)")
+	fs.StringVar(&t.Socket, "socket", sock, "control socket path")
+	return fs
+}
+
+// ParseTUN is Parse plus the checks of the TUN flags.
+func ParseTUN(fs *flag.FlagSet, t *TUN, args []string, usage, version string) error {
+	if err := Parse(fs, &t.Common, args, usage, version); err != nil {
+		return err
 	}
 	if t.MTU < 1280 || t.MTU > 65535 {
 		return fmt.Errorf("-mtu %d: must be 1280..65535", t.MTU)
@@ -71,12 +98,6 @@ func Parse(fs *flag.FlagSet, t *TUN, args []string, usage, version string) error
 	if t.Queues < 1 || t.Queues > 64 {
 		return fmt.Errorf("-queues %d: must be 1..64", t.Queues)
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(t.logLevel)); err != nil {
-		return fmt.Errorf("-log-level %q: %v", t.logLevel, err)
-	}
-	// Plain key=value lines on stderr: procd hands them to syslog.
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
 	return nil
 }
 
