@@ -5,7 +5,7 @@
 # make bench-clat  throughput: kernel forwarding vs TAYGA vs clatd, one run
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-DAEMONS := clatd platd
+DAEMONS := clatd platd prefixd
 GO ?= go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 15s
