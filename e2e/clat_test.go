@@ -54,13 +54,20 @@ func newCLATLab(t *testing.T, extra ...string) *clatLab {
 	args := append([]string{bin("clatd"), "-clat-prefix", clatPrefix, "-plat-prefix", platPrefix,
 		"-client-net", "10.130.0.0/16", "-client-dev", "n0", "-socket", l.sock, "-log-level", "debug"}, extra...)
 	l.clatd = l.Start(l.node, "clatd", args...)
-	if !netlab.WaitFor(5*time.Second, func() bool { _, err := ctlsock.Query(l.sock, "status"); return err == nil }) {
-		t.Fatalf("clatd did not come up:\n%s", l.clatd.Log())
-	}
+	waitUp(t, l.sock, l.clatd)
 	return l
 }
 
 func (l *clatLab) status(t *testing.T) map[string]any { return statusOf(t, l.sock) }
+
+// waitUp waits until the daemon p answers "status" on sock, or fails t
+// with its log.
+func waitUp(t *testing.T, sock string, p *netlab.Proc) {
+	t.Helper()
+	if !netlab.WaitFor(5*time.Second, func() bool { _, err := ctlsock.Query(sock, "status"); return err == nil }) {
+		t.Fatalf("%s did not come up:\n%s", p.Name, p.Log())
+	}
+}
 
 // statusOf asks a daemon's socket for its status and decodes the JSON.
 func statusOf(t *testing.T, sock string) map[string]any {

@@ -96,9 +96,7 @@ func (l *meshLab) daemon(t *testing.T, ns, name string, args ...string) {
 	sock := filepath.Join(l.Dir, name+"-"+ns+".sock")
 	l.procs[name+"@"+ns] = l.Start(ns, name+"-"+ns, append([]string{bin(name), "-socket", sock}, args...)...)
 	l.sock[name+"@"+ns] = sock
-	if !netlab.WaitFor(5*time.Second, func() bool { _, err := ctlsock.Query(sock, "status"); return err == nil }) {
-		t.Fatalf("%s in %s did not come up:\n%s", name, ns, l.procs[name+"@"+ns].Log())
-	}
+	waitUp(t, sock, l.procs[name+"@"+ns])
 }
 
 // babelCmd sends configuration lines to babeld's local interface.

@@ -75,17 +75,13 @@ EOF`)
 	l.sock = filepath.Join(l.Dir, "clatd.sock")
 	l.clatd = l.Start(l.node, "clatd", bin("clatd"), "-clat-prefix", clatPrefix, "-plat-prefix", platPrefix,
 		"-client-net", "10.130.0.0/16", "-client-dev", "n0", "-socket", l.sock)
-	if !netlab.WaitFor(5*time.Second, func() bool { _, err := ctlsock.Query(l.sock, "status"); return err == nil }) {
-		t.Fatalf("clatd did not come up:\n%s", l.clatd.Log())
-	}
+	waitUp(t, l.sock, l.clatd)
 	return l
 }
 
 func (l *platLab) startPlatd(t *testing.T) {
 	l.platd = l.Start(l.exit, "platd", l.pargs...)
-	if !netlab.WaitFor(5*time.Second, func() bool { _, err := ctlsock.Query(l.psock, "status"); return err == nil }) {
-		t.Fatalf("platd did not come up:\n%s", l.platd.Log())
-	}
+	waitUp(t, l.psock, l.platd)
 }
 
 func (l *platLab) pstatus(t *testing.T) map[string]any { return statusOf(t, l.psock) }
@@ -341,15 +337,10 @@ func TestCLATAndPLATOnOneNode(t *testing.T) {
 	l.Must(exit, "ip", "addr", "add", "198.51.100.254/24", "dev", "wan0")
 	l.Must(inet, "ip", "addr", "add", "198.51.100.1/24", "dev", "i0")
 	psock, csock := filepath.Join(l.Dir, "platd.sock"), filepath.Join(l.Dir, "clatd.sock")
-	l.Start(exit, "platd", bin("platd"), "-plat-prefix", platPrefix, "-clat-range", clatRange, "-wan-dev", "wan0",
-		"-allow", "198.51.100.0/24", "-socket", psock)
-	l.Start(exit, "clatd", bin("clatd"), "-clat-prefix", clatPrefix, "-plat-prefix", platPrefix,
-		"-client-net", "10.130.0.0/16", "-client-dev", "br0", "-socket", csock)
-	for _, s := range []string{psock, csock} {
-		if !netlab.WaitFor(5*time.Second, func() bool { _, err := ctlsock.Query(s, "status"); return err == nil }) {
-			t.Fatalf("%s did not come up", s)
-		}
-	}
+	waitUp(t, psock, l.Start(exit, "platd", bin("platd"), "-plat-prefix", platPrefix, "-clat-range", clatRange, "-wan-dev", "wan0",
+		"-allow", "198.51.100.0/24", "-socket", psock))
+	waitUp(t, csock, l.Start(exit, "clatd", bin("clatd"), "-clat-prefix", clatPrefix, "-plat-prefix", platPrefix,
+		"-client-net", "10.130.0.0/16", "-client-dev", "br0", "-socket", csock))
 	l.Start(inet, "tcp-serve", netlab.Helper("tcp-serve", "0.0.0.0:5001", "10000000")...)
 	time.Sleep(300 * time.Millisecond)
 	out := l.Must(client, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.51.100.1")
