@@ -11,23 +11,14 @@ RUNS=${RUNS:-3}
 SESSIONS=${SESSIONS:-100000}
 P=pb$$
 H=$P-h X=$P-x I=$P-i
-PLAT=fddd:1337:1338:1234:5678:9abc
 SRC6=fddd:1337:1337:ffff::1
-cleanup() {
-  for ns in $H $X $I; do
-    ip netns pids $ns 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-    ip netns del $ns 2>/dev/null || true
-  done
-  rm -rf /tmp/$P-*
-}
+. "$(dirname "$0")/lib.sh"
+cleanup() { ns_del $H $X $I; rm -rf /tmp/$P-*; }
 trap cleanup EXIT INT TERM
 
 topology() {
   cleanup
-  for ns in $H $X $I; do
-    ip netns add $ns; ip -n $ns link set lo up
-    ip netns exec $ns sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-  done
+  ns_add $H $X $I
   ip link add ${P}a netns $H type veth peer name ${P}b netns $X
   ip link add ${P}c netns $X type veth peer name ${P}d netns $I
   ip -n $H link set ${P}a name h0 up; ip -n $X link set ${P}b name x0 up

@@ -9,22 +9,13 @@ cd "$(dirname "$0")/.."
 bash lab/deps.sh
 BIN=${BIN:-bin}
 P=demo
+. lab/lib.sh
 C=$P-client N=$P-node X=$P-exit I=$P-inet
-CLAT=fddd:1337:1337:1234:5678:9abc
-PLAT=fddd:1337:1338:1234:5678:9abc
 fail=0
 step() { printf '\n== %s\n' "$*"; }
 ok() { printf '   ok: %s\n' "$*"; }
 bad() { printf '   FAILED: %s\n' "$*"; fail=1; }
-cleanup() {
-  for ns in $C $N $X $I; do
-    ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null || true
-    sleep 0.2
-    ip netns pids $ns 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-    ip netns del $ns 2>/dev/null || true
-  done
-  rm -f /tmp/demo-*.sock /tmp/demo-blob
-}
+cleanup() { ns_del $C $N $X $I; rm -f /tmp/demo-*.sock /tmp/demo-blob; }
 finish() {
   if [ "${KEEP:-}" = 1 ]; then
     printf '\nThe lab is still up (KEEP=1). Enter it with e.g.\n'
@@ -41,10 +32,7 @@ trap 'exit 130' INT TERM
 
 step "Building the lab: client (IPv4 only) -- node (clatd) -- IPv6 only -- exit (platd) -- IPv4 internet"
 cleanup
-for ns in $C $N $X $I; do
-  ip netns add $ns; ip -n $ns link set lo up
-  ip netns exec $ns sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-done
+ns_add $C $N $X $I
 ip link add ${P}a netns $C type veth peer name ${P}b netns $N
 ip link add ${P}c netns $N type veth peer name ${P}d netns $X
 ip link add ${P}e netns $X type veth peer name ${P}f netns $I

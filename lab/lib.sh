@@ -6,22 +6,32 @@ CLAT=fddd:1337:1337:1234:5678:9abc
 PLAT=fddd:1337:1338:1234:5678:9abc
 C=$P-c N=$P-n S=$P-s
 
-lab_cleanup() {
-  for ns in $C $N $S; do
-    ip netns pids $ns 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-    ip netns del $ns 2>/dev/null || true
+# ns_add NS...: fresh namespaces with loopback up and no duplicate address
+# detection (on fresh veths it holds packets for about 2 s).
+ns_add() {
+  for ns; do
+    ip netns add "$ns"; ip -n "$ns" link set lo up
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
   done
 }
+
+# ns_del NS...: stop what runs in the namespaces (TERM, then KILL) and delete them.
+ns_del() {
+  for ns; do ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true; done
+  sleep 0.2
+  for ns; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+  done
+}
+
+lab_cleanup() { ns_del $C $N $S; }
 
 # lab_topology kernel|xlat: client -- node -- server, IPv4 forwarding
 # (kernel) or IPv6 between node and server (xlat).
 lab_topology() {
   lab_cleanup
-  for ns in $C $N $S; do
-    ip netns add $ns; ip -n $ns link set lo up
-    # No duplicate address detection on fresh veths: it holds packets ~2 s.
-    ip netns exec $ns sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-  done
+  ns_add $C $N $S
   ip link add ${P}a netns $C type veth peer name ${P}b netns $N
   ip link add ${P}c netns $N type veth peer name ${P}d netns $S
   ip -n $C link set ${P}a name c0 up; ip -n $N link set ${P}b name n0 up
