@@ -6,8 +6,10 @@
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 DAEMONS := clatd platd prefixd
+# What the packages ship: every daemon in one binary, symlinked by name.
+MULTI := gluon-464xlat
 GO ?= go
-LDFLAGS := -s -w -X main.version=$(VERSION)
+LDFLAGS := -s -w -X github.com/gluon-464xlat/gluon-464xlat/internal/cli.Version=$(VERSION)
 FUZZTIME ?= 15s
 # DESIGN.md section 5: OpenWrt arch -> Go target
 TARGETS := mips_24kc:mips:softfloat mipsel_24kc:mipsle:softfloat arm_cortex-a7_neon-vfpv4:arm:7 aarch64_cortex-a53:arm64: x86_64:amd64:
@@ -39,7 +41,7 @@ lint:
 test: lint test-unit test-fuzz test-e2e
 
 test-unit:
-	$(GO) test -count=1 ./siit ./header ./tun ./internal/... ./cmd/...
+	$(GO) test -count=1 ./siit ./header ./tun ./internal/... ./daemon/... ./cmd/...
 
 # Each fuzz target runs for a bounded time; the corpus lives in testdata/fuzz.
 test-fuzz:

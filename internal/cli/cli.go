@@ -18,6 +18,10 @@ import (
 	"github.com/gluon-464xlat/gluon-464xlat/internal/xlatd"
 )
 
+// Version is the build's version, set by the linker:
+// -X github.com/gluon-464xlat/gluon-464xlat/internal/cli.Version=v1.2.3
+var Version = "dev"
+
 // Common holds the flags every daemon has.
 type Common struct {
 	logLevel string
@@ -37,7 +41,7 @@ func NewFlagSet(name string, c *Common) *flag.FlagSet {
 
 // Parse parses args. -help prints usage and -version the version, both
 // exiting 0; a bad flag or value is returned for Fail. It sets up slog.
-func Parse(fs *flag.FlagSet, c *Common, args []string, usage, version string) error {
+func Parse(fs *flag.FlagSet, c *Common, args []string, usage string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stdout)
@@ -48,7 +52,7 @@ func Parse(fs *flag.FlagSet, c *Common, args []string, usage, version string) er
 		return err
 	}
 	if c.version {
-		fmt.Println(fs.Name(), version)
+		fmt.Println(fs.Name(), Version)
 		os.Exit(0)
 	}
 	if fs.NArg() > 0 {
@@ -88,8 +92,8 @@ func NewTUNFlagSet(name, dev, sock, mtuHelp string, t *TUN) *flag.FlagSet {
 }
 
 // ParseTUN is Parse plus the checks of the TUN flags.
-func ParseTUN(fs *flag.FlagSet, t *TUN, args []string, usage, version string) error {
-	if err := Parse(fs, &t.Common, args, usage, version); err != nil {
+func ParseTUN(fs *flag.FlagSet, t *TUN, args []string, usage string) error {
+	if err := Parse(fs, &t.Common, args, usage); err != nil {
 		return err
 	}
 	if t.MTU < 1280 || t.MTU > 65535 {

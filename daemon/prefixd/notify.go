@@ -1,4 +1,4 @@
-package main
+package prefixd
 
 import (
 	"log/slog"

@@ -1,4 +1,4 @@
-package main
+package clatd
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/xlatd"
 )
@@ -87,7 +88,7 @@ type status struct {
 
 func (d *daemon) status() status {
 	return status{
-		Version: version, Dev: d.c.Dev, CLATPrefix: d.c.clat.String(), PLATPrefix: *d.plat.Load(),
+		Version: cli.Version, Dev: d.c.Dev, CLATPrefix: d.c.clat.String(), PLATPrefix: *d.plat.Load(),
 		ClientNet: d.c.clientNet.String(), MTU: d.c.MTU, Offload: !d.c.NoOffload,
 		UptimeSec: int64(time.Since(d.started).Seconds()), Counters: d.eng.Counters(),
 	}

@@ -1,4 +1,4 @@
-package main
+package platd
 
 import (
 	"errors"
@@ -117,7 +117,7 @@ type status struct {
 
 func (d *daemon) status() status {
 	s := status{
-		Version: version, Dev: d.c.Dev, PLATPrefix: d.c.plat.String(), CLATRange: d.c.clatRange.String(),
+		Version: cli.Version, Dev: d.c.Dev, PLATPrefix: d.c.plat.String(), CLATRange: d.c.clatRange.String(),
 		Mgmt: d.c.mgmtAddr().String(), WAN: d.c.wanDev, WANAddr: d.wan.Load().String(), PortRange: fmt.Sprintf("%d-%d", d.c.portMin, d.c.portMax),
 		UptimeSec: int64(time.Since(d.started).Seconds()), Counters: d.eng.Counters(), Refused: d.nat.counters(),
 	}

@@ -1,0 +1,151 @@
+// Package platd is the PLAT of 464xlat on an exit node: stateful NAT64
+// (RFC 6146) built from kernel parts, so the kernel's conntrack holds every
+// session. The seed's design (DESIGN.md section 3):
+//
+//	CLAT::a.b.c.d -> PLAT::w.x.y.z                    (from the mesh)
+//	  NAT66 (nftables snat)   -> PLAT::192.0.0.6 -> PLAT::w.x.y.z
+//	  platd's TUN (siit)      -> 192.0.0.6       -> w.x.y.z
+//	  IPv4 masquerade on WAN, in its own port range, -> the Internet
+//
+// and back the same way. Only sources in clat_range are served, special-
+// purpose IPv4 destinations are refused with ICMPv6, and everything platd
+// put in the kernel is removed on exit (conntrack sessions stay, so a
+// restart does not break them).
+package platd
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
+	"github.com/gluon-464xlat/gluon-464xlat/siit"
+)
+
+type config struct {
+	cli.TUN
+	plat           siit.Prefix6052
+	clatRange      netip.Prefix
+	wanDev         string
+	portMin        uint16
+	portMax        uint16
+	natAddr4       netip.Addr
+	allow          []netip.Prefix
+	maxSessions    uint32
+	conntrackLimit int
+	backend        string
+	iptablesPath   string
+	table          string
+}
+
+func parseFlags(args []string) (*config, error) {
+	c := &config{}
+	fs := cli.NewTUNFlagSet("platd", "plat", "/var/run/platd.sock", "TUN MTU", &c.TUN)
+	var plat, clatRange, ports, natAddr, allow string
+	var maxSessions int
+	fs.StringVar(&plat, "plat-prefix", "", "this exit's PLAT prefix (required), e.g. fddd:1337:1338:1234:5678:9abc::/96")
+	fs.StringVar(&clatRange, "clat-range", "", "sources served (required): the mesh's clat_range, e.g. fddd:1337:1337::/48")
+	fs.StringVar(&c.wanDev, "wan-dev", "", "uplink interface whose IPv4 address sessions are NATed to (required)")
+	fs.StringVar(&ports, "port-range", "61000-65535", "IPv4 source ports for NAT64 sessions, apart from the router's own masquerading")
+	fs.StringVar(&natAddr, "nat-addr", "192.0.0.6", "IPv4 address between the stateless step and the SNAT (RFC 7335 range)")
+	fs.StringVar(&allow, "allow", "", "comma-separated IPv4 prefixes to serve although special-purpose (e.g. a lab's 198.51.100.0/24)")
+	fs.IntVar(&maxSessions, "max-sessions", 0, "refuse new IPv4 sessions (with ICMP) beyond this many; 0: no limit")
+	fs.IntVar(&c.conntrackLimit, "conntrack-limit", 0, "refuse new sessions while this many conntrack entries exist; 0: 95% of nf_conntrack_max")
+	fs.StringVar(&c.backend, "backend", "nftables", "kernel firewall to use: nftables, or iptables for firmware without nftables")
+	fs.StringVar(&c.iptablesPath, "iptables", "", "with -backend iptables: path of the iptables binary (ip6tables is found the same way), e.g. /usr/sbin/iptables-legacy")
+	fs.StringVar(&c.table, "nft-table", "platd", "name of platd's own nftables table (family inet)")
+	if err := cli.ParseTUN(fs, &c.TUN, args, "platd -plat-prefix P -clat-range R -wan-dev IF [flags]"); err != nil {
+		return nil, err
+	}
+	var err error
+	if plat == "" || clatRange == "" || c.wanDev == "" {
+		return nil, errors.New("-plat-prefix, -clat-range and -wan-dev are required")
+	}
+	if c.plat, err = siit.ParsePrefix6052(plat); err != nil {
+		return nil, fmt.Errorf("-plat-prefix: %v", err)
+	}
+	if c.clatRange, err = netip.ParsePrefix(clatRange); err != nil || !c.clatRange.Addr().Is6() || c.clatRange.Addr().Is4In6() {
+		return nil, fmt.Errorf("-clat-range %q: need an IPv6 prefix", clatRange)
+	}
+	c.clatRange = c.clatRange.Masked()
+	if c.plat.Prefix().Overlaps(c.clatRange) {
+		return nil, errors.New("-plat-prefix and -clat-range overlap")
+	}
+	if c.portMin, c.portMax, err = parsePorts(ports); err != nil {
+		return nil, fmt.Errorf("-port-range %q: %v", ports, err)
+	}
+	if c.natAddr4, err = netip.ParseAddr(natAddr); err != nil || !c.natAddr4.Is4() {
+		return nil, fmt.Errorf("-nat-addr %q: need an IPv4 address", natAddr)
+	}
+	for _, a := range strings.Split(allow, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(a)
+		if err != nil || !p.Addr().Is4() {
+			return nil, fmt.Errorf("-allow %q: need IPv4 prefixes", a)
+		}
+		c.allow = append(c.allow, p.Masked())
+	}
+	if c.backend != "nftables" && c.backend != "iptables" {
+		return nil, fmt.Errorf("-backend %q: nftables or iptables", c.backend)
+	}
+	if maxSessions < 0 {
+		return nil, fmt.Errorf("-max-sessions %d: must be >= 0", maxSessions)
+	}
+	c.maxSessions = uint32(maxSessions)
+	return c, nil
+}
+
+func parsePorts(s string) (uint16, uint16, error) {
+	a, b, ok := strings.Cut(s, "-")
+	lo, err1 := strconv.ParseUint(a, 10, 16)
+	hi, err2 := strconv.ParseUint(b, 10, 16)
+	if !ok || err1 != nil || err2 != nil || lo < 1024 || hi < lo {
+		return 0, 0, errors.New("need LOW-HIGH with 1024 <= LOW <= HIGH <= 65535")
+	}
+	return uint16(lo), uint16(hi), nil
+}
+
+// addr6 is the PLAT-prefix address that embeds v4 (RFC 6052).
+func (c *config) addr6(v4 netip.Addr) netip.Addr {
+	var a [16]byte
+	b := v4.As4()
+	c.plat.Embed(a[:], b[:])
+	return netip.AddrFrom16(a)
+}
+
+// translatorConfig: the PLAT prefix is the only mapping (the NAT66 address
+// PLAT::192.0.0.6 maps onto 192.0.0.6 by it); the translator's own errors
+// and RFC 6791 errors use the NAT address too, so all IPv4 that leaves the
+// TUN is covered by one masquerade rule.
+func (c *config) translatorConfig() siit.Config {
+	return siit.Config{
+		Pool6: c.plat, Addr4: c.natAddr4, Pool6791: c.natAddr4, Addr6: c.addr6(netip.MustParseAddr("192.0.0.1")),
+		MTU6: c.MTU, Deny4: denyList(c.allow),
+	}
+}
+
+// Main runs the daemon with args (without the program name) until SIGINT or SIGTERM.
+func Main(args []string) {
+	c, err := parseFlags(args)
+	if err != nil {
+		cli.Fail("platd", err)
+	}
+	d, err := start(c)
+	if err != nil {
+		slog.Error("platd could not start", "err", err)
+		os.Exit(1)
+	}
+	slog.Info("platd running", "dev", c.Dev, "plat", c.plat, "clat_range", c.clatRange, "wan", c.wanDev,
+		"ports", fmt.Sprintf("%d-%d", c.portMin, c.portMax), "queues", c.Queues, "backend", c.backend)
+	slog.Info("platd stopping", "signal", cli.WaitForStop().String())
+	if err := d.stop(); err != nil {
+		slog.Error("platd stop", "err", err)
+		os.Exit(1)
+	}
+}
