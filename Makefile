@@ -14,7 +14,7 @@ FUZZTIME ?= 15s
 # DESIGN.md section 5: OpenWrt arch -> Go target
 TARGETS := mips_24kc:mips:softfloat mipsel_24kc:mipsle:softfloat arm_cortex-a7_neon-vfpv4:arm:7 aarch64_cortex-a53:arm64: x86_64:amd64:
 
-.PHONY: test-mesh all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat bench-plat bench-failover demo clean deps
+.PHONY: ipk size test-ipk test-mesh all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat bench-plat bench-failover demo clean deps
 
 all: build
 
@@ -29,19 +29,40 @@ cross:
 	  echo "cross $$arch (GOARCH=$$goarch $$sub)"; \
 	  env CGO_ENABLED=0 GOOS=linux GOARCH=$$goarch GOMIPS=$$( [ "$$sub" = softfloat ] && echo softfloat ) \
 	    GOARM=$$( [ "$$goarch" = arm ] && echo $$sub ) \
-	    $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/$$arch/ $(addprefix ./cmd/,$(DAEMONS)) || exit 1; \
+	    $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/$$arch/ $(addprefix ./cmd/,$(DAEMONS) $(MULTI)) || exit 1; \
+	done
+
+# Flash cost per target; last line: the mips_24kc totals (DESIGN.md section 5).
+size: cross
+	@bash lab/size.sh dist
+
+# Installable .ipk files per target (nfpm, see tools/mkipk), without the SDK.
+IPK_VERSION := 0.1.0-r$(shell git rev-list --count HEAD 2>/dev/null || echo 0)
+ipk: cross
+	@mkdir -p bin
+	cd tools/mkipk && $(GO) build -o ../../bin/mkipk .
+	@rm -rf dist/ipk
+	@for t in $(TARGETS); do arch=$${t%%:*}; \
+	  bin/mkipk -arch $$arch -version $(IPK_VERSION) -bin dist/$$arch/gluon-464xlat -out dist/ipk \
+	    packages/gluon-464xlat/nfpm.yaml packages/gluon-464xlat/nfpm-plat.yaml || exit 1; \
 	done
 
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	shellcheck -s sh files/etc/init.d/*
+	shellcheck -s sh packages/gluon-464xlat/postinst packages/gluon-464xlat/prerm lab/procd-shim.sh
 	shellcheck -S warning -x lab/*.sh .ci/run
 
-test: lint test-unit test-fuzz test-e2e
+test: lint test-unit test-ipk test-fuzz test-e2e
 
 test-unit:
-	$(GO) test -count=1 ./siit ./header ./tun ./internal/... ./daemon/... ./cmd/...
+	$(GO) test -count=1 ./siit ./header ./tun ./internal/... ./daemon/... ./cmd/... ./packages
+
+# Every .ipk of make ipk unpacks to the expected files, control fields and
+# executables for its architecture.
+test-ipk: ipk
+	XLAT_IPK_DIR=$(CURDIR)/dist/ipk $(GO) test -count=1 -run '^TestIPK' ./packages
 
 # Each fuzz target runs for a bounded time; the corpus lives in testdata/fuzz.
 test-fuzz:
