@@ -230,4 +230,3 @@ func TestUpgradeScriptFailsClearlyWithoutMAC(t *testing.T) {
 		t.Fatalf("err %v: %s", err, out)
 	}
 }
-
