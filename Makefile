@@ -5,7 +5,7 @@
 # make bench-clat  throughput: kernel forwarding vs TAYGA vs clatd, one run
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-DAEMONS := clatd platd prefixd
+DAEMONS := clatd platd prefixd l3roamd
 # What the packages ship: every daemon in one binary, symlinked by name.
 MULTI := gluon-464xlat
 GO ?= go

@@ -37,13 +37,41 @@ const (
 	meshP2        = "fddd:1337:1338::2:0:0/96"
 	meshCLAT1     = "fddd:1337:1337::1:0:0/96"
 	meshCLAT2     = "fddd:1337:1337::2:0:0/96"
+	meshNodeIPs   = "fddd:1337:1::"    // + n: the nodes' own addresses
+	meshNodeCli   = "fddd:1337:2::/64" // node-client IPs (l3roamd)
 )
 
-func newMeshLab(t *testing.T) *meshLab {
+func newMeshLab(t *testing.T) *meshLab { return newMeshLabWith(t, false) }
+
+// gatewayMAC is next_node.mac: the client bridge of every node has it, so
+// a client that roams keeps talking to "its" gateway.
+const gatewayMAC = "16:41:95:40:f7:dc"
+
+const clientMAC = "02:c1:1e:00:00:0a"
+
+// newMeshLabWith builds the mesh; with roam, node1 and node2 both have a
+// client bridge br-client (same MAC and gateway address), the client's
+// veth is a port of node1's, and moveClient moves it to node2's.
+func newMeshLabWith(t *testing.T, roam bool) *meshLab {
 	l := &meshLab{Lab: netlab.New(t), sock: map[string]string{}, procs: map[string]*netlab.Proc{}}
 	l.client, l.node1, l.node2 = l.NS("c"), l.NS("n1"), l.NS("n2")
 	l.exit1, l.exit2, l.inet = l.NS("x1"), l.NS("x2"), l.NS("i")
-	l.Link(l.client, "c0", l.node1, "br-client")
+	if roam {
+		for _, n := range []string{l.node1, l.node2} {
+			l.Must(n, "ip", "link", "add", "br-client", "address", gatewayMAC, "type", "bridge")
+			l.Must(n, "ip", "addr", "add", "10.130.0.1/16", "dev", "br-client")
+			l.Must(n, "ip", "link", "set", "br-client", "up")
+		}
+		l.Link(l.client, "c0", l.node1, "cl-port")
+		l.Must(l.client, "ip", "link", "set", "c0", "address", clientMAC)
+		l.Must(l.node1, "ip", "link", "set", "cl-port", "master", "br-client")
+		// node IPs (the C l3roamd's -a), announced by babeld
+		for i, n := range []string{l.node1, l.node2, l.exit1, l.exit2} {
+			l.Must(n, "ip", "addr", "add", fmt.Sprintf("%s%d/128", meshNodeIPs, i+1), "dev", "lo")
+		}
+	} else {
+		l.Link(l.client, "c0", l.node1, "br-client")
+	}
 	l.Link(l.node1, "m-x1", l.exit1, "m-n1")
 	l.Link(l.node1, "m-x1b", l.exit1, "m-n1b") // a parallel link, see setCost
 	l.Link(l.node1, "m-n2", l.node2, "m-n1")
@@ -55,7 +83,9 @@ func newMeshLab(t *testing.T) *meshLab {
 	}
 	l.Must(l.client, "ip", "addr", "add", "10.130.0.10/16", "dev", "c0")
 	l.Must(l.client, "ip", "route", "add", "default", "via", "10.130.0.1")
-	l.Must(l.node1, "ip", "addr", "add", "10.130.0.1/16", "dev", "br-client")
+	if !roam {
+		l.Must(l.node1, "ip", "addr", "add", "10.130.0.1/16", "dev", "br-client")
+	}
 	l.Must(l.inet, "ip", "addr", "add", "198.51.100.1/32", "dev", "lo")
 	for i, x := range []string{l.exit1, l.exit2} {
 		a, b := fmt.Sprintf("203.0.113.%d", 4*i+2), fmt.Sprintf("203.0.113.%d", 4*i+1)
@@ -81,6 +111,7 @@ func (l *meshLab) babeld(t *testing.T, ns string, ifs ...string) {
 		"-h", "1", "-H", "1",
 		"-C", "local-path-readwrite " + sock, "-C", "reflect-kernel-metric true",
 		"-C", "redistribute ip fddd:1337:1337::/48 eq 96 allow", "-C", "redistribute ip " + meshPLATRange + " eq 96 allow",
+		"-C", "redistribute local ip fddd:1337:1::/64 eq 128 allow", "-C", "redistribute local ip " + meshNodeCli + " eq 128 allow",
 		"-C", "redistribute local deny", "-C", "redistribute deny"}
 	l.procs["babeld@"+ns] = l.Start(ns, "babeld-"+ns, append(append(args, conf...), ifs...)...)
 	l.sock["babeld@"+ns] = sock
@@ -89,6 +120,16 @@ func (l *meshLab) babeld(t *testing.T, ns string, ifs ...string) {
 		return err == nil
 	}) {
 		t.Fatalf("babeld in %s did not open its socket", ns)
+	}
+	if ns == l.node1 {
+		// What node1's babeld said and when, for a failing test's report.
+		l.procs["monitor@"+ns] = l.Start(ns, "babel-monitor-"+ns, "sh", "-c",
+			"(printf 'monitor\\n'; sleep 3600) | nc -U "+sock+" | while IFS= read -r l; do echo \"$(date +%T.%N) $l\"; done")
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("babeld monitor on node1:\n%s", l.procs["monitor@"+ns].Log())
+			}
+		})
 	}
 }
 
@@ -109,19 +150,47 @@ func (l *meshLab) babelCmd(t *testing.T, ns string, lines ...string) {
 // changes a link's cost at run time only by re-creating the interface, which
 // retracts the routes over it for seconds; so the cost is set on the idle one
 // of two parallel links first, then the busy one is priced out, and Babel
-// moves over without P1 ever being unreachable.
+// moves over without P1 ever being unreachable. Each step waits for what
+// babeld on node1 reports, not for a fixed time: a slow neighbour set-up
+// must not look like an outage to prefixd.
 func (l *meshLab) setCost(t *testing.T, c int) {
+	t.Helper()
 	idle := "m-n1b"
 	if l.active == "m-n1b" {
 		idle = "m-n1"
 	}
+	// node1's name for the same link
+	mine := map[string]string{"m-n1": "m-x1", "m-n1b": "m-x1b"}
 	l.babelCmd(t, l.exit1, "flush interface "+idle, fmt.Sprintf("interface %s rxcost %d", idle, c))
-	time.Sleep(3 * time.Second) // node1 learns the route over idle at cost c
+	l.waitRoute(t, meshP1, mine[idle], c, false)
 	l.babelCmd(t, l.exit1, "flush interface "+l.active, fmt.Sprintf("interface %s rxcost 2000", l.active))
+	l.waitRoute(t, meshP1, mine[idle], c, true)
 	l.active = idle
 }
 
-func (l *meshLab) start(t *testing.T, prefixdArgs ...string) {
+// waitRoute waits until babeld on node1 has a route to prefix over its
+// interface dev with the given metric (and, with installed, selected).
+func (l *meshLab) waitRoute(t *testing.T, prefix, dev string, metric int, installed bool) {
+	t.Helper()
+	want := fmt.Sprintf(" metric %d ", metric)
+	var dump string
+	if !netlab.WaitFor(15*time.Second, func() bool {
+		dump, _ = l.Run(l.node1, "sh", "-c", "printf 'dump\nquit\n' | nc -NU "+l.sock["babeld@"+l.node1])
+		for _, line := range strings.Split(dump, "\n") {
+			if strings.HasPrefix(line, "add route ") && strings.Contains(line, " prefix "+prefix+" ") &&
+				strings.HasSuffix(line, " if "+dev) && strings.Contains(line, want) &&
+				(!installed || strings.Contains(line, " installed yes ")) {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("node1's babeld has no route to %s over %s at metric %d (installed %v):\n%s", prefix, dev, metric, installed, dump)
+	}
+}
+
+// startMesh starts babeld everywhere and platd on both exits.
+func (l *meshLab) startMesh(t *testing.T) {
 	l.babeld(t, l.node1, "m-x1", "m-x1b", "m-n2")
 	l.babeld(t, l.node2, "m-n1", "m-x2")
 	l.babeld(t, l.exit1, "m-n1", "m-n1b")
@@ -130,11 +199,11 @@ func (l *meshLab) start(t *testing.T, prefixdArgs ...string) {
 	for _, x := range []struct{ ns, plat string }{{l.exit1, meshP1}, {l.exit2, meshP2}} {
 		l.daemon(t, x.ns, "platd", "-plat-prefix", x.plat, "-clat-range", "fddd:1337:1337::/48", "-wan-dev", "wan", "-allow", "198.51.100.0/24")
 	}
-	l.daemon(t, l.node1, "clatd", "-clat-prefix", meshCLAT1, "-client-net", "10.130.0.0/16", "-client-dev", "br-client")
-	l.daemon(t, l.node2, "clatd", "-clat-prefix", meshCLAT2, "-client-net", "10.131.0.0/16")
-	// Start prefixd on a converged mesh (its start-up settling is unit-tested):
-	// node1 knows both PLATs at their final metrics, the exits know the way
-	// back to node1's CLAT prefix (the probes' replies need it).
+}
+
+// waitConverged waits until node1 knows both PLATs at their final metrics
+// and the exits know the way back to node1's CLAT prefix.
+func (l *meshLab) waitConverged(t *testing.T) {
 	if !netlab.WaitFor(30*time.Second, func() bool {
 		n1, _ := l.Run(l.node1, "ip", "-6", "route")
 		x1, _ := l.Run(l.exit1, "ip", "-6", "route", "show", meshCLAT1)
@@ -145,6 +214,14 @@ func (l *meshLab) start(t *testing.T, prefixdArgs ...string) {
 		out, _ := l.Run(l.node1, "ip", "-6", "route")
 		t.Fatalf("the mesh did not converge:\n%s", out)
 	}
+}
+
+func (l *meshLab) start(t *testing.T, prefixdArgs ...string) {
+	l.startMesh(t)
+	l.daemon(t, l.node1, "clatd", "-clat-prefix", meshCLAT1, "-client-net", "10.130.0.0/16", "-client-dev", "br-client")
+	l.daemon(t, l.node2, "clatd", "-clat-prefix", meshCLAT2, "-client-net", "10.131.0.0/16")
+	// Start prefixd on a converged mesh (its start-up settling is unit-tested).
+	l.waitConverged(t)
 	args := append([]string{"-plat-range", meshPLATRange, "-babel", l.sock["babeld@"+l.node1], "-clatd-socket", l.sock["clatd@"+l.node1],
 		"-l3roamd-socket", "", "-probe-src", "fddd:1337:1337::1:c000:2", "-threshold-abs", "150", "-threshold-rel", "0",
 		"-hold-down", "3s"}, prefixdArgs...)

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/gluon-464xlat/gluon-464xlat/daemon/clatd"
+	"github.com/gluon-464xlat/gluon-464xlat/daemon/l3roamd"
 	"github.com/gluon-464xlat/gluon-464xlat/daemon/platd"
 	"github.com/gluon-464xlat/gluon-464xlat/daemon/prefixd"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
@@ -22,6 +23,7 @@ import (
 
 var commands = map[string]func(args []string){
 	"clatd":   clatd.Main,
+	"l3roamd": l3roamd.Main,
 	"platd":   platd.Main,
 	"prefixd": prefixd.Main,
 }

@@ -67,6 +67,7 @@ func (n *iptNAT) install(c *config, wan netip.Addr) error {
 	ports := fmt.Sprint(c.portMax - c.portMin + 1)
 	steps := []iptRule{
 		{n.v6, "filter", iptFwd, []string{"-o", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "!", "-s", c.clatRange.String(), "-j", "REJECT", "--reject-with", "icmp6-adm-prohibited"}},
+		{n.v6, "filter", iptFwd, []string{"-o", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-p", "tcp", "!", "--syn", "-j", "DROP"}},
 		{n.v4, "filter", iptFwd, []string{"-i", c.Dev, "!", "-s", nat4, "-j", "DROP"}},
 		{n.v4, "filter", iptFwd, []string{"-i", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-m", "connlimit", "--connlimit-above", ports, "--connlimit-daddr", "--connlimit-mask", "32", "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"}},
 		{n.v4, "filter", iptFwd, []string{"-i", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-j", iptFull}},
@@ -151,7 +152,7 @@ func (n *iptNAT) counters() map[string]uint64 {
 			}
 		}
 	}
-	add(n.v6, iptFwd, "refused_source")
+	add(n.v6, iptFwd, "refused_source", "dropped_midstream")
 	add(n.v4, iptFwd, "refused_spoof", "refused_ports", "", "refused_sessions")
 	add(n.v4, iptFull, "refused_full")
 	return res

@@ -19,6 +19,7 @@ import (
 //	  counter refused_source {}; counter refused_spoof {}; counter refused_sessions {}
 //	  chain forward { type filter hook forward priority -1
 //	    oifname "plat" meta nfproto ipv6 ct state new ip6 saddr != CLAT_RANGE counter name refused_source reject with icmpx admin-prohibited
+//	    oifname "plat" meta nfproto ipv6 ct state new meta l4proto tcp tcp flags & (fin|syn|rst|ack) != syn counter name dropped_midstream drop
 //	    iifname "plat" meta nfproto ipv4 ip saddr != 192.0.0.6 counter name refused_spoof drop
 //	    iifname "plat" meta nfproto ipv4 ct state new ct count over N counter name refused_sessions reject with icmpx admin-prohibited
 //	    iifname "plat" meta nfproto ipv4 ct state new add @ports { ip daddr . meta l4proto . th dport ct count over PORTS } counter name refused_ports reject with icmpx admin-prohibited
@@ -62,7 +63,7 @@ func (n *nftNAT) setFull(on bool) error {
 	return nil
 }
 
-var nftCounters = []string{"refused_source", "refused_spoof", "refused_sessions", "refused_ports", "refused_full"}
+var nftCounters = []string{"refused_source", "refused_spoof", "refused_sessions", "refused_ports", "refused_full", "dropped_midstream"}
 
 func ifname(n string) []byte {
 	b := make([]byte, 16)
@@ -144,6 +145,20 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
 		metaIs(expr.MetaKeyOIFNAME, ifname(c.Dev)), metaIs(expr.MetaKeyNFPROTO, v6), ctStateNew(),
 		srcMatch(c.clatRange, expr.CmpOpNeq), []expr.Any{counter("refused_source"), rejectAdmin()})})
+	// No session starts mid-stream: a TCP segment other than a SYN with no
+	// session is a client that roamed and whose ROAM has not arrived yet.
+	// Dropped, it is retransmitted into its own session a moment later;
+	// passed, it would open a new one and the server would reset the
+	// client's connection.
+	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
+		metaIs(expr.MetaKeyOIFNAME, ifname(c.Dev)), metaIs(expr.MetaKeyNFPROTO, v6), ctStateNew(),
+		metaIs(expr.MetaKeyL4PROTO, []byte{unix.IPPROTO_TCP}),
+		[]expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x17}, Xor: []byte{0}}, // FIN|SYN|RST|ACK
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0x02}},
+			counter("dropped_midstream"), &expr.Verdict{Kind: expr.VerdictDrop},
+		})})
 	// Nothing but the NAT address leaves the TUN towards IPv4.
 	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
 		metaIs(expr.MetaKeyIIFNAME, ifname(c.Dev)), metaIs(expr.MetaKeyNFPROTO, v4),

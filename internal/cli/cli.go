@@ -22,6 +22,10 @@ import (
 // -X github.com/gluon-464xlat/gluon-464xlat/internal/cli.Version=v1.2.3
 var Version = "dev"
 
+// Level is the log level in force; a daemon may change it at run time
+// (l3roamd's verbosity command).
+var Level slog.LevelVar
+
 // Common holds the flags every daemon has.
 type Common struct {
 	logLevel string
@@ -63,7 +67,8 @@ func Parse(fs *flag.FlagSet, c *Common, args []string, usage string) error {
 		return fmt.Errorf("-log-level %q: %v", c.logLevel, err)
 	}
 	// Plain key=value lines on stderr: procd hands them to syslog.
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
+	Level.Set(lvl)
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &Level})))
 	return nil
 }
 

@@ -1,0 +1,163 @@
+package l3roamd
+
+import (
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/gluon-464xlat/gluon-464xlat/intercom"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// routeProto marks l3roamd's host routes (the C daemon's protocol number).
+const routeProto = 158
+
+// watchNeighbours learns clients from the neighbour table of the client
+// device: ARP for their IPv4, NDP for their IPv6.
+func (d *daemon) watchNeighbours(ch chan netlink.NeighUpdate) {
+	defer d.wg.Done()
+	for {
+		select {
+		case <-d.done:
+			return
+		case u, ok := <-ch:
+			if !ok {
+				return
+			}
+			if u.Type != unix.RTM_NEWNEIGH || len(u.HardwareAddr) != 6 ||
+				u.State&(netlink.NUD_REACHABLE|netlink.NUD_STALE|netlink.NUD_DELAY|netlink.NUD_PROBE|netlink.NUD_PERMANENT) == 0 {
+				continue
+			}
+			link, err := netlink.LinkByIndex(u.LinkIndex)
+			if err != nil || link.Attrs().Name != d.c.clientDev {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(u.IP)
+			if !ok {
+				continue
+			}
+			d.learn(u.HardwareAddr, ip.Unmap())
+		}
+	}
+}
+
+// learn notes that mac uses ip on the client device. A MAC not served
+// here yet is claimed from the node that served it before.
+func (d *daemon) learn(mac net.HardwareAddr, ip netip.Addr) {
+	if mac[0]&1 == 1 {
+		return
+	}
+	d.mu.Lock()
+	cl, ok := d.clients[mac.String()]
+	if !ok {
+		cl = &client{mac: mac, claiming: true, since: time.Now()}
+		d.clients[mac.String()] = cl
+	}
+	changed := false
+	switch {
+	case ip.Is4() && !ip.IsLinkLocalUnicast() && cl.ip4 != ip:
+		cl.ip4, changed = ip, true
+	case d.isClientIP6(ip) && !contains(cl.ip6, ip):
+		cl.ip6, changed = append(cl.ip6, ip), true
+	}
+	claiming := cl.claiming
+	d.mu.Unlock()
+	if !ok {
+		slog.Info("new client, claiming it", "mac", mac.String(), "ip", ip)
+		go d.claim(cl)
+		return
+	}
+	if changed && !claiming {
+		d.serve(cl, false)
+	}
+}
+
+// claim sends CLAIM to the client's node-client IP, which the node that
+// served it holds. No answer (no route: nobody holds it; or no INFO after
+// all retries) means the client is new to the mesh.
+func (d *daemon) claim(cl *client) {
+	b := intercom.Claim(d.header(), cl.mac)
+	dst := nodeClientIP(d.c.nodeClient, cl.mac)
+	stop := make(chan struct{})
+	d.inc("claims_sent")
+	d.retry(claimEvery, stop, func() bool {
+		d.mu.Lock()
+		still := cl.claiming
+		d.mu.Unlock()
+		if !still {
+			return false
+		}
+		if err := d.send(b, dst, d.c.nodeIP); err != nil {
+			slog.Debug("claim not sent: the client is new to the mesh", "mac", cl.mac, "err", err)
+			return false
+		}
+		return true
+	})
+	d.mu.Lock()
+	was := cl.claiming
+	cl.claiming = false
+	d.mu.Unlock()
+	if was {
+		d.serve(cl, false)
+	}
+}
+
+// serve makes this node the client's: its node-client IP and IPv6 host
+// routes here, and 464xlat state for its IPv4 if it has none yet (a client
+// new to the mesh: its lease is from this node and its PLAT is ours).
+func (d *daemon) serve(cl *client, _ bool) {
+	link, err := netlink.LinkByName(d.c.clientDev)
+	if err != nil {
+		slog.Error("client device", "err", err)
+		return
+	}
+	nc := nodeClientIP(d.c.nodeClient, cl.mac)
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: nc.AsSlice(), Mask: net.CIDRMask(128, 128)}, Flags: unix.IFA_F_NODAD}
+	if err := netlink.AddrReplace(link, addr); err != nil {
+		slog.Warn("node-client IP", "ip", nc, "err", err)
+	}
+	d.mu.Lock()
+	ip6 := append([]netip.Addr(nil), cl.ip6...)
+	ip4 := cl.ip4
+	changed := false
+	if ip4.IsValid() && d.c.clat.IsValid() {
+		if _, ok := d.xlat[ip4]; !ok {
+			d.xlat[ip4] = xlatState{clatd: d.c.clat, platc: d.plat, expires: time.Now().Add(d.leaseLeft(cl.mac, ip4))}
+			changed = true
+		}
+	}
+	if changed {
+		d.apply()
+	}
+	d.mu.Unlock()
+	for _, a := range ip6 {
+		r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(128, 128)},
+			Table: d.c.exportTable, Protocol: routeProto}
+		if err := netlink.RouteReplace(r); err != nil {
+			slog.Warn("host route", "ip", a, "err", err)
+		}
+	}
+}
+
+// release undoes serve for a client that went to another node.
+func (d *daemon) release(cl *client) {
+	link, err := netlink.LinkByName(d.c.clientDev)
+	if err != nil {
+		return
+	}
+	nc := nodeClientIP(d.c.nodeClient, cl.mac)
+	netlink.AddrDel(link, &netlink.Addr{IPNet: &net.IPNet{IP: nc.AsSlice(), Mask: net.CIDRMask(128, 128)}})
+	for _, a := range cl.ip6 {
+		netlink.RouteDel(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(128, 128)},
+			Table: d.c.exportTable, Protocol: routeProto})
+	}
+	// The kernel's neighbour entries of the client go too, so that a
+	// return of the client is seen as new.
+	for _, ip := range append(cl.ip6, cl.ip4) {
+		if ip.IsValid() {
+			netlink.NeighDel(&netlink.Neigh{LinkIndex: link.Attrs().Index, IP: ip.AsSlice()})
+		}
+	}
+}

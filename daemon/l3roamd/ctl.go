@@ -1,0 +1,307 @@
+package l3roamd
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gluon-464xlat/gluon-464xlat/intercom"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
+)
+
+type clientJSON struct {
+	MAC      string   `json:"mac"`
+	IPv4     string   `json:"ipv4,omitempty"`
+	IPv6     []string `json:"ipv6,omitempty"`
+	Claiming bool     `json:"claiming,omitempty"`
+	CLATD    string   `json:"clat_prefix_of_lease,omitempty"`
+	PLATC    string   `json:"plat_of_sessions,omitempty"`
+	LeaseS   int      `json:"lease_left_s,omitempty"`
+	Roamed   bool     `json:"roamed_here"`
+}
+
+func (d *daemon) clientList() []clientJSON {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := []clientJSON{}
+	for _, cl := range d.clients {
+		j := clientJSON{MAC: cl.mac.String(), Claiming: cl.claiming}
+		for _, a := range cl.ip6 {
+			j.IPv6 = append(j.IPv6, a.String())
+		}
+		if cl.ip4.IsValid() {
+			j.IPv4 = cl.ip4.String()
+			if x, ok := d.xlat[cl.ip4]; ok {
+				j.CLATD, j.PLATC, j.LeaseS = x.clatd.String(), x.platc.String(), int(time.Until(x.expires)/time.Second)
+				j.Roamed = x.clatd != d.c.clat
+			}
+		}
+		out = append(out, j)
+	}
+	sort.Slice(out, func(i, k int) bool { return out[i].MAC < out[k].MAC })
+	return out
+}
+
+func one(args []string, usage string) (string, error) {
+	if len(args) != 1 {
+		return "", errors.New("usage: " + usage)
+	}
+	return args[0], nil
+}
+
+// commands are the C l3roamd's socket commands plus the PLAT ones prefixd
+// uses and status.
+func (d *daemon) commands() map[string]ctlsock.Handler {
+	return map[string]ctlsock.Handler{
+		"status": func([]string) (any, error) {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			counts := map[string]uint64{}
+			for k, v := range d.count {
+				counts[k] = v
+			}
+			roams := []map[string]any{}
+			for _, r := range d.roams {
+				roams = append(roams, map[string]any{"sessions_of": r.home.String(), "now_at": r.now.String(), "lease_left_s": int(time.Until(r.expires) / time.Second)})
+			}
+			return map[string]any{"version": cli.Version, "node_ip": d.c.nodeIP.String(), "clat_prefix": prefixOrEmpty(d.c.clat),
+				"plat_prefix": prefixOrEmpty(d.plat), "own_plat": prefixOrEmpty(d.c.ownPLAT), "clients": len(d.clients),
+				"clients_464xlat": len(d.xlat), "plat_roamed_clients": roams, "counters": counts}, nil
+		},
+		"get_clients": func([]string) (any, error) { return d.clientList(), nil },
+		"get_prefixes": func([]string) (any, error) {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			out := []string{}
+			for _, p := range d.prefix6 {
+				out = append(out, p.String())
+			}
+			return out, nil
+		},
+		"add_prefix": func(args []string) (any, error) {
+			s, err := one(args, "add_prefix PREFIX")
+			if err != nil {
+				return nil, err
+			}
+			p, err := netip.ParsePrefix(s)
+			if err != nil || !p.Addr().Is6() {
+				return nil, fmt.Errorf("%q: not an IPv6 prefix", s)
+			}
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			for _, x := range d.prefix6 {
+				if x == p.Masked() {
+					return "ok", nil
+				}
+			}
+			d.prefix6 = append(d.prefix6, p.Masked())
+			return "ok", nil
+		},
+		"del_prefix": func(args []string) (any, error) {
+			s, err := one(args, "del_prefix PREFIX")
+			if err != nil {
+				return nil, err
+			}
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return nil, fmt.Errorf("%q: not a prefix", s)
+			}
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			for i, x := range d.prefix6 {
+				if x == p.Masked() {
+					d.prefix6 = append(d.prefix6[:i], d.prefix6[i+1:]...)
+					return "ok", nil
+				}
+			}
+			return nil, fmt.Errorf("%s: no such prefix", p)
+		},
+		"add_meshif": func(args []string) (any, error) {
+			s, err := one(args, "add_meshif IFNAME")
+			if err != nil {
+				return nil, err
+			}
+			if err := d.addMeshIf(s); err != nil {
+				return nil, err
+			}
+			return "ok", nil
+		},
+		"del_meshif": func(args []string) (any, error) {
+			s, err := one(args, "del_meshif IFNAME")
+			if err != nil {
+				return nil, err
+			}
+			d.mu.Lock()
+			idx, ok := d.meshIfs[s]
+			delete(d.meshIfs, s)
+			d.mu.Unlock()
+			if !ok {
+				return nil, fmt.Errorf("%s: not a mesh interface", s)
+			}
+			if ifi, err := net.InterfaceByIndex(idx); err == nil {
+				d.pc.LeaveGroup(ifi, &net.UDPAddr{IP: intercom.Group.AsSlice()})
+			}
+			return "ok", nil
+		},
+		"get_meshifs": func([]string) (any, error) {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			out := []string{}
+			for n := range d.meshIfs {
+				out = append(out, n)
+			}
+			sort.Strings(out)
+			return out, nil
+		},
+		"add_address": func(args []string) (any, error) {
+			if len(args) != 2 {
+				return nil, errors.New("usage: add_address IP MAC")
+			}
+			ip, err := netip.ParseAddr(args[0])
+			if err != nil {
+				return nil, fmt.Errorf("%q: not an address", args[0])
+			}
+			mac, err := net.ParseMAC(args[1])
+			if err != nil || len(mac) != 6 || mac[0]&1 == 1 {
+				return nil, fmt.Errorf("%q: not a unicast MAC", args[1])
+			}
+			d.learn(mac, ip.Unmap())
+			return "ok", nil
+		},
+		"del_address": func(args []string) (any, error) {
+			if len(args) != 2 {
+				return nil, errors.New("usage: del_address IP MAC")
+			}
+			ip, err := netip.ParseAddr(args[0])
+			if err != nil {
+				return nil, fmt.Errorf("%q: not an address", args[0])
+			}
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			cl, ok := d.clients[strings.ToLower(args[1])]
+			if !ok {
+				return nil, fmt.Errorf("%s: no such client", args[1])
+			}
+			for i, a := range cl.ip6 {
+				if a == ip {
+					cl.ip6 = append(cl.ip6[:i], cl.ip6[i+1:]...)
+				}
+			}
+			if cl.ip4 == ip.Unmap() {
+				cl.ip4 = netip.Addr{}
+			}
+			return "ok", nil
+		},
+		"probe": func(args []string) (any, error) {
+			s, err := one(args, "probe IP")
+			if err != nil {
+				return nil, err
+			}
+			ip, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("%q: not an address", s)
+			}
+			d.seek(ip)
+			return "ok", nil
+		},
+		"verbosity": func(args []string) (any, error) {
+			s, err := one(args, "verbosity debug|info|warn|error")
+			if err != nil {
+				return nil, err
+			}
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(s)); err != nil {
+				return nil, fmt.Errorf("%q: not a log level", s)
+			}
+			cli.Level.Set(lvl)
+			return "ok", nil
+		},
+		"get_platprefix": func([]string) (any, error) {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return prefixOrEmpty(d.plat), nil
+		},
+		"set_platprefix": func(args []string) (any, error) {
+			s, err := one(args, "set_platprefix PREFIX/96")
+			if err != nil {
+				return nil, err
+			}
+			p, err := parse96("plat-prefix", s, true)
+			if err != nil {
+				return nil, err
+			}
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			// Clients already here keep their PLAT (platc in their state),
+			// as if they had roamed; new ones take this one.
+			d.plat = p
+			d.apply()
+			slog.Info("PLAT for new clients", "plat", p)
+			return "ok", nil
+		},
+		"del_platprefix": func(args []string) (any, error) {
+			if len(args) > 1 {
+				return nil, errors.New("usage: del_platprefix [PREFIX/96]")
+			}
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			dead := d.plat
+			if len(args) == 1 {
+				p, err := parse96("plat-prefix", args[0], true)
+				if err != nil {
+					return nil, err
+				}
+				dead = p
+			}
+			if dead == d.plat {
+				d.plat = netip.Prefix{}
+			}
+			// Sessions on a dead PLAT are gone: its clients start over on
+			// the current one.
+			n := 0
+			for ip, x := range d.xlat {
+				if x.platc == dead {
+					x.platc = d.plat
+					d.xlat[ip] = x
+					n++
+				}
+			}
+			d.apply()
+			slog.Info("PLAT gone", "plat", dead, "clients_moved", n)
+			return "ok", nil
+		},
+	}
+}
+
+func prefixOrEmpty(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
+}
+
+// seek asks the mesh who has ip (multicast SEEK on every mesh interface).
+func (d *daemon) seek(ip netip.Addr) {
+	b := intercom.Seek(intercom.Header{TTL: 255, Nonce: d.header().Nonce, Sender: d.c.nodeIP}, ip)
+	d.mu.Lock()
+	ifs := map[string]int{}
+	for k, v := range d.meshIfs {
+		ifs[k] = v
+	}
+	d.mu.Unlock()
+	for name, idx := range ifs {
+		if idx == 0 {
+			continue
+		}
+		if _, err := d.pc.WriteTo(b, nil, &net.UDPAddr{IP: intercom.Group.AsSlice(), Port: intercom.Port, Zone: name}); err != nil {
+			slog.Warn("SEEK", "if", name, "err", err)
+		}
+	}
+	d.inc("seeks_sent")
+}

@@ -1,0 +1,569 @@
+package l3roamd
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gluon-464xlat/gluon-464xlat/intercom"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+)
+
+// The C daemon's retry rhythm: CLAIM every 300 ms, INFO every 500 ms until
+// ACKed, at most 15 times each.
+const (
+	claimEvery = 300 * time.Millisecond
+	infoEvery  = 500 * time.Millisecond
+	maxRetries = 15
+)
+
+type daemon struct {
+	c   *config
+	nft *nftState
+	pc  *ipv6.PacketConn
+	ctl *ctlsock.Server
+
+	mu      sync.Mutex
+	clients map[string]*client       // by MAC
+	xlat    map[netip.Addr]xlatState // client IPv4 -> 464xlat state (clients served here)
+	roams   map[netip.Addr]roamed    // PLAT: CLATD::ip -> entry
+	plat    netip.Prefix
+	meshIfs map[string]int // name -> index (0: not up yet)
+	prefix6 []netip.Prefix
+	seen    map[uint64]time.Time // (type, nonce) of recent packets
+	acked   map[string]chan struct{}
+	count   map[string]uint64 // events and drops by reason
+
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func start(c *config) (*daemon, error) {
+	d := &daemon{c: c, clients: map[string]*client{}, plat: c.plat, meshIfs: map[string]int{},
+		prefix6: append([]netip.Prefix(nil), c.clientNets...), seen: map[uint64]time.Time{},
+		acked: map[string]chan struct{}{}, count: map[string]uint64{}, done: make(chan struct{})}
+	d.nft = &nftState{table: c.table, clientDev: c.clientDev, clatDev: c.clatDev}
+	if c.ownPLAT.IsValid() {
+		d.nft.platDev = c.platDev
+	}
+	if c.clatRange.IsValid() {
+		d.nft.ranges = []netip.Prefix{c.clatRange, c.platRange}
+	}
+	// What a previous run left in the kernel is the state to go on from.
+	var err error
+	if d.xlat, d.roams, err = d.nft.read(c.clat, time.Now()); err != nil {
+		return nil, err
+	}
+	if n := len(d.xlat) + len(d.roams); n > 0 {
+		slog.Info("state from the kernel", "clients_464xlat", len(d.xlat), "roamed_here_via_plat", len(d.roams))
+	}
+	d.relearnServed()
+	if err := d.applyLocked(); err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	conn, err := net.ListenUDP("udp6", &net.UDPAddr{Port: intercom.Port})
+	if err != nil {
+		d.nft.remove()
+		return nil, err
+	}
+	d.pc = ipv6.NewPacketConn(conn)
+	if err := d.pc.SetControlMessage(ipv6.FlagDst|ipv6.FlagInterface, true); err != nil {
+		conn.Close()
+		d.nft.remove()
+		return nil, err
+	}
+	for _, m := range c.meshIfs {
+		d.addMeshIf(m)
+	}
+	if d.ctl, err = ctlsock.Listen(c.socket, d.commands()); err != nil {
+		conn.Close()
+		d.nft.remove()
+		return nil, err
+	}
+	neigh := make(chan netlink.NeighUpdate, 256)
+	if err := netlink.NeighSubscribeWithOptions(neigh, d.done, netlink.NeighSubscribeOptions{ListExisting: true}); err != nil {
+		d.stop()
+		return nil, fmt.Errorf("neighbour table: %w", err)
+	}
+	d.wg.Add(3)
+	go d.receive()
+	go d.watchNeighbours(neigh)
+	go d.expire()
+	return d, nil
+}
+
+func (d *daemon) stop() {
+	select {
+	case <-d.done:
+	default:
+		close(d.done)
+	}
+	if d.ctl != nil {
+		d.ctl.Close()
+	}
+	if d.pc != nil {
+		d.pc.Close()
+	}
+	d.wg.Wait()
+	// The roaming state stays in the kernel (its entries expire with the
+	// leases): a restarted l3roamd carries on from it, and running
+	// sessions are not cut by a restart.
+}
+
+func (d *daemon) inc(what string) {
+	d.mu.Lock()
+	d.count[what]++
+	d.mu.Unlock()
+}
+
+// applyLocked writes the kernel state for the current d (mu held or not
+// yet shared).
+func (d *daemon) applyLocked() error {
+	return d.nft.apply(&desired{own: d.c.clat, plat: d.plat, xlat: d.xlat, roams: d.roams}, time.Now())
+}
+
+func (d *daemon) apply() {
+	if err := d.applyLocked(); err != nil {
+		d.count["nft_errors"]++
+		slog.Error("nftables", "err", err)
+	}
+}
+
+// relearnServed takes the node-client IPs on the client device as the
+// clients this node served before a restart.
+func (d *daemon) relearnServed() {
+	link, err := netlink.LinkByName(d.c.clientDev)
+	if err != nil {
+		return
+	}
+	addrs, _ := netlink.AddrList(link, unix.AF_INET6)
+	for _, a := range addrs {
+		ip, _ := netip.AddrFromSlice(a.IP)
+		if mac, ok := macOfNodeClientIP(d.c.nodeClient, ip); ok {
+			d.clients[mac.String()] = &client{mac: mac, since: time.Now()}
+		}
+	}
+}
+
+func (d *daemon) header() intercom.Header {
+	var n [4]byte
+	rand.Read(n[:])
+	return intercom.Header{TTL: 1, Nonce: binary.BigEndian.Uint32(n[:]), Sender: d.c.nodeIP}
+}
+
+// send writes one unicast packet from src (invalid: the kernel chooses).
+func (d *daemon) send(b []byte, dst netip.Addr, src netip.Addr) error {
+	var cm *ipv6.ControlMessage
+	if src.IsValid() {
+		cm = &ipv6.ControlMessage{Src: src.AsSlice()}
+	}
+	_, err := d.pc.WriteTo(b, cm, &net.UDPAddr{IP: dst.AsSlice(), Port: intercom.Port})
+	return err
+}
+
+func (d *daemon) addMeshIf(name string) error {
+	ifi, err := net.InterfaceByName(name)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		d.meshIfs[name] = 0
+		slog.Warn("mesh interface not there (yet)", "if", name, "err", err)
+		return err
+	}
+	d.meshIfs[name] = ifi.Index
+	if err := d.pc.JoinGroup(ifi, &net.UDPAddr{IP: intercom.Group.AsSlice()}); err != nil && !errors.Is(err, unix.EADDRINUSE) {
+		slog.Warn("joining ff02::5523", "if", name, "err", err)
+		return err
+	}
+	return nil
+}
+
+func (d *daemon) receive() {
+	defer d.wg.Done()
+	buf := make([]byte, 1500)
+	for {
+		n, cm, src, err := d.pc.ReadFrom(buf)
+		if err != nil {
+			select {
+			case <-d.done:
+				return
+			default:
+				d.inc("rx_errors")
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+		}
+		from, _ := netip.AddrFromSlice(src.(*net.UDPAddr).IP)
+		var to netip.Addr
+		if cm != nil {
+			to, _ = netip.AddrFromSlice(cm.Dst)
+		}
+		d.handle(buf[:n], from.Unmap(), to.Unmap())
+	}
+}
+
+// handle acts on one packet. Whatever it refuses is counted by reason.
+func (d *daemon) handle(b []byte, from, to netip.Addr) {
+	m, err := intercom.Parse(b)
+	if err != nil {
+		d.drop("malformed", from, err)
+		return
+	}
+	if m.Sender == d.c.nodeIP {
+		d.inc("own_packets")
+		return
+	}
+	key := uint64(m.Type)<<32 | uint64(m.Nonce)
+	d.mu.Lock()
+	_, dup := d.seen[key]
+	if !dup {
+		d.seen[key] = time.Now()
+	}
+	d.mu.Unlock()
+	if dup {
+		d.inc("duplicates")
+		return
+	}
+	switch m.Type {
+	case intercom.TypeClaim:
+		d.onClaim(m)
+	case intercom.TypeInfo:
+		d.onInfo(m)
+	case intercom.TypeAck:
+		d.onAck(m)
+	case intercom.TypeInfoXLAT:
+		d.onInfoXLAT(m, from)
+	case intercom.TypeRoam:
+		d.onRoam(m, from, to)
+	case intercom.TypeSeek:
+		d.inc("seek_received")
+	}
+}
+
+func (d *daemon) drop(reason string, from netip.Addr, err error) {
+	d.inc("dropped_" + reason)
+	slog.Warn("intercom packet refused", "reason", reason, "from", from, "err", err)
+}
+
+// onClaim: another node serves our client now. Tell it what we know (INFO,
+// and INFO_XLAT for its IPv4) and let go of the client.
+func (d *daemon) onClaim(m *intercom.Message) {
+	d.mu.Lock()
+	cl, ok := d.clients[m.MAC.String()]
+	if !ok || cl.claiming {
+		d.mu.Unlock()
+		d.inc("claims_for_unknown_clients")
+		return
+	}
+	delete(d.clients, m.MAC.String())
+	var xs []intercom.XLAT
+	addrs := append([]netip.Addr(nil), cl.ip6...)
+	if cl.ip4.IsValid() {
+		addrs = append(addrs, netip.AddrFrom16(cl.ip4.As16()))
+		if x, ok := d.xlat[cl.ip4]; ok && d.c.clat.IsValid() {
+			left := time.Until(x.expires)
+			if left > 0 {
+				xs = append(xs, intercom.XLAT{MAC: cl.mac, ClientIP: cl.ip4, Lease: uint32(left / time.Second), CLATD: x.clatd, PLATC: x.platc})
+			}
+			delete(d.xlat, cl.ip4)
+		}
+	}
+	plat := d.plat
+	d.count["claims_answered"]++
+	d.apply()
+	d.mu.Unlock()
+	slog.Info("client roamed away", "mac", cl.mac.String(), "to", m.Sender, "ip4", cl.ip4, "ip6", len(cl.ip6))
+	d.release(cl)
+	info := intercom.Info(d.header(), plat.Addr(), cl.mac, addrs)
+	var extra [][]byte
+	for i := range xs {
+		extra = append(extra, intercom.InfoXLAT(d.header(), &xs[i], d.c.key, uint32(time.Now().Unix())))
+	}
+	ack := make(chan struct{})
+	d.mu.Lock()
+	d.acked[cl.mac.String()] = ack
+	d.mu.Unlock()
+	go d.retry(infoEvery, ack, func() bool {
+		d.inc("infos_sent")
+		d.send(info, m.Sender, netip.Addr{})
+		for _, x := range extra {
+			d.send(x, m.Sender, netip.Addr{})
+		}
+		return true
+	})
+}
+
+// retry runs try now and every interval until stop is closed, try says
+// stop, the daemon ends, or maxRetries.
+func (d *daemon) retry(every time.Duration, stop chan struct{}, try func() bool) {
+	for i := 0; i < maxRetries; i++ {
+		if !try() {
+			return
+		}
+		select {
+		case <-stop:
+			return
+		case <-d.done:
+			return
+		case <-time.After(every):
+		}
+	}
+}
+
+func (d *daemon) onAck(m *intercom.Message) {
+	d.mu.Lock()
+	if ch, ok := d.acked[m.MAC.String()]; ok {
+		close(ch)
+		delete(d.acked, m.MAC.String())
+	}
+	d.mu.Unlock()
+	d.inc("acks_received")
+}
+
+// onInfo: the node that served the client before answered our CLAIM.
+func (d *daemon) onInfo(m *intercom.Message) {
+	d.mu.Lock()
+	cl, ok := d.clients[m.MAC.String()]
+	if !ok {
+		d.mu.Unlock()
+		d.inc("infos_unsolicited")
+		return
+	}
+	for _, a := range m.Addrs {
+		if a.Is4In6() {
+			cl.ip4 = a.Unmap()
+		} else if d.isClientIP6(a) && !contains(cl.ip6, a) {
+			cl.ip6 = append(cl.ip6, a)
+		}
+	}
+	wasClaiming := cl.claiming
+	cl.claiming = false
+	d.count["infos_received"]++
+	d.mu.Unlock()
+	d.send(intercom.Ack(d.header(), m.MAC), m.Sender, netip.Addr{})
+	if wasClaiming {
+		d.serve(cl, true)
+	}
+}
+
+func contains(l []netip.Addr, a netip.Addr) bool {
+	for _, x := range l {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *daemon) isClientIP6(a netip.Addr) bool {
+	if !a.Is6() || a.Is4In6() || a.IsLinkLocalUnicast() {
+		return false
+	}
+	for _, p := range d.prefix6 {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// onInfoXLAT: where the client's IPv4 sessions live. The new node takes
+// them over and tells the client's PLAT (ROAM).
+func (d *daemon) onInfoXLAT(m *intercom.Message, from netip.Addr) {
+	if !d.c.clat.IsValid() {
+		d.drop("xlat_not_configured", from, nil)
+		return
+	}
+	if err := m.Verify(d.c.key, uint32(time.Now().Unix()), uint32(d.c.window/time.Second)); err != nil {
+		d.drop(authReason(err), from, err)
+		return
+	}
+	x := m.XLAT
+	if err := d.saneXLAT(x.ClientIP, x.Lease, x.CLATD); err != nil {
+		d.drop("info_xlat_invalid", from, err)
+		return
+	}
+	if !d.c.platRange.Contains(x.PLATC.Addr()) {
+		d.drop("info_xlat_invalid", from, fmt.Errorf("PLAT %s outside plat_range", x.PLATC))
+		return
+	}
+	d.mu.Lock()
+	cl, ok := d.clients[x.MAC.String()]
+	if !ok {
+		d.mu.Unlock()
+		d.drop("info_xlat_unsolicited", from, fmt.Errorf("no client %s here", x.MAC))
+		return
+	}
+	cl.ip4 = x.ClientIP
+	d.xlat[x.ClientIP] = xlatState{clatd: x.CLATD, platc: x.PLATC, expires: time.Now().Add(time.Duration(x.Lease) * time.Second)}
+	d.count["info_xlat_received"]++
+	d.apply()
+	d.mu.Unlock()
+	slog.Info("client's IPv4 roamed here", "mac", x.MAC, "ip4", x.ClientIP, "clatd", x.CLATD, "platc", x.PLATC, "lease_s", x.Lease)
+	d.sendRoam(x.ClientIP, x.Lease, x.CLATD, x.PLATC)
+}
+
+// sendRoam tells PLATC that the client of CLATD is behind this node now
+// (CLATB = CLATD: it came home, the PLAT forgets it). Three copies, the
+// same nonce: the PLAT acts on the first.
+func (d *daemon) sendRoam(ip4 netip.Addr, lease uint32, clatd, platc netip.Prefix) {
+	x := &intercom.XLAT{ClientIP: ip4, Lease: lease, CLATD: clatd, CLATB: d.c.clat}
+	b := intercom.Roam(d.header(), x, d.c.key, uint32(time.Now().Unix()))
+	dst, src := embed(platc, netip.MustParseAddr("192.0.0.1")), embed(d.c.clat, netip.MustParseAddr("192.0.0.2"))
+	go func() {
+		for i, wait := range []time.Duration{0, 200 * time.Millisecond, 800 * time.Millisecond} {
+			select {
+			case <-d.done:
+				return
+			case <-time.After(wait):
+			}
+			if err := d.send(b, dst, src); err != nil {
+				slog.Warn("sending ROAM", "to", dst, "try", i+1, "err", err)
+			}
+		}
+		d.inc("roams_sent")
+	}()
+}
+
+// saneXLAT refuses what no honest node sends: a lease of 0 or beyond
+// -max-lease, a client address that is not unicast IPv4, a CLATD outside
+// the mesh's clat_range.
+func (d *daemon) saneXLAT(ip4 netip.Addr, lease uint32, clatd netip.Prefix) error {
+	switch {
+	case lease == 0 || time.Duration(lease)*time.Second > d.c.maxLease:
+		return fmt.Errorf("lease of %d s", lease)
+	case !ip4.Is4() || !ip4.IsGlobalUnicast() && !ip4.IsPrivate():
+		return fmt.Errorf("client address %s", ip4)
+	case !d.c.clatRange.Contains(clatd.Addr()):
+		return fmt.Errorf("CLAT prefix %s outside clat_range", clatd)
+	}
+	return nil
+}
+
+func authReason(err error) string {
+	switch {
+	case errors.Is(err, intercom.ErrNoAuth):
+		return "unauthenticated"
+	case errors.Is(err, intercom.ErrStaleAuth):
+		return "stale"
+	}
+	return "bad_auth"
+}
+
+// onRoam: this node is the client's PLAT. Its sessions stay bound to
+// CLATD::ip in conntrack; the kernel now rewrites CLATB::ip to it on the
+// way in and back on the way out.
+func (d *daemon) onRoam(m *intercom.Message, from, to netip.Addr) {
+	if !d.c.ownPLAT.IsValid() || to != embed(d.c.ownPLAT, netip.MustParseAddr("192.0.0.1")) {
+		d.drop("roam_not_for_this_plat", from, fmt.Errorf("to %s", to))
+		return
+	}
+	if err := m.Verify(d.c.key, uint32(time.Now().Unix()), uint32(d.c.window/time.Second)); err != nil {
+		d.drop(authReason(err), from, err)
+		return
+	}
+	x := m.XLAT
+	if err := d.saneXLAT(x.ClientIP, x.Lease, x.CLATD); err != nil {
+		d.drop("roam_invalid", from, err)
+		return
+	}
+	if !d.c.clatRange.Contains(x.CLATB.Addr()) {
+		d.drop("roam_invalid", from, fmt.Errorf("new CLAT %s outside clat_range", x.CLATB))
+		return
+	}
+	// Only the node the client is at now may say so: from its own
+	// CLATB::192.0.0.2 (clients cannot send from the mesh's ranges).
+	if from != embed(x.CLATB, netip.MustParseAddr("192.0.0.2")) {
+		d.drop("roam_wrong_source", from, fmt.Errorf("ROAM for %s from %s", x.CLATB, from))
+		return
+	}
+	home, now := embed(x.CLATD, x.ClientIP), embed(x.CLATB, x.ClientIP)
+	d.mu.Lock()
+	if x.CLATB == x.CLATD {
+		delete(d.roams, home)
+	} else {
+		d.roams[home] = roamed{home: home, now: now, expires: time.Now().Add(time.Duration(x.Lease) * time.Second)}
+	}
+	d.count["roams_accepted"]++
+	d.apply()
+	d.mu.Unlock()
+	slog.Info("client roamed (PLAT)", "sessions_of", home, "now_at", now, "lease_s", x.Lease)
+}
+
+// leaseLeft reads dnsmasq's lease file for the client's remaining lease.
+func (d *daemon) leaseLeft(mac net.HardwareAddr, ip4 netip.Addr) time.Duration {
+	f, err := os.Open(d.c.leases)
+	if err != nil {
+		return d.c.defaultLease
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		// expiry mac ip hostname client-id
+		fs := strings.Fields(s.Text())
+		if len(fs) < 3 || !strings.EqualFold(fs[1], mac.String()) || fs[2] != ip4.String() {
+			continue
+		}
+		exp, err := strconv.ParseInt(fs[0], 10, 64)
+		if err != nil {
+			break
+		}
+		if exp == 0 { // infinite
+			return d.c.maxLease
+		}
+		if left := time.Until(time.Unix(exp, 0)); left > time.Second {
+			return left
+		}
+	}
+	return d.c.defaultLease
+}
+
+// expire forgets entries whose lease ended and old nonces.
+func (d *daemon) expire() {
+	defer d.wg.Done()
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.done:
+			return
+		case now := <-t.C:
+			d.mu.Lock()
+			for k, at := range d.seen {
+				if now.Sub(at) > 2*d.c.window {
+					delete(d.seen, k)
+				}
+			}
+			changed := false
+			for ip, x := range d.xlat {
+				if now.After(x.expires) {
+					delete(d.xlat, ip)
+					changed = true
+				}
+			}
+			for h, r := range d.roams {
+				if now.After(r.expires) {
+					delete(d.roams, h)
+					changed = true
+				}
+			}
+			if changed {
+				d.apply()
+			}
+			d.mu.Unlock()
+		}
+	}
+}

@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
+)
+
+
+// startRoam is the mesh with a client that can roam between node1 and
+// node2: clatd on both nodes for the same client network, node1 on PLAT P1
+// and node2 on P2 (each its nearest; set statically, prefixd is tested
+// elsewhere), and l3roamd on all four mesh nodes, the exits accepting ROAM.
+func (l *meshLab) startRoam(t *testing.T) {
+	l.startMesh(t)
+	for _, n := range []struct{ ns, clat, plat string }{{l.node1, meshCLAT1, meshP1}, {l.node2, meshCLAT2, meshP2}} {
+		l.daemon(t, n.ns, "clatd", "-clat-prefix", n.clat, "-plat-prefix", n.plat, "-client-net", "10.130.0.0/16", "-client-dev", "br-client")
+	}
+	l.waitConverged(t)
+	key := filepath.Join(l.Dir, "roam.key")
+	os.WriteFile(key, []byte("a mesh-wide secret of the lab\n"), 0o600)
+	common := []string{"-node-client-prefix", meshNodeCli, "-clat-range", "fddd:1337:1337::/48", "-plat-range", meshPLATRange, "-roam-key-file", key}
+	for i, n := range []struct {
+		ns   string
+		args []string
+	}{
+		{l.node1, []string{"-client-dev", "br-client", "-mesh-ifs", "m-x1,m-x1b,m-n2", "-clat-prefix", meshCLAT1, "-plat-prefix", meshP1}},
+		{l.node2, []string{"-client-dev", "br-client", "-mesh-ifs", "m-n1,m-x2", "-clat-prefix", meshCLAT2, "-plat-prefix", meshP2}},
+		{l.exit1, []string{"-client-dev", "", "-mesh-ifs", "m-n1,m-n1b", "-own-plat", meshP1}},
+		{l.exit2, []string{"-client-dev", "", "-mesh-ifs", "m-n2", "-own-plat", meshP2}},
+	} {
+		args := append(append([]string{"-node-ip", fmt.Sprintf("%s%d", meshNodeIPs, i+1)}, common...), n.args...)
+		l.daemon(t, n.ns, "l3roamd", args...)
+	}
+	// The node IPs must be known across the mesh before anyone claims.
+	if !netlab.WaitFor(20*time.Second, func() bool {
+		out, _ := l.Run(l.node2, "ip", "-6", "route", "show", meshNodeIPs+"1")
+		x, _ := l.Run(l.exit1, "ip", "-6", "route", "show", meshNodeIPs+"2")
+		return out != "" && x != ""
+	}) {
+		t.Fatal("node IPs not announced")
+	}
+}
+
+// moveClient moves the client's port from one node's client bridge to the
+// other's, as a client walking from one access point to the next.
+func (l *meshLab) moveClient(t *testing.T, from, to string) {
+	t.Helper()
+	l.T(t).Must(from, "ip", "link", "set", "cl-port", "netns", to)
+	l.T(t).Must(to, "ip", "link", "set", "cl-port", "master", "br-client", "up")
+}
+
+type roamClient struct {
+	MAC    string `json:"mac"`
+	IPv4   string `json:"ipv4"`
+	CLATD  string `json:"clat_prefix_of_lease"`
+	PLATC  string `json:"plat_of_sessions"`
+	Roamed bool   `json:"roamed_here"`
+}
+
+func (l *meshLab) roamClients(t *testing.T, ns string) []roamClient {
+	out, err := ctlsock.Query(l.sock["l3roamd@"+ns], "get_clients")
+	var cl []roamClient
+	if err != nil || json.Unmarshal([]byte(out), &cl) != nil {
+		t.Fatalf("get_clients on %s: %v %s", ns, err, out)
+	}
+	return cl
+}
+
+func (l *meshLab) servesClient(t *testing.T, ns string) bool {
+	for _, c := range l.roamClients(t, ns) {
+		if c.MAC == clientMAC {
+			return true
+		}
+	}
+	return false
+}
+
+// The seed's "l3roamd 464xlat specific roaming behaviour": the client
+// keeps its IPv4 and its running TCP connection when it moves to a node
+// with another CLAT prefix and another PLAT.
+func TestRoamKeepsIPv4SessionsAcrossNodes(t *testing.T) {
+	l := newMeshLabWith(t, true)
+	l.startRoam(t)
+	if out := l.T(t).Must(l.client, "ping", "-c", "2", "-W", "2", "198.51.100.1"); !strings.Contains(out, " 0% packet loss") {
+		t.Fatalf("ping before roaming:\n%s", out)
+	}
+	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node1) }) {
+		t.Fatal("node1's l3roamd did not learn the client")
+	}
+	// 8 MB at 1 MB/s: the roam happens in the middle.
+	l.Start(l.inet, "tcp-serve-slow", netlab.Helper("tcp-serve", "0.0.0.0:5001", "8000000", "1000000")...)
+	time.Sleep(300 * time.Millisecond)
+	fetch := l.Start(l.client, "tcp-fetch", netlab.Helper("tcp-fetch", "198.51.100.1:5001", "8000000")...)
+	ping := l.Start(l.client, "ping", "ping", "-i", "0.2", "-c", "40", "198.51.100.1")
+	time.Sleep(2 * time.Second)
+
+	l.moveClient(t, l.node1, l.node2)
+	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node2) && !l.servesClient(t, l.node1) }) {
+		t.Fatalf("node2 did not take the client over: node1 %v node2 %v", l.roamClients(t, l.node1), l.roamClients(t, l.node2))
+	}
+	for _, c := range l.roamClients(t, l.node2) {
+		if c.MAC == clientMAC && (c.IPv4 != "10.130.0.10" || c.CLATD != meshCLAT1 || c.PLATC != meshP1 || !c.Roamed) {
+			t.Errorf("node2's view of the roamed client: %+v", c)
+		}
+	}
+	netlab.WaitFor(30*time.Second, fetch.Exited)
+	if !strings.Contains(fetch.Log(), "ok 8000000 bytes") {
+		t.Fatalf("the running download across the roam: %s\nl3roamd node2: %s\nl3roamd exit1: %s", fetch.Log(),
+			l.procs["l3roamd@"+l.node2].Log(), l.procs["l3roamd@"+l.exit1].Log())
+	}
+	netlab.WaitFor(15*time.Second, ping.Exited)
+	t.Logf("ping across the roam: %s", lastLine(ping.Log(), "packet loss"))
+
+	// The old PLAT keeps the session, through the new node's CLAT prefix.
+	st := statusOf(t, l.sock["l3roamd@"+l.exit1])
+	if r, _ := st["plat_roamed_clients"].([]any); len(r) != 1 {
+		t.Errorf("exit1 holds %v roamed clients, want 1", st["plat_roamed_clients"])
+	}
+	// New connections of the client still work (through its old PLAT).
+	if out, _ := l.Run(l.client, "ping", "-c", "2", "-W", "2", "198.51.100.1"); !strings.Contains(out, " 0% packet loss") {
+		n2, _ := l.Run(l.node2, "nft", "list", "table", "inet", "l3roamd")
+		x1, _ := l.Run(l.exit1, "nft", "list", "table", "inet", "l3roamd")
+		ct, _ := l.Run(l.exit1, "conntrack", "-L")
+		c2, _ := ctlsock.Query(l.sock["clatd@"+l.node2], "status")
+		if os.Getenv("ROAM_DEBUG") != "" {
+			os.WriteFile("/tmp/roam-debug-ns", []byte(l.client+" "+l.node1+" "+l.node2+" "+l.exit1+" "+l.inet), 0o644)
+			time.Sleep(150 * time.Second)
+		}
+		t.Fatalf("ping after roaming:\n%s\nnode2:\n%s\nexit1:\n%s\nconntrack exit1:\n%s\nclatd2 %s", out, n2, x1, ct, c2)
+	}
+
+	t.Run("roaming back", func(t *testing.T) {
+		l.Start(l.inet, "tcp-serve-back", netlab.Helper("tcp-serve", "0.0.0.0:5002", "5000000", "1000000")...)
+		time.Sleep(300 * time.Millisecond)
+		fetch := l.Start(l.client, "tcp-fetch-back", netlab.Helper("tcp-fetch", "198.51.100.1:5002", "5000000")...)
+		time.Sleep(1500 * time.Millisecond)
+		l.moveClient(t, l.node2, l.node1)
+		if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node1) && !l.servesClient(t, l.node2) }) {
+			t.Fatal("node1 did not take the client back")
+		}
+		netlab.WaitFor(30*time.Second, fetch.Exited)
+		if !strings.Contains(fetch.Log(), "ok 5000000 bytes") {
+			t.Fatalf("download across the roam back: %s", fetch.Log())
+		}
+		// Home again: the PLAT forgets the detour.
+		if !netlab.WaitFor(5*time.Second, func() bool {
+			r, _ := statusOf(t, l.sock["l3roamd@"+l.exit1])["plat_roamed_clients"].([]any)
+			return len(r) == 0
+		}) {
+			t.Errorf("exit1 still maps the client: %v", statusOf(t, l.sock["l3roamd@"+l.exit1])["plat_roamed_clients"])
+		}
+	})
+}
+
+func lastLine(s, with string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, with) {
+			return l
+		}
+	}
+	return ""
+}
