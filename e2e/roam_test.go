@@ -13,7 +13,6 @@ import (
 	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
 )
 
-
 // startRoam is the mesh with a client that can roam between node1 and
 // node2: clatd on both nodes for the same client network, node1 on PLAT P1
 // and node2 on P2 (each its nearest; set statically, prefixd is tested
