@@ -58,9 +58,13 @@ type chooser struct {
 	badSince   time.Time // when the current PLAT's route was first seen lost or unreachable
 	started    time.Time // first decide call, or when the last PLAT was lost
 	quietUntil time.Time // no switch for a better metric before: babeld (re)connected and converges
-	lastChange time.Time // when the candidates' metrics last changed
-	prev       map[netip.Prefix]int
-	history    []switchRecord // newest last, at most maxHistory
+	// until then (after quietUntil) the choice is made afresh once, without
+	// the threshold: a choice made while babeld was gone rested on no
+	// routes at all, and hysteresis would keep it for good
+	rechooseUntil time.Time
+	lastChange    time.Time // when the candidates' metrics last changed
+	prev          map[netip.Prefix]int
+	history       []switchRecord // newest last, at most maxHistory
 }
 
 const maxHistory = 20
@@ -100,6 +104,7 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 		ch.badSince = time.Time{}
 	}
 	var reason string
+	failed := false // leaving a failed PLAT does not use up the re-choice
 	to := ch.current
 	switch {
 	case !ch.current.IsValid():
@@ -119,11 +124,14 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 		// the probes agree (the last one failed), leave at once.
 		return switchRecord{}, false
 	case !haveCur:
-		reason = "route to the current PLAT lost"
+		reason, failed = "route to the current PLAT lost", true
 	case cur.Metric >= babel.Unreachable:
-		reason = "current PLAT unreachable (metric 65535)"
+		reason, failed = "current PLAT unreachable (metric 65535)", true
 	case cur.Fails >= ch.maxFails:
-		reason = fmt.Sprintf("current PLAT failed %d probes in a row", cur.Fails)
+		reason, failed = fmt.Sprintf("current PLAT failed %d probes in a row", cur.Fails), true
+	case haveBest && best.Prefix != ch.current && best.ProbeOK && best.Metric < cur.Metric &&
+		!now.Before(ch.quietUntil) && now.Before(ch.rechooseUntil):
+		to, reason = best.Prefix, fmt.Sprintf("re-choice after babeld came back, metric %d < %d", best.Metric, cur.Metric)
 	case haveBest && best.Prefix != ch.current && best.ProbeOK &&
 		cur.Metric-best.Metric > ch.margin(cur.Metric) && now.Sub(ch.lastSwitch) >= ch.holdDown && !now.Before(ch.quietUntil):
 		to, reason = best.Prefix, fmt.Sprintf("better metric %d < %d by more than %d", best.Metric, cur.Metric, ch.margin(cur.Metric))
@@ -138,6 +146,9 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 	}
 	rec := switchRecord{Time: now, From: prefixString(ch.current), To: prefixString(to), Reason: reason}
 	ch.current, ch.lastSwitch, ch.badSince = to, now, time.Time{}
+	if !failed {
+		ch.rechooseUntil = time.Time{} // once
+	}
 	if !to.IsValid() {
 		ch.started = now
 	}
@@ -167,6 +178,7 @@ func (ch *chooser) graceOver(now time.Time) bool {
 // reconnected): metrics are not trusted for switching until settle passes.
 func (ch *chooser) converging(now time.Time) {
 	ch.quietUntil = now.Add(ch.settle)
+	ch.rechooseUntil = now.Add(4 * ch.settle)
 }
 
 // noteChanges records when any candidate's metric last changed.

@@ -2,6 +2,7 @@ package prefixd
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -185,5 +186,33 @@ func TestNoSwitchToUnprobedChallenger(t *testing.T) {
 	c[p2] = candidate{Prefix: p2, Metric: 96} // not yet answered a probe
 	if _, ok := ch.decide(t0.Add(time.Minute), c); ok {
 		t.Fatal("switched to a PLAT that has not answered a probe")
+	}
+}
+
+// A choice made while babeld was away (its routes flushed) is made afresh
+// once babeld is back and has converged, threshold or not; later metric
+// changes are under the threshold again.
+func TestReChoiceOnceAfterBabeldReturns(t *testing.T) {
+	ch := newChooser()
+	ch.settle = 5 * time.Second
+	ch.decide(t0, cands(96, 192))
+	ch.decide(t0.Add(5*time.Second), cands(96, 192)) // on P1
+	only2 := map[netip.Prefix]candidate{p2: {Prefix: p2, Metric: 192, ProbeOK: true}}
+	ch.decide(t0.Add(10*time.Second), only2)
+	if rec, ok := ch.decide(t0.Add(13*time.Second), only2); !ok || rec.To != p2.String() {
+		t.Fatalf("P1 lost, no move to P2: %+v", rec)
+	}
+	back := t0.Add(20 * time.Second)
+	ch.converging(back)
+	if _, ok := ch.decide(back.Add(time.Second), cands(96, 192)); ok {
+		t.Fatal("switched before babeld converged")
+	}
+	rec, ok := ch.decide(back.Add(6*time.Second), cands(96, 192))
+	if !ok || rec.To != p1.String() || !strings.Contains(rec.Reason, "re-choice") {
+		t.Fatalf("no re-choice of the nearer PLAT: %+v %v", rec, ok)
+	}
+	// Once only: P2 slightly better later does not move it (threshold 96).
+	if rec, ok := ch.decide(back.Add(3*time.Minute), cands(150, 100)); ok {
+		t.Fatalf("second free switch: %+v", rec)
 	}
 }
