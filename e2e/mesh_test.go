@@ -39,6 +39,9 @@ const (
 	meshCLAT2     = "fddd:1337:1337::2:0:0/96"
 	meshNodeIPs   = "fddd:1337:1::"    // + n: the nodes' own addresses
 	meshNodeCli   = "fddd:1337:2::/64" // node-client IPs (l3roamd)
+	meshClients6  = "2001:db8:c::/64"  // the clients' IPv6 network, on every node
+	meshClientGW6 = "2001:db8:c::1"
+	meshClient6   = "2001:db8:c::10"
 )
 
 func newMeshLab(t *testing.T) *meshLab { return newMeshLabWith(t, false) }
@@ -60,10 +63,13 @@ func newMeshLabWith(t *testing.T, roam bool) *meshLab {
 		for _, n := range []string{l.node1, l.node2} {
 			l.Must(n, "ip", "link", "add", "br-client", "address", gatewayMAC, "type", "bridge")
 			l.Must(n, "ip", "addr", "add", "10.130.0.1/16", "dev", "br-client")
+			l.Must(n, "ip", "addr", "add", meshClientGW6+"/64", "dev", "br-client", "nodad")
 			l.Must(n, "ip", "link", "set", "br-client", "up")
 		}
 		l.Link(l.client, "c0", l.node1, "cl-port")
 		l.Must(l.client, "ip", "link", "set", "c0", "address", clientMAC)
+		l.Must(l.client, "ip", "addr", "add", meshClient6+"/64", "dev", "c0", "nodad")
+		l.Must(l.client, "ip", "-6", "route", "add", "default", "via", meshClientGW6)
 		l.Must(l.node1, "ip", "link", "set", "cl-port", "master", "br-client")
 		// node IPs (the C l3roamd's -a), announced by babeld
 		for i, n := range []string{l.node1, l.node2, l.exit1, l.exit2} {
@@ -110,7 +116,12 @@ func (l *meshLab) babeld(t *testing.T, ns string, ifs ...string) {
 	args := []string{"babeld", "-I", filepath.Join(l.Dir, "babel-"+ns+".pid"), "-S", filepath.Join(l.Dir, "babel-"+ns+".state"),
 		"-h", "1", "-H", "1",
 		"-C", "local-path-readwrite " + sock, "-C", "reflect-kernel-metric true",
+		// Route choice on the metric now: babeld smooths metrics over 4 s by
+		// default, and keeps a route it just saw at 65535 for that long even
+		// when a parallel link is fine (see setCost).
+		"-C", "smoothing-half-life 0",
 		"-C", "redistribute ip fddd:1337:1337::/48 eq 96 allow", "-C", "redistribute ip " + meshPLATRange + " eq 96 allow",
+		"-C", "redistribute ip " + meshClients6 + " eq 128 allow",
 		"-C", "redistribute local ip fddd:1337:1::/64 eq 128 allow", "-C", "redistribute local ip " + meshNodeCli + " eq 128 allow",
 		"-C", "redistribute local deny", "-C", "redistribute deny"}
 	l.procs["babeld@"+ns] = l.Start(ns, "babeld-"+ns, append(append(args, conf...), ifs...)...)

@@ -3,7 +3,9 @@ package netlab
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -51,7 +53,7 @@ func helper(args []string) error {
 		return fmt.Errorf("usage: MODE ADDR [ARGS]")
 	}
 	n := int64(0)
-	if len(args) > 2 && args[0] != "raw-send" && args[0] != "udp-blast" {
+	if len(args) > 2 && args[0] != "raw-send" && args[0] != "udp-blast" && args[0] != "udp-send" {
 		n, _ = strconv.ParseInt(args[2], 10, 64)
 	}
 	switch args[0] {
@@ -232,6 +234,33 @@ func helper(args []string) error {
 	case "udp-stream": // ADDR SECONDS: a datagram every 20 ms from an unconnected socket (ICMP
 		// errors do not stop it); prints "[unix-time] bytes from ADDR seq=N" per echo, like ping -D
 		return udpStream(args[1], time.Duration(n)*time.Second)
+	case "udp-send": // SRC DST HEX: one datagram from SRC (any address: freebind, to forge) to DST
+		if len(args) != 4 {
+			return fmt.Errorf("usage: udp-send SRC DST HEX")
+		}
+		payload, err := hex.DecodeString(args[3])
+		if err != nil {
+			return err
+		}
+		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			c.Control(func(fd uintptr) {
+				syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, 15 /* IP_FREEBIND */, 1)
+				serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IPV6, 78 /* IPV6_FREEBIND */, 1)
+			})
+			return serr
+		}}
+		pc, err := lc.ListenPacket(context.Background(), "udp", args[1])
+		if err != nil {
+			return err
+		}
+		defer pc.Close()
+		dst, err := net.ResolveUDPAddr("udp", args[2])
+		if err != nil {
+			return err
+		}
+		_, err = pc.WriteTo(payload, dst)
+		return err
 	case "raw-send": // 4|6 FILE: send each length-prefixed packet as it is
 		return rawSend(args[1], args[2])
 	default:

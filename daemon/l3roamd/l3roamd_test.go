@@ -1,0 +1,157 @@
+package l3roamd
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gluon-464xlat/gluon-464xlat/intercom"
+)
+
+// RFC 4291 appendix A: the modified EUI-64 flips the universal/local bit
+// and puts ff:fe in the middle; the C l3roamd derives node-client IPs so.
+func TestNodeClientIPIsModifiedEUI64OfTheMAC(t *testing.T) {
+	p := netip.MustParsePrefix("fddd:1337:2::/64")
+	mac := net.HardwareAddr{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc}
+	got := nodeClientIP(p, mac)
+	if want := netip.MustParseAddr("fddd:1337:2::1034:56ff:fe78:9abc"); got != want {
+		t.Fatalf("%s, want %s", got, want)
+	}
+	back, ok := macOfNodeClientIP(p, got)
+	if !ok || back.String() != mac.String() {
+		t.Fatalf("inverse: %v %v", back, ok)
+	}
+	for _, a := range []string{"fddd:1337:2::1", "fddd:1337:3::1034:56ff:fe78:9abc", "10.0.0.1"} {
+		if _, ok := macOfNodeClientIP(p, netip.MustParseAddr(a)); ok {
+			t.Errorf("%s taken for a node-client IP", a)
+		}
+	}
+}
+
+func TestProamSetNameCarriesThePLATPrefix(t *testing.T) {
+	p := netip.MustParsePrefix("fddd:1337:1338:1234:5678:9abc::/96")
+	if n := setName(p); n != "proam_fddd13371338123456789abc" {
+		t.Fatalf("name %s", n)
+	}
+	if got, ok := platcOfSet(setName(p)); !ok || got != p {
+		t.Fatalf("%v %v", got, ok)
+	}
+	if _, ok := platcOfSet("proam_zz"); ok {
+		t.Error("bad name accepted")
+	}
+}
+
+// testDaemon has no kernel behind it (nft nil): the validation logic is
+// tested here, the kernel side in e2e/roam_test.go.
+func testDaemon() *daemon {
+	c := &config{
+		nodeIP: netip.MustParseAddr("fddd:1337:1::3"), nodeClient: netip.MustParsePrefix("fddd:1337:2::/64"),
+		ownPLAT: netip.MustParsePrefix("fddd:1337:1338::1:0:0/96"), clatRange: netip.MustParsePrefix("fddd:1337:1337::/48"),
+		platRange: netip.MustParsePrefix("fddd:1337:1338::/48"), key: []byte("0123456789abcdef"),
+		maxLease: 7 * 24 * time.Hour, window: 30 * time.Second,
+	}
+	return &daemon{c: c, clients: map[string]*client{}, xlat: map[netip.Addr]xlatState{}, roams: map[netip.Addr]roamed{},
+		seen: map[uint64]time.Time{}, acked: map[string]chan struct{}{}, count: map[string]uint64{}, done: make(chan struct{})}
+}
+
+var (
+	clatB   = netip.MustParsePrefix("fddd:1337:1337::2:0:0/96")
+	clatD   = netip.MustParsePrefix("fddd:1337:1337::1:0:0/96")
+	platMgt = netip.MustParseAddr("fddd:1337:1338::1:c000:1")
+	fromB   = netip.MustParseAddr("fddd:1337:1337::2:c000:2")
+)
+
+func roamPacket(key []byte, nonce uint32, at time.Time, mod func(*intercom.XLAT)) []byte {
+	x := &intercom.XLAT{ClientIP: netip.MustParseAddr("10.130.0.10"), Lease: 3600, CLATD: clatD, CLATB: clatB}
+	if mod != nil {
+		mod(x)
+	}
+	h := intercom.Header{TTL: 1, Nonce: nonce, Sender: netip.MustParseAddr("fddd:1337:1::2")}
+	return intercom.Roam(h, x, key, uint32(at.Unix()))
+}
+
+// The seed's security consideration: anyone who learns a client's IPv4,
+// CLAT and PLAT could forge ROAM (a lease of 0 cuts the client off, a
+// CLATB of theirs steals its traffic). Each forgery is refused and counted.
+func TestForgedRoamIsRefusedAndCounted(t *testing.T) {
+	now := time.Now()
+	for _, c := range []struct {
+		name, reason string
+		b            []byte
+		from, to     netip.Addr
+	}{
+		{"no key", "bad_auth", roamPacket([]byte("attacker's guess!"), 1, now, nil), fromB, platMgt},
+		{"unsigned", "unauthenticated", roamPacket([]byte("0123456789abcdef"), 2, now, nil)[:24+34], fromB, platMgt},
+		{"old", "stale", roamPacket([]byte("0123456789abcdef"), 3, now.Add(-time.Minute), nil), fromB, platMgt},
+		{"zero lease", "roam_invalid", roamPacket([]byte("0123456789abcdef"), 4, now, func(x *intercom.XLAT) { x.Lease = 0 }), fromB, platMgt},
+		{"absurd lease", "roam_invalid", roamPacket([]byte("0123456789abcdef"), 5, now, func(x *intercom.XLAT) { x.Lease = 1 << 30 }), fromB, platMgt},
+		{"prefix outside the mesh", "roam_invalid", roamPacket([]byte("0123456789abcdef"), 6, now, func(x *intercom.XLAT) {
+			x.CLATB = netip.MustParsePrefix("2001:db8::/96")
+		}), netip.MustParseAddr("2001:db8::c000:2"), platMgt},
+		{"not from the new node", "roam_wrong_source", roamPacket([]byte("0123456789abcdef"), 7, now, nil), netip.MustParseAddr("fddd:1337:1337::3:c000:2"), platMgt},
+		{"not to this PLAT", "roam_not_for_this_plat", roamPacket([]byte("0123456789abcdef"), 8, now, nil), fromB, netip.MustParseAddr("fddd:1337:1338::2:c000:1")},
+		{"broadcast client", "roam_invalid", roamPacket([]byte("0123456789abcdef"), 9, now, func(x *intercom.XLAT) {
+			x.ClientIP = netip.MustParseAddr("255.255.255.255")
+		}), fromB, platMgt},
+	} {
+		d := testDaemon()
+		d.handle(c.b, c.from, c.to)
+		if d.count["dropped_"+c.reason] != 1 || len(d.roams) != 0 {
+			t.Errorf("%s: counters %v, roams %v", c.name, d.count, d.roams)
+		}
+	}
+}
+
+func TestGenuineRoamIsTakenOnceAndReplayIgnored(t *testing.T) {
+	d := testDaemon()
+	b := roamPacket(d.c.key, 42, time.Now(), nil)
+	d.handle(b, fromB, platMgt)
+	d.handle(b, fromB, platMgt) // the same packet again: a replay within the window
+	home := netip.MustParseAddr("fddd:1337:1337::1:a82:a")
+	if r, ok := d.roams[home]; !ok || r.now != netip.MustParseAddr("fddd:1337:1337::2:a82:a") {
+		t.Fatalf("roams %v", d.roams)
+	}
+	if d.count["roams_accepted"] != 1 || d.count["duplicates"] != 1 {
+		t.Fatalf("counters %v", d.count)
+	}
+	// Back home: CLATB = CLATD removes the mapping.
+	d.handle(roamPacket(d.c.key, 43, time.Now(), func(x *intercom.XLAT) { x.CLATB = clatD }),
+		netip.MustParseAddr("fddd:1337:1337::1:c000:2"), platMgt)
+	if len(d.roams) != 0 {
+		t.Fatalf("still mapped: %v", d.roams)
+	}
+}
+
+func TestMalformedIntercomPacketsAreCounted(t *testing.T) {
+	d := testDaemon()
+	for _, b := range [][]byte{nil, {0}, make([]byte, 23), append(make([]byte, 24), 0, 0)} {
+		d.handle(b, fromB, platMgt)
+	}
+	if d.count["dropped_malformed"] != 4 {
+		t.Fatalf("%v", d.count)
+	}
+}
+
+func TestFlagsAreCheckedWithOneClearError(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{}, "-node-ip"},
+		{[]string{"-node-ip", "10.0.0.1", "-node-client-prefix", "fddd::/64"}, "-node-ip"},
+		{[]string{"-node-ip", "fddd::1", "-node-client-prefix", "fddd::/48"}, "/64"},
+		{[]string{"-node-ip", "fddd::1", "-node-client-prefix", "fddd::/64", "-clat-prefix", "fddd::/64"}, "-clat-prefix"},
+		{[]string{"-node-ip", "fddd::1", "-node-client-prefix", "fddd::/64", "-clat-prefix", "fddd:1337:1337::1:0:0/96",
+			"-clat-range", "fddd:1337:1337::/48", "-plat-range", "fddd:1337:1338::/48"}, "-roam-key-file"},
+		{[]string{"-node-ip", "fddd::1", "-node-client-prefix", "fddd::/64", "-clat-prefix", "fddd:1:1::1:0:0/96",
+			"-clat-range", "fddd:1337:1337::/48", "-plat-range", "fddd:1337:1338::/48"}, "not inside"},
+		{[]string{"-node-ip", "fddd::1", "-node-client-prefix", "fddd::/64", "-backend", "pf"}, "-backend"},
+	} {
+		_, err := parseFlags(c.args)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.args, err, c.want)
+		}
+	}
+}
