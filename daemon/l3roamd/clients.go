@@ -14,8 +14,10 @@ import (
 // routeProto marks l3roamd's host routes (the C daemon's protocol number).
 const routeProto = 158
 
-// watchNeighbours learns clients from the neighbour table of the client
-// device: ARP for their IPv4, NDP for their IPv6.
+// watchNeighbours learns clients from the client bridge: a MAC the bridge
+// learns on one of its ports (any frame of a client that just arrived,
+// like the C daemon's station events), then ARP for its IPv4 and NDP for
+// its IPv6 from the neighbour table.
 func (d *daemon) watchNeighbours(ch chan netlink.NeighUpdate) {
 	defer d.wg.Done()
 	for {
@@ -26,8 +28,17 @@ func (d *daemon) watchNeighbours(ch chan netlink.NeighUpdate) {
 			if !ok {
 				return
 			}
-			if u.Type != unix.RTM_NEWNEIGH || len(u.HardwareAddr) != 6 ||
-				u.State&(netlink.NUD_REACHABLE|netlink.NUD_STALE|netlink.NUD_DELAY|netlink.NUD_PROBE|netlink.NUD_PERMANENT) == 0 {
+			if u.Type != unix.RTM_NEWNEIGH || len(u.HardwareAddr) != 6 {
+				continue
+			}
+			if u.Family == unix.AF_BRIDGE {
+				// learned (not the ports' own, permanent) entries of the bridge
+				if u.State&netlink.NUD_PERMANENT == 0 && u.MasterIndex > 0 && d.isClientDev(u.MasterIndex) {
+					d.learn(u.HardwareAddr, netip.Addr{})
+				}
+				continue
+			}
+			if u.State&(netlink.NUD_REACHABLE|netlink.NUD_STALE|netlink.NUD_DELAY|netlink.NUD_PROBE|netlink.NUD_PERMANENT) == 0 {
 				continue
 			}
 			link, err := netlink.LinkByIndex(u.LinkIndex)
@@ -57,6 +68,7 @@ func (d *daemon) learn(mac net.HardwareAddr, ip netip.Addr) {
 	}
 	changed := false
 	switch {
+	case !ip.IsValid():
 	case ip.Is4() && !ip.IsLinkLocalUnicast() && cl.ip4 != ip:
 		cl.ip4, changed = ip, true
 	case d.isClientIP6(ip) && !contains(cl.ip6, ip):
@@ -153,11 +165,25 @@ func (d *daemon) release(cl *client) {
 		netlink.RouteDel(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(128, 128)},
 			Table: d.c.exportTable, Protocol: routeProto})
 	}
-	// The kernel's neighbour entries of the client go too, so that a
-	// return of the client is seen as new.
+	// The kernel's neighbour entries of the client go too, and the
+	// bridge's entry for its MAC, so that a return of the client is seen
+	// as new.
 	for _, ip := range append(cl.ip6, cl.ip4) {
 		if ip.IsValid() {
 			netlink.NeighDel(&netlink.Neigh{LinkIndex: link.Attrs().Index, IP: ip.AsSlice()})
 		}
 	}
+	if fdb, err := netlink.NeighList(0, unix.AF_BRIDGE); err == nil {
+		for _, n := range fdb {
+			if n.HardwareAddr.String() == cl.mac.String() && n.MasterIndex == link.Attrs().Index {
+				netlink.NeighDel(&n)
+			}
+		}
+	}
+}
+
+// isClientDev reports whether ifindex is the client device.
+func (d *daemon) isClientDev(ifindex int) bool {
+	l, err := netlink.LinkByIndex(ifindex)
+	return err == nil && l.Attrs().Name == d.c.clientDev
 }
