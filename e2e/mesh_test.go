@@ -29,6 +29,7 @@ type meshLab struct {
 	client, node1, node2, exit1, exit2, inet string
 	sock                                     map[string]string // daemon@ns -> control socket
 	procs                                    map[string]*netlab.Proc
+	args                                     map[string][]string // daemon@ns -> its flags, for a restart
 }
 
 const (
@@ -145,6 +146,10 @@ func (l *meshLab) babeld(t *testing.T, ns string, ifs ...string) {
 }
 
 func (l *meshLab) daemon(t *testing.T, ns, name string, args ...string) {
+	if l.args == nil {
+		l.args = map[string][]string{}
+	}
+	l.args[name+"@"+ns] = args
 	sock := filepath.Join(l.Dir, name+"-"+ns+".sock")
 	l.procs[name+"@"+ns] = l.Start(ns, name+"-"+ns, append([]string{bin(name), "-socket", sock}, args...)...)
 	l.sock[name+"@"+ns] = sock

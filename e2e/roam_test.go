@@ -1,13 +1,19 @@
 package e2e
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gluon-464xlat/gluon-464xlat/intercom"
 
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
@@ -136,6 +142,66 @@ func TestRoamKeepsIPv4SessionsAcrossNodes(t *testing.T) {
 		t.Fatalf("ping after roaming:\n%s\nnode2:\n%s\nexit1:\n%s\nconntrack exit1:\n%s\nclatd2 %s", out, n2, x1, ct, c2)
 	}
 
+	t.Run("forged ROAM from the client is refused", func(t *testing.T) {
+		before := statusOf(t, l.sock["l3roamd@"+l.exit1])
+		dropsBefore := l.clientPortDrops(t, l.node2)
+		// Divert the client's sessions back to node1, lease 0: with a
+		// guessed key, from the client's own address and posing as node2.
+		x := &intercom.XLAT{ClientIP: netip.MustParseAddr("10.130.0.10"), Lease: 0,
+			CLATD: netip.MustParsePrefix(meshCLAT1), CLATB: netip.MustParsePrefix(meshCLAT1)}
+		h := intercom.Header{TTL: 1, Nonce: 7, Sender: netip.MustParseAddr(meshNodeIPs + "2")}
+		forged := hex.EncodeToString(intercom.Roam(h, x, []byte("guessed key guessed key"), uint32(time.Now().Unix())))
+		unsigned := hex.EncodeToString(intercom.Roam(h, x, nil, uint32(time.Now().Unix()))[:24+34])
+		plat := "[" + strings.TrimSuffix(meshP1, "0:0/96") + "c000:1]:5523"
+		for _, src := range []string{"[" + meshClient6 + "]:5523", "[" + strings.TrimSuffix(meshCLAT2, "0:0/96") + "c000:2]:5523"} {
+			for _, b := range []string{forged, unsigned} {
+				l.T(t).Must(l.client, netlab.Helper("udp-send", src, plat, b)...)
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+		after := statusOf(t, l.sock["l3roamd@"+l.exit1])
+		c0, c1 := before["counters"].(map[string]any), after["counters"].(map[string]any)
+		if n(c1, "dropped_bad_auth")-n(c0, "dropped_bad_auth") != 1 || n(c1, "dropped_unauthenticated")-n(c0, "dropped_unauthenticated") != 1 {
+			t.Errorf("exit1 did not refuse the two forgeries from the client's address: %v -> %v", c0, c1)
+		}
+		if n(c1, "roams_accepted") != n(c0, "roams_accepted") {
+			t.Errorf("a forged ROAM was accepted")
+		}
+		if d := l.clientPortDrops(t, l.node2) - dropsBefore; d < 2 {
+			t.Errorf("node2's client port let %v spoofed packets from its own CLAT prefix through", 2-d)
+		}
+		if out := l.T(t).Must(l.client, "ping", "-c", "2", "-W", "2", "198.51.100.1"); !strings.Contains(out, " 0% packet loss") {
+			t.Fatalf("the client lost its IPv4:\n%s", out)
+		}
+	})
+
+	t.Run("l3roamd killed mid-stream and restarted loses nothing", func(t *testing.T) {
+		l.Start(l.inet, "tcp-serve-restart", netlab.Helper("tcp-serve", "0.0.0.0:5003", "6000000", "1000000")...)
+		time.Sleep(300 * time.Millisecond)
+		fetch := l.Start(l.client, "tcp-fetch-restart", netlab.Helper("tcp-fetch", "198.51.100.1:5003", "6000000")...)
+		time.Sleep(time.Second)
+		tables := map[string]string{}
+		for _, ns := range []string{l.node2, l.exit1} {
+			tables[ns] = l.roamTable(t, ns)
+			l.procs["l3roamd@"+ns].Signal(syscall.SIGKILL)
+			netlab.WaitFor(5*time.Second, l.procs["l3roamd@"+ns].Exited)
+		}
+		time.Sleep(time.Second)
+		for _, ns := range []string{l.node2, l.exit1} {
+			l.daemon(t, ns, "l3roamd", l.args["l3roamd@"+ns]...)
+			if got := l.roamTable(t, ns); got != tables[ns] {
+				t.Errorf("%s: table after the restart differs:\n%s\nbefore:\n%s", ns, got, tables[ns])
+			}
+		}
+		if st := statusOf(t, l.sock["l3roamd@"+l.node2]); st["clients_464xlat"] != float64(1) {
+			t.Errorf("node2 after the restart: %v", st)
+		}
+		netlab.WaitFor(30*time.Second, fetch.Exited)
+		if !strings.Contains(fetch.Log(), "ok 6000000 bytes") {
+			t.Fatalf("download across the l3roamd restarts: %s", fetch.Log())
+		}
+	})
+
 	t.Run("roaming back", func(t *testing.T) {
 		l.Start(l.inet, "tcp-serve-back", netlab.Helper("tcp-serve", "0.0.0.0:5002", "5000000", "1000000")...)
 		time.Sleep(300 * time.Millisecond)
@@ -157,6 +223,32 @@ func TestRoamKeepsIPv4SessionsAcrossNodes(t *testing.T) {
 			t.Errorf("exit1 still maps the client: %v", statusOf(t, l.sock["l3roamd@"+l.exit1])["plat_roamed_clients"])
 		}
 	})
+}
+
+func n(m map[string]any, k string) float64 { v, _ := m[k].(float64); return v }
+
+// clientPortDrops sums the packets l3roamd's client-port rules dropped.
+func (l *meshLab) clientPortDrops(t *testing.T, ns string) float64 {
+	out := l.T(t).Must(ns, "nft", "list", "chain", "inet", "l3roamd", "raw")
+	var sum float64
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "drop") {
+			var p, b float64
+			if i := strings.Index(line, "counter packets "); i >= 0 {
+				fmt.Sscanf(line[i:], "counter packets %g bytes %g", &p, &b)
+				sum += p
+			}
+		}
+	}
+	return sum
+}
+
+// roamTable is l3roamd's nftables table without what changes by itself
+// (timeouts, counters): what a restart must leave as it was.
+func (l *meshLab) roamTable(t *testing.T, ns string) string {
+	out := l.T(t).Must(ns, "nft", "list", "table", "inet", "l3roamd")
+	out = regexp.MustCompile(` (timeout|expires) [0-9hms]+`).ReplaceAllString(out, "")
+	return regexp.MustCompile(`counter packets \d+ bytes \d+`).ReplaceAllString(out, "counter")
 }
 
 func lastLine(s, with string) string {

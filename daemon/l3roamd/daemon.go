@@ -229,6 +229,14 @@ func (d *daemon) handle(b []byte, from, to netip.Addr) {
 		d.inc("own_packets")
 		return
 	}
+	// Signed messages are checked before their nonce counts as seen: a
+	// forgery must not use up the nonce of the genuine message.
+	if m.Type == intercom.TypeInfoXLAT || m.Type == intercom.TypeRoam {
+		if err := m.Verify(d.c.key, uint32(time.Now().Unix()), uint32(d.c.window/time.Second)); err != nil {
+			d.drop(authReason(err), from, err)
+			return
+		}
+	}
 	key := uint64(m.Type)<<32 | uint64(m.Nonce)
 	d.mu.Lock()
 	_, dup := d.seen[key]
@@ -390,10 +398,6 @@ func (d *daemon) onInfoXLAT(m *intercom.Message, from netip.Addr) {
 		d.drop("xlat_not_configured", from, nil)
 		return
 	}
-	if err := m.Verify(d.c.key, uint32(time.Now().Unix()), uint32(d.c.window/time.Second)); err != nil {
-		d.drop(authReason(err), from, err)
-		return
-	}
 	x := m.XLAT
 	if err := d.saneXLAT(x.ClientIP, x.Lease, x.CLATD); err != nil {
 		d.drop("info_xlat_invalid", from, err)
@@ -472,10 +476,6 @@ func authReason(err error) string {
 func (d *daemon) onRoam(m *intercom.Message, from, to netip.Addr) {
 	if !d.c.ownPLAT.IsValid() || to != embed(d.c.ownPLAT, netip.MustParseAddr("192.0.0.1")) {
 		d.drop("roam_not_for_this_plat", from, fmt.Errorf("to %s", to))
-		return
-	}
-	if err := m.Verify(d.c.key, uint32(time.Now().Unix()), uint32(d.c.window/time.Second)); err != nil {
-		d.drop(authReason(err), from, err)
 		return
 	}
 	x := m.XLAT

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -133,10 +134,11 @@ func (n *nftState) apply(d *desired, now time.Time) error {
 		from = append(from, r)
 		to = append(to, roamed{now: r.home, home: r.now, expires: r.expires})
 	}
-	for name, entries := range map[string][]roamed{"origin": origin, "platc": platc} {
-		if _, err := newMap(name, entries); err != nil {
-			return err
-		}
+	if _, err := newMap("origin", origin); err != nil {
+		return err
+	}
+	if _, err := newMap("platc", platc); err != nil {
+		return err
 	}
 	fromMap, err := newMap("from", from)
 	if err != nil {
@@ -160,7 +162,14 @@ func (n *nftState) apply(d *desired, now time.Time) error {
 			c.AddRule(&nftables.Rule{Table: t, Chain: raw, Exprs: append(ex, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})})
 		}
 	}
-	for platc, members := range proam {
+	// in a fixed order, so that the same state is the same table
+	platcs := make([]netip.Prefix, 0, len(proam))
+	for p := range proam {
+		platcs = append(platcs, p)
+	}
+	slices.SortFunc(platcs, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	for _, platc := range platcs {
+		members := proam[platc]
 		s := &nftables.Set{Table: t, Name: setName(platc), KeyType: nftables.TypeIP6Addr, HasTimeout: true}
 		var els []nftables.SetElement
 		for a, exp := range members {
