@@ -240,7 +240,7 @@ func (l *meshLab) start(t *testing.T, prefixdArgs ...string) {
 	l.waitConverged(t)
 	args := append([]string{"-plat-range", meshPLATRange, "-babel", l.sock["babeld@"+l.node1], "-clatd-socket", l.sock["clatd@"+l.node1],
 		"-l3roamd-socket", "", "-probe-src", "fddd:1337:1337::1:c000:2", "-threshold-abs", "150", "-threshold-rel", "0",
-		"-hold-down", "3s"}, prefixdArgs...)
+		"-hold-down", "3s", "-dwell", "1s"}, prefixdArgs...)
 	l.daemon(t, l.node1, "prefixd", args...)
 }
 

@@ -28,6 +28,8 @@ type policy struct {
 	absThreshold int           // metric points
 	relThreshold float64       // fraction of the current metric
 	holdDown     time.Duration // between switches for a better metric
+	dwell        time.Duration // a better PLAT must stay better this long: a metric
+	// that spikes while Babel moves a route between links is not a reason
 	maxFails     int           // consecutive failed probes that mark a PLAT down
 	lostGrace    time.Duration // a lost or unreachable current PLAT is left after this long:
 	// Babel retracts a route briefly when a neighbour reconfigures an interface
@@ -62,6 +64,8 @@ type chooser struct {
 	// the threshold: a choice made while babeld was gone rested on no
 	// routes at all, and hysteresis would keep it for good
 	rechooseUntil time.Time
+	challenger    netip.Prefix // the PLAT better by the margin, and since when
+	betterSince   time.Time
 	lastChange    time.Time // when the candidates' metrics last changed
 	prev          map[netip.Prefix]int
 	history       []switchRecord // newest last, at most maxHistory
@@ -103,6 +107,9 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 	if haveCur && cur.Metric < babel.Unreachable {
 		ch.badSince = time.Time{}
 	}
+	if !(haveBest && haveCur && best.Prefix != ch.current && cur.Metric-best.Metric > ch.margin(cur.Metric)) {
+		ch.challenger = netip.Prefix{}
+	}
 	var reason string
 	failed := false // leaving a failed PLAT does not use up the re-choice
 	to := ch.current
@@ -132,8 +139,8 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 	case haveBest && best.Prefix != ch.current && best.ProbeOK && best.Metric < cur.Metric &&
 		!now.Before(ch.quietUntil) && now.Before(ch.rechooseUntil):
 		to, reason = best.Prefix, fmt.Sprintf("re-choice after babeld came back, metric %d < %d", best.Metric, cur.Metric)
-	case haveBest && best.Prefix != ch.current && best.ProbeOK &&
-		cur.Metric-best.Metric > ch.margin(cur.Metric) && now.Sub(ch.lastSwitch) >= ch.holdDown && !now.Before(ch.quietUntil):
+	case haveBest && best.Prefix != ch.current && best.ProbeOK && cur.Metric-best.Metric > ch.margin(cur.Metric) &&
+		ch.betterFor(now, best.Prefix) >= ch.dwell && now.Sub(ch.lastSwitch) >= ch.holdDown && !now.Before(ch.quietUntil):
 		to, reason = best.Prefix, fmt.Sprintf("better metric %d < %d by more than %d", best.Metric, cur.Metric, ch.margin(cur.Metric))
 	default:
 		return switchRecord{}, false
@@ -164,6 +171,15 @@ func prefixString(p netip.Prefix) string {
 		return ""
 	}
 	return p.String()
+}
+
+// betterFor is how long p has been the challenger that beats the current
+// PLAT by the margin (starting now if it just became it).
+func (ch *chooser) betterFor(now time.Time, p netip.Prefix) time.Duration {
+	if ch.challenger != p {
+		ch.challenger, ch.betterSince = p, now
+	}
+	return now.Sub(ch.betterSince)
 }
 
 // graceOver starts or checks the grace period of a lost current PLAT.

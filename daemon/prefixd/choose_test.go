@@ -216,3 +216,28 @@ func TestReChoiceOnceAfterBabeldReturns(t *testing.T) {
 		t.Fatalf("second free switch: %+v", rec)
 	}
 }
+
+// A challenger that is better for a moment (Babel moving a route between
+// links reports the old link's price for a few milliseconds) does not win;
+// one that stays better for the dwell time does.
+func TestBetterMetricMustLastTheDwellTime(t *testing.T) {
+	ch := newChooser()
+	ch.dwell = 2 * time.Second
+	ch.decide(t0, cands(96, 192))
+	at := t0.Add(time.Minute)
+	if _, ok := ch.decide(at, cands(2000, 192)); ok {
+		t.Fatal("switched on a spike")
+	}
+	if _, ok := ch.decide(at.Add(100*time.Millisecond), cands(96, 192)); ok {
+		t.Fatal("switched after the spike")
+	}
+	if _, ok := ch.decide(at.Add(time.Second), cands(400, 192)); ok {
+		t.Fatal("switched at once")
+	}
+	if _, ok := ch.decide(at.Add(2500*time.Millisecond), cands(400, 192)); ok {
+		t.Fatal("switched before the dwell time")
+	}
+	if rec, ok := ch.decide(at.Add(3100*time.Millisecond), cands(400, 192)); !ok || rec.To != p2.String() {
+		t.Fatalf("no switch after the dwell time: %+v", rec)
+	}
+}

@@ -51,6 +51,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.pol.lostGrace, "lost-grace", 2*time.Second, "how long the current PLAT's route may be lost or unreachable before prefixd leaves it")
 	fs.DurationVar(&c.pol.settle, "settle", 5*time.Second, "at start, how long Babel may converge before the first choice")
 	fs.DurationVar(&c.pol.holdDown, "hold-down", time.Minute, "least time between two switches for a better metric")
+	fs.DurationVar(&c.pol.dwell, "dwell", 5*time.Second, "how long a better PLAT must stay better before the switch")
 	fs.StringVar(&c.socket, "socket", "/var/run/prefixd.sock", "control socket path")
 	if err := cli.Parse(fs, &c.Common, args, "prefixd -plat-range P/48 [flags]"); err != nil {
 		return nil, err
@@ -73,7 +74,7 @@ func parseFlags(args []string) (*config, error) {
 	if c.probeInterval < 100*time.Millisecond || c.probeTimeout <= 0 || c.probeTimeout > c.probeInterval {
 		return nil, errors.New("-probe-interval must be >= 100ms and -probe-timeout within it")
 	}
-	if c.pol.maxFails < 1 || c.pol.absThreshold < 0 || c.pol.relThreshold < 0 || c.pol.relThreshold >= 1 || c.pol.holdDown < 0 || c.pol.lostGrace < 0 {
+	if c.pol.maxFails < 1 || c.pol.absThreshold < 0 || c.pol.relThreshold < 0 || c.pol.relThreshold >= 1 || c.pol.holdDown < 0 || c.pol.dwell < 0 || c.pol.lostGrace < 0 {
 		return nil, errors.New("-probe-failures >= 1, thresholds >= 0 (relative below 1), -hold-down >= 0")
 	}
 	return c, nil
