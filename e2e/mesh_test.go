@@ -258,7 +258,10 @@ func (l *meshLab) waitPLAT(t *testing.T, want string, within time.Duration) {
 }
 
 // exitCarries reports which exit's platd translated the client's ping.
-func (l *meshLab) exitCarries(t *testing.T) string {
+func (l *meshLab) exitCarries(t *testing.T) string { t.Helper(); return l.exitOf(t, l.client) }
+
+// exitOf reports which exit's platd translated the pings of the client in ns.
+func (l *meshLab) exitOf(t *testing.T, client string) string {
 	t.Helper()
 	count := func(ns string) float64 { // a dead exit carries nothing
 		out, err := ctlsock.Query(l.sock["platd@"+ns], "status")
@@ -276,11 +279,11 @@ func (l *meshLab) exitCarries(t *testing.T) string {
 	// working path first, then count a clean round of three.
 	var out string
 	netlab.WaitFor(15*time.Second, func() bool {
-		out, _ = l.Run(l.client, "ping", "-c", "1", "-W", "1", "198.51.100.1")
+		out, _ = l.Run(client, "ping", "-c", "1", "-W", "1", "198.51.100.1")
 		return strings.Contains(out, " 0% packet loss")
 	})
 	a1, a2 := count(l.exit1), count(l.exit2)
-	out, _ = l.Run(l.client, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.51.100.1")
+	out, _ = l.Run(client, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.51.100.1")
 	if !strings.Contains(out, " 0% packet loss") {
 		t.Fatalf("client ping:\n%s", out)
 	}

@@ -19,11 +19,16 @@ import (
 	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
 )
 
+// roamOpts varies the roaming lab.
+type roamOpts struct {
+	dhcp bool // dnsmasq on both nodes' client bridges, the client without a static IPv4
+}
+
 // startRoam is the mesh with a client that can roam between node1 and
 // node2: clatd on both nodes for the same client network, node1 on PLAT P1
 // and node2 on P2 (each its nearest; set statically, prefixd is tested
 // elsewhere), and l3roamd on all four mesh nodes, the exits accepting ROAM.
-func (l *meshLab) startRoam(t *testing.T) {
+func (l *meshLab) startRoam(t *testing.T, o roamOpts) {
 	l.startMesh(t)
 	for _, n := range []struct{ ns, clat, plat string }{{l.node1, meshCLAT1, meshP1}, {l.node2, meshCLAT2, meshP2}} {
 		l.daemon(t, n.ns, "clatd", "-clat-prefix", n.clat, "-plat-prefix", n.plat, "-client-net", "10.130.0.0/16", "-client-dev", "br-client")
@@ -31,7 +36,8 @@ func (l *meshLab) startRoam(t *testing.T) {
 	l.waitConverged(t)
 	key := filepath.Join(l.Dir, "roam.key")
 	os.WriteFile(key, []byte("a mesh-wide secret of the lab\n"), 0o600)
-	common := []string{"-node-client-prefix", meshNodeCli, "-clat-range", "fddd:1337:1337::/48", "-plat-range", meshPLATRange, "-roam-key-file", key}
+	common := []string{"-node-client-prefix", meshNodeCli, "-client-prefix", meshClients6, "-clat-range", "fddd:1337:1337::/48",
+		"-plat-range", meshPLATRange, "-roam-key-file", key}
 	for i, n := range []struct {
 		ns   string
 		args []string
@@ -42,6 +48,9 @@ func (l *meshLab) startRoam(t *testing.T) {
 		{l.exit2, []string{"-client-dev", "", "-mesh-ifs", "m-n2", "-own-plat", meshP2}},
 	} {
 		args := append(append([]string{"-node-ip", fmt.Sprintf("%s%d", meshNodeIPs, i+1)}, common...), n.args...)
+		if o.dhcp && i < 2 {
+			args = append(args, "-dhcp-leases", l.dnsmasq(t, n.ns))
+		}
 		l.daemon(t, n.ns, "l3roamd", args...)
 	}
 	// The node IPs must be known across the mesh before anyone claims.
@@ -52,6 +61,20 @@ func (l *meshLab) startRoam(t *testing.T) {
 	}) {
 		t.Fatal("node IPs not announced")
 	}
+	if o.dhcp {
+		l.Must(l.client, "ip", "addr", "del", "10.130.0.10/16", "dev", "c0")
+	}
+}
+
+// dnsmasq serves DHCPv4 on ns's client bridge as on a Gluon node (the
+// whole client network, authoritative, short leases) and returns its lease
+// file.
+func (l *meshLab) dnsmasq(t *testing.T, ns string) string {
+	leases := filepath.Join(l.Dir, "leases-"+ns)
+	l.Start(ns, "dnsmasq-"+ns, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--interface=br-client",
+		"--bind-interfaces", "--dhcp-range=10.130.0.100,10.130.0.200,255.255.0.0,2m", "--dhcp-authoritative",
+		"--dhcp-option=3,10.130.0.1", "--dhcp-leasefile="+leases, "--pid-file="+filepath.Join(l.Dir, "dnsmasq-"+ns+".pid"), "--log-dhcp")
+	return leases
 }
 
 // moveClient moves the client's port from one node's client bridge to the
@@ -65,6 +88,7 @@ func (l *meshLab) moveClient(t *testing.T, from, to string) {
 type roamClient struct {
 	MAC    string `json:"mac"`
 	IPv4   string `json:"ipv4"`
+	LeaseS int    `json:"lease_left_s"`
 	CLATD  string `json:"clat_prefix_of_lease"`
 	PLATC  string `json:"plat_of_sessions"`
 	Roamed bool   `json:"roamed_here"`
@@ -93,7 +117,7 @@ func (l *meshLab) servesClient(t *testing.T, ns string) bool {
 // with another CLAT prefix and another PLAT.
 func TestRoamKeepsIPv4SessionsAcrossNodes(t *testing.T) {
 	l := newMeshLabWith(t, true)
-	l.startRoam(t)
+	l.startRoam(t, roamOpts{})
 	if out := l.T(t).Must(l.client, "ping", "-c", "2", "-W", "2", "198.51.100.1"); !strings.Contains(out, " 0% packet loss") {
 		t.Fatalf("ping before roaming:\n%s", out)
 	}
@@ -223,6 +247,154 @@ func TestRoamKeepsIPv4SessionsAcrossNodes(t *testing.T) {
 			t.Errorf("exit1 still maps the client: %v", statusOf(t, l.sock["l3roamd@"+l.exit1])["plat_roamed_clients"])
 		}
 	})
+}
+
+// An IPv6 client keeps its address and its running TCP connection: the
+// node it roams to routes its addresses (from INFO) and Babel carries the
+// host route there; the old node drops its own.
+func TestRoamKeepsIPv6Sessions(t *testing.T) {
+	l := newMeshLabWith(t, true)
+	l.startRoam(t, roamOpts{})
+	server := "[" + meshNodeIPs + "4]:5004" // exit2's node address: a host across the mesh
+	l.Start(l.exit2, "tcp-serve-v6", netlab.Helper("tcp-serve", "[::]:5004", "6000000", "1000000")...)
+	// the client's IPv6 must be routed to node1 first
+	l.T(t).Must(l.client, "ping", "-6", "-c", "2", "-W", "2", meshNodeIPs+"4")
+	if !netlab.WaitFor(15*time.Second, func() bool {
+		out, _ := l.Run(l.exit2, "ip", "-6", "route", "show", meshClient6)
+		return strings.Contains(out, "proto babel")
+	}) {
+		t.Fatalf("node1 did not announce the client's IPv6 address: %v", l.roamClients(t, l.node1))
+	}
+	fetch := l.Start(l.client, "tcp-fetch-v6", netlab.Helper("tcp-fetch", server, "6000000")...)
+	time.Sleep(1500 * time.Millisecond)
+	l.moveClient(t, l.node1, l.node2)
+	if !netlab.WaitFor(10*time.Second, func() bool {
+		out, _ := l.Run(l.node2, "ip", "-6", "route", "show", meshClient6)
+		old, _ := l.Run(l.node1, "ip", "-6", "route", "show", meshClient6)
+		return strings.Contains(out, "dev br-client") && old == ""
+	}) {
+		t.Fatalf("the host route did not move: node1 %v node2 %v", l.roamClients(t, l.node1), l.roamClients(t, l.node2))
+	}
+	netlab.WaitFor(30*time.Second, fetch.Exited)
+	if !strings.Contains(fetch.Log(), "ok 6000000 bytes") {
+		t.Fatalf("IPv6 download across the roam: %s", fetch.Log())
+	}
+}
+
+// The seed: on set_platprefix "existing clients stay on their old PLAT as
+// if they had roamed, new ones use the new PLAT"; del_platprefix drops
+// what pointed at a dead PLAT.
+func TestPLATSwitchKeepsOldSessionsOnTheOldPLAT(t *testing.T) {
+	l := newMeshLabWith(t, true)
+	l.startRoam(t, roamOpts{})
+	l.T(t).Must(l.client, "ping", "-c", "2", "-W", "2", "198.51.100.1")
+	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node1) }) {
+		t.Fatal("node1 did not learn the client")
+	}
+	l.Start(l.inet, "tcp-serve-switch", netlab.Helper("tcp-serve", "0.0.0.0:5001", "6000000", "1000000")...)
+	time.Sleep(300 * time.Millisecond)
+	fetch := l.Start(l.client, "tcp-fetch-switch", netlab.Helper("tcp-fetch", "198.51.100.1:5001", "6000000")...)
+	time.Sleep(1500 * time.Millisecond)
+	// What prefixd does on a switch: tell clatd and l3roamd.
+	for _, d := range []string{"clatd", "l3roamd"} {
+		if out, err := ctlsock.Query(l.sock[d+"@"+l.node1], "set_platprefix "+meshP2); err != nil || out != "ok" {
+			t.Fatalf("%s: %v %s", d, err, out)
+		}
+	}
+	if got := l.exitCarries(t); got != "exit1" {
+		t.Errorf("the client that was there before the switch now leaves through %s", got)
+	}
+	// A client new to node1 uses the new PLAT.
+	c2 := l.NS("c2")
+	l.Link(c2, "c0", l.node1, "cl-port2")
+	l.Must(l.node1, "ip", "link", "set", "cl-port2", "master", "br-client")
+	l.Must(c2, "ip", "link", "set", "c0", "address", "02:c1:1e:00:00:0b")
+	l.Must(c2, "ip", "addr", "add", "10.130.0.11/16", "dev", "c0")
+	l.Must(c2, "ip", "route", "add", "default", "via", "10.130.0.1")
+	if got := l.sessionsAt(t, c2, "fddd:1337:1337::1:a82:b"); got != "exit2" {
+		t.Errorf("a new client after the switch has its sessions at %s", got)
+	}
+	netlab.WaitFor(30*time.Second, fetch.Exited)
+	if !strings.Contains(fetch.Log(), "ok 6000000 bytes") {
+		t.Fatalf("download across the PLAT switch: %s", fetch.Log())
+	}
+	// P1 declared dead: the old client starts over on P2.
+	if out, err := ctlsock.Query(l.sock["l3roamd@"+l.node1], "del_platprefix "+meshP1); err != nil || out != "ok" {
+		t.Fatalf("del_platprefix: %v %s", err, out)
+	}
+	if got := l.exitCarries(t); got != "exit2" {
+		t.Errorf("after del_platprefix the old client leaves through %s", got)
+	}
+}
+
+// A roamed client renews its DHCP lease at the new node and keeps its
+// address (dnsmasq authoritative on every node); l3roamd takes the
+// remaining lease from dnsmasq's lease file.
+func TestRoamedClientRenewsItsDHCPLeaseAtTheNewNode(t *testing.T) {
+	l := newMeshLabWith(t, true)
+	l.startRoam(t, roamOpts{dhcp: true})
+	dhcp := l.Start(l.client, "dhcp-client", netlab.Helper("dhcp-client", "c0")...)
+	var ip string
+	if !netlab.WaitFor(20*time.Second, func() bool {
+		_, err := fmt.Sscanf(dhcp.Log(), "lease %s", &ip)
+		return err == nil
+	}) {
+		t.Fatalf("no lease: %s", dhcp.Log())
+	}
+	l.T(t).Must(l.client, "ping", "-c", "2", "-W", "2", "198.51.100.1")
+	var lease int
+	if !netlab.WaitFor(10*time.Second, func() bool {
+		for _, c := range l.roamClients(t, l.node1) {
+			if c.MAC == clientMAC && c.IPv4 == ip {
+				lease = c.LeaseS
+				return true
+			}
+		}
+		return false
+	}) || lease > 120 || lease < 60 {
+		t.Fatalf("node1's l3roamd: lease %d s of %s (dnsmasq gave 120 s): %v", lease, ip, l.roamClients(t, l.node1))
+	}
+	l.Start(l.inet, "tcp-serve-dhcp", netlab.Helper("tcp-serve", "0.0.0.0:5001", "5000000", "1000000")...)
+	time.Sleep(300 * time.Millisecond)
+	fetch := l.Start(l.client, "tcp-fetch-dhcp", netlab.Helper("tcp-fetch", "198.51.100.1:5001", "5000000")...)
+	time.Sleep(time.Second)
+	l.moveClient(t, l.node1, l.node2)
+	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node2) }) {
+		t.Fatal("node2 did not take the client over")
+	}
+	dhcp.Signal(syscall.SIGUSR1)
+	if !netlab.WaitFor(15*time.Second, func() bool {
+		return strings.Contains(dhcp.Log(), "renewed ") || strings.Contains(dhcp.Log(), "renew failed")
+	}) ||
+		!strings.Contains(dhcp.Log(), "renewed "+ip+" ") {
+		t.Fatalf("renewal at node2: %s", dhcp.Log())
+	}
+	if b, _ := os.ReadFile(filepath.Join(l.Dir, "leases-"+l.node2)); !strings.Contains(string(b), clientMAC+" "+ip) {
+		t.Errorf("node2's dnsmasq has no lease for the client: %q", b)
+	}
+	netlab.WaitFor(30*time.Second, fetch.Exited)
+	if !strings.Contains(fetch.Log(), "ok 5000000 bytes") {
+		t.Fatalf("download across roam and renewal: %s", fetch.Log())
+	}
+}
+
+// sessionsAt pings from the client in ns and reports which exit holds
+// sessions of its CLAT address (a per-client view, while other clients'
+// traffic runs).
+func (l *meshLab) sessionsAt(t *testing.T, ns, clatAddr string) string {
+	t.Helper()
+	if out, _ := l.Run(ns, "ping", "-c", "2", "-W", "2", "198.51.100.1"); !strings.Contains(out, " 0% packet loss") {
+		t.Fatalf("ping from %s:\n%s", ns, out)
+	}
+	var at []string
+	for name, x := range map[string]string{"exit1": l.exit1, "exit2": l.exit2} {
+		out, err := ctlsock.Query(l.sock["platd@"+x], "sessions "+clatAddr)
+		var list []any
+		if err == nil && json.Unmarshal([]byte(out), &list) == nil && len(list) > 0 {
+			at = append(at, name)
+		}
+	}
+	return strings.Join(at, "+")
 }
 
 func n(m map[string]any, k string) float64 { v, _ := m[k].(float64); return v }

@@ -506,11 +506,12 @@ func (d *daemon) onRoam(m *intercom.Message, from, to netip.Addr) {
 	slog.Info("client roamed (PLAT)", "sessions_of", home, "now_at", now, "lease_s", x.Lease)
 }
 
-// leaseLeft reads dnsmasq's lease file for the client's remaining lease.
-func (d *daemon) leaseLeft(mac net.HardwareAddr, ip4 netip.Addr) time.Duration {
+// leaseLeft reads dnsmasq's lease file for the client's remaining lease;
+// found is false when the file has none (the default is returned then).
+func (d *daemon) leaseLeft(mac net.HardwareAddr, ip4 netip.Addr) (left time.Duration, found bool) {
 	f, err := os.Open(d.c.leases)
 	if err != nil {
-		return d.c.defaultLease
+		return d.c.defaultLease, false
 	}
 	defer f.Close()
 	s := bufio.NewScanner(f)
@@ -525,13 +526,54 @@ func (d *daemon) leaseLeft(mac net.HardwareAddr, ip4 netip.Addr) time.Duration {
 			break
 		}
 		if exp == 0 { // infinite
-			return d.c.maxLease
+			return d.c.maxLease, true
 		}
 		if left := time.Until(time.Unix(exp, 0)); left > time.Second {
-			return left
+			return left, true
 		}
 	}
-	return d.c.defaultLease
+	return d.c.defaultLease, false
+}
+
+// refreshLeases follows dnsmasq: a lease given or renewed here sets how
+// long the client's 464xlat state lives, and a roamed client's renewal is
+// passed on to its PLAT (a new ROAM), so its sessions outlive the lease
+// it had when it arrived.
+func (d *daemon) refreshLeases() {
+	type roam struct {
+		ip4          netip.Addr
+		lease        uint32
+		clatd, platc netip.Prefix
+	}
+	var again []roam
+	d.mu.Lock()
+	changed := false
+	for _, cl := range d.clients {
+		x, ok := d.xlat[cl.ip4]
+		if !cl.ip4.IsValid() || !ok {
+			continue
+		}
+		left, found := d.leaseLeft(cl.mac, cl.ip4)
+		if !found {
+			continue
+		}
+		exp := time.Now().Add(left)
+		if diff := exp.Sub(x.expires); diff > 5*time.Second || (diff < -5*time.Second && x.clatd == d.c.clat) {
+			x.expires = exp
+			d.xlat[cl.ip4] = x
+			changed = true
+			if x.clatd != d.c.clat {
+				again = append(again, roam{cl.ip4, uint32(left / time.Second), x.clatd, x.platc})
+			}
+		}
+	}
+	if changed {
+		d.apply()
+	}
+	d.mu.Unlock()
+	for _, r := range again {
+		d.sendRoam(r.ip4, r.lease, r.clatd, r.platc)
+	}
 }
 
 // expire forgets entries whose lease ended and old nonces.
@@ -567,6 +609,9 @@ func (d *daemon) expire() {
 				d.apply()
 			}
 			d.mu.Unlock()
+			if d.c.clat.IsValid() {
+				d.refreshLeases()
+			}
 		}
 	}
 }

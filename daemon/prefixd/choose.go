@@ -30,8 +30,8 @@ type policy struct {
 	holdDown     time.Duration // between switches for a better metric
 	dwell        time.Duration // a better PLAT must stay better this long: a metric
 	// that spikes while Babel moves a route between links is not a reason
-	maxFails     int           // consecutive failed probes that mark a PLAT down
-	lostGrace    time.Duration // a lost or unreachable current PLAT is left after this long:
+	maxFails  int           // consecutive failed probes that mark a PLAT down
+	lostGrace time.Duration // a lost or unreachable current PLAT is left after this long:
 	// Babel retracts a route briefly when a neighbour reconfigures an interface
 	settle time.Duration // no first choice before Babel has had this long to converge
 }

@@ -234,6 +234,8 @@ func helper(args []string) error {
 	case "udp-stream": // ADDR SECONDS: a datagram every 20 ms from an unconnected socket (ICMP
 		// errors do not stop it); prints "[unix-time] bytes from ADDR seq=N" per echo, like ping -D
 		return udpStream(args[1], time.Duration(n)*time.Second)
+	case "dhcp-client": // IFACE: lease an IPv4 address (DORA) and configure it; SIGUSR1 renews, SIGTERM ends
+		return dhcpClient(args[1])
 	case "udp-send": // SRC DST HEX: one datagram from SRC (any address: freebind, to forge) to DST
 		if len(args) != 4 {
 			return fmt.Errorf("usage: udp-send SRC DST HEX")
