@@ -14,7 +14,7 @@ FUZZTIME ?= 15s
 # DESIGN.md section 5: OpenWrt arch -> Go target
 TARGETS := mips_24kc:mips:softfloat mipsel_24kc:mipsle:softfloat arm_cortex-a7_neon-vfpv4:arm:7 aarch64_cortex-a53:arm64: x86_64:amd64:
 
-.PHONY: ipk size test-ipk test-mesh all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat bench-plat bench-failover demo clean deps
+.PHONY: bench-roam ipk size test-ipk test-mesh all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat bench-plat bench-failover demo clean deps
 
 all: build
 
@@ -97,6 +97,13 @@ bench-failover:
 	BENCH_FAILOVER=1 $(GO) test -count=1 -timeout 30m -run '^TestBenchFailover$$' -v ./e2e > /tmp/bench-failover.log 2>&1 || { cat /tmp/bench-failover.log; exit 1; }
 	@grep -E '^failover ' /tmp/bench-failover.log
 	@grep -E '^bench-failover:' /tmp/bench-failover.log
+
+# The roaming benchmark lives beside the roaming lab (e2e); its result is the last line.
+bench-roam:
+	@[ "$$(id -u)" = 0 ] || { echo "bench-roam needs root"; exit 1; }
+	BENCH_ROAM=1 $(GO) test -count=1 -timeout 20m -run '^TestBenchRoam$$' -v ./e2e > /tmp/bench-roam.log 2>&1 || { cat /tmp/bench-roam.log; exit 1; }
+	@grep -E '^roam gaps' /tmp/bench-roam.log
+	@grep -E '^bench-roam:' /tmp/bench-roam.log
 
 bench-clat: build
 	@[ "$$(id -u)" = 0 ] || { echo "bench-clat needs root"; exit 1; }

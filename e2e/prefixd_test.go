@@ -118,8 +118,12 @@ func TestPrefixdSurvivesBabeldRestartAndMissingPeer(t *testing.T) {
 	l := newMeshLab(t)
 	l.start(t, "-l3roamd-socket", l.Dir+"/no-l3roamd.sock")
 	l.waitPLAT(t, meshP1, 20*time.Second)
-	st := statusOf(t, l.sock["prefixd@"+l.node1])
-	peers := st["peers"].(map[string]any)
+	// The peers are told on prefixd's next tick after the choice.
+	var peers map[string]any
+	netlab.WaitFor(5*time.Second, func() bool {
+		peers = statusOf(t, l.sock["prefixd@"+l.node1])["peers"].(map[string]any)
+		return peers["clatd"].(map[string]any)["synced"] == true && peers["l3roamd"].(map[string]any)["error"] != nil
+	})
 	if p := peers["l3roamd"].(map[string]any); p["synced"] != false || p["error"] == nil {
 		t.Errorf("missing l3roamd not reported: %v", p)
 	}

@@ -145,6 +145,23 @@ func (d *daemon) serve(cl *client, _ bool) {
 		d.apply()
 	}
 	d.mu.Unlock()
+	// The seed: "sets an ARP entry for the client's MAC address with
+	// CLIENTIP". A neighbour entry left from the client's last stay (or
+	// from traffic for it while it was away) would make the kernel resolve
+	// it again first, and TCP backs off meanwhile.
+	for _, a := range append(append([]netip.Addr(nil), ip6...), ip4) {
+		if a.IsValid() {
+			n := &netlink.Neigh{LinkIndex: link.Attrs().Index, IP: a.AsSlice(), HardwareAddr: cl.mac, State: netlink.NUD_REACHABLE}
+			if a.Is4() {
+				n.Family = unix.AF_INET
+			} else {
+				n.Family = unix.AF_INET6
+			}
+			if err := netlink.NeighSet(n); err != nil {
+				slog.Debug("neighbour entry", "ip", a, "err", err)
+			}
+		}
+	}
 	for _, a := range ip6 {
 		r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(128, 128)},
 			Table: d.c.exportTable, Protocol: routeProto}

@@ -419,7 +419,7 @@ func (d *daemon) onInfoXLAT(m *intercom.Message, from netip.Addr) {
 	d.count["info_xlat_received"]++
 	d.apply()
 	d.mu.Unlock()
-	slog.Info("client's IPv4 roamed here", "mac", x.MAC, "ip4", x.ClientIP, "clatd", x.CLATD, "platc", x.PLATC, "lease_s", x.Lease)
+	slog.Info("client's IPv4 roamed here", "mac", x.MAC.String(), "ip4", x.ClientIP, "clatd", x.CLATD, "platc", x.PLATC, "lease_s", x.Lease)
 	d.sendRoam(x.ClientIP, x.Lease, x.CLATD, x.PLATC)
 }
 

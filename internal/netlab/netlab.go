@@ -205,3 +205,6 @@ func Contains(out string, want ...string) bool {
 	}
 	return true
 }
+
+// Procs lists the processes started so far.
+func (l *Lab) Procs() []*Proc { return l.procs }

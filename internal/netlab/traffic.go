@@ -91,12 +91,19 @@ func helper(args []string) error {
 			w.Flush()
 			c.Close()
 		}
-	case "tcp-fetch": // read n bytes and check every one
+	case "tcp-fetch": // read n bytes and check every one; [FILE: "unix-ns bytes" per read, for gap measurements]
 		c, err := net.DialTimeout("tcp", args[1], 10*time.Second)
 		if err != nil {
 			return err
 		}
 		c.SetDeadline(time.Now().Add(120 * time.Second))
+		var progress *os.File
+		if len(args) > 3 {
+			if progress, err = os.Create(args[3]); err != nil {
+				return err
+			}
+			defer progress.Close()
+		}
 		buf := make([]byte, 64<<10)
 		want := make([]byte, 64<<10)
 		var got int64
@@ -107,6 +114,9 @@ func helper(args []string) error {
 				return fmt.Errorf("byte mismatch near offset %d", got)
 			}
 			got += int64(k)
+			if progress != nil && k > 0 {
+				fmt.Fprintf(progress, "%d %d\n", time.Now().UnixNano(), got)
+			}
 			if err == io.EOF {
 				break
 			}

@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
+)
+
+// TestBenchRoam is `make bench-roam`, not a test: a client with a running
+// TCP download (500 kB/s, a chunk every 20 ms) moves between node1 and
+// node2 RUNS times; for each move, the ms from the move to the first byte
+// that arrives through the new node (the read after the longest pause).
+func TestBenchRoam(t *testing.T) {
+	if os.Getenv("BENCH_ROAM") == "" {
+		t.Skip("benchmark: run with make bench-roam")
+	}
+	runs := 6
+	if n, err := strconv.Atoi(os.Getenv("RUNS")); err == nil && n >= 5 {
+		runs = n
+	}
+	l := newMeshLabWith(t, true)
+	l.startRoam(t, roamOpts{})
+	l.T(t).Must(l.client, "ping", "-c", "2", "-W", "2", "198.51.100.1")
+	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node1) }) {
+		t.Fatal("node1 did not learn the client")
+	}
+	const rate = 500000
+	total := int64(rate * (runs*5 + 8))
+	l.Start(l.inet, "tcp-serve-bench", netlab.Helper("tcp-serve", "0.0.0.0:5001", fmt.Sprint(total), fmt.Sprint(rate))...)
+	time.Sleep(300 * time.Millisecond)
+	progress := filepath.Join(l.Dir, "progress")
+	fetch := l.Start(l.client, "tcp-fetch-bench", netlab.Helper("tcp-fetch", "198.51.100.1:5001", fmt.Sprint(total), progress)...)
+	if os.Getenv("ROAM_DEBUG") != "" {
+		l.Start(l.client, "tcpdump-client", "tcpdump", "-i", "c0", "-n", "-tt", "-l", "tcp or arp or icmp")
+		l.Start(l.exit1, "tcpdump-exit1", "tcpdump", "-i", "any", "-n", "-tt", "-l", "ip6 and tcp")
+	}
+	time.Sleep(3 * time.Second)
+	at := []string{l.node1, l.node2}
+	var moves []time.Time
+	for i := 0; i < runs; i++ {
+		moves = append(moves, time.Now())
+		l.moveClient(t, at[i%2], at[(i+1)%2])
+		time.Sleep(5 * time.Second)
+	}
+	netlab.WaitFor(60*time.Second, fetch.Exited)
+	if !strings.Contains(fetch.Log(), fmt.Sprintf("ok %d bytes", total)) {
+		t.Fatalf("the download did not survive %d roams: %s", runs, fetch.Log())
+	}
+	reads := readProgress(t, progress)
+	var gaps []float64
+	for _, m := range moves {
+		until := m.Add(4 * time.Second) // the next move is 5 s later
+		gaps = append(gaps, firstByteAfter(reads, m, until))
+	}
+	med, mx := medianMax(gaps)
+	fmt.Printf("roam gaps (move -> first byte through the new node): %v ms\n", gaps)
+	fmt.Printf("bench-roam: median_ms=%.0f max_ms=%.0f\n", med, mx)
+	if os.Getenv("ROAM_DEBUG") != "" {
+		for i, m := range moves {
+			fmt.Printf("move %d at %.3f\n", i, float64(m.UnixNano())/1e9)
+		}
+		for _, p := range l.Procs() {
+			if strings.HasPrefix(p.Name, "tcpdump") {
+				os.WriteFile("/tmp/"+p.Name+".txt", []byte(p.Log()), 0o644)
+			}
+		}
+	}
+}
+
+func readProgress(t *testing.T, path string) []time.Time {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []time.Time
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		var ns, n int64
+		if _, err := fmt.Sscan(s.Text(), &ns, &n); err == nil {
+			out = append(out, time.Unix(0, ns))
+		}
+	}
+	return out
+}
+
+// firstByteAfter finds the longest pause between reads from the move until
+// until and returns the ms from the move to the read that ended it (bytes
+// read just after the move were still in the socket buffer).
+func firstByteAfter(reads []time.Time, move, until time.Time) float64 {
+	var best time.Duration
+	var end time.Time
+	for i := 1; i < len(reads); i++ {
+		if reads[i].Before(move) || reads[i].After(until) {
+			continue
+		}
+		if gap := reads[i].Sub(maxTime(reads[i-1], move)); gap > best {
+			best, end = gap, reads[i]
+		}
+	}
+	return float64(end.Sub(move).Milliseconds())
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
