@@ -57,7 +57,7 @@ lint:
 test: lint test-unit test-ipk test-fuzz test-e2e
 
 test-unit:
-	$(GO) test -count=1 ./siit ./header ./tun ./internal/... ./daemon/... ./cmd/... ./packages
+	$(GO) test -count=1 ./siit ./header ./intercom ./tun ./internal/... ./daemon/... ./cmd/... ./packages
 
 # Every .ipk of make ipk unpacks to the expected files, control fields and
 # executables for its architecture.
@@ -68,6 +68,7 @@ test-ipk: ipk
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate4to6$$' -fuzztime $(FUZZTIME) ./siit
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate6to4$$' -fuzztime $(FUZZTIME) ./siit
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./intercom
 
 test-e2e:
 	@[ "$$(id -u)" = 0 ] || { echo "test-e2e needs root (network namespaces)"; exit 1; }
@@ -79,7 +80,7 @@ test-mesh:
 
 # Big-endian MIPS finds byte-order bugs: the packet tests under qemu.
 test-mips:
-	GOARCH=mips GOMIPS=softfloat CGO_ENABLED=0 $(GO) test -count=1 -exec qemu-mips-static ./header ./siit
+	GOARCH=mips GOMIPS=softfloat CGO_ENABLED=0 $(GO) test -count=1 -exec qemu-mips-static ./header ./siit ./intercom
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./siit

@@ -133,10 +133,11 @@ func (l *meshLab) babeld(t *testing.T, ns string, ifs ...string) {
 	}) {
 		t.Fatalf("babeld in %s did not open its socket", ns)
 	}
-	if ns == l.node1 {
+	if _, ok := l.procs["monitor@"+ns]; ns == l.node1 && !ok {
 		// What node1's babeld said and when, for a failing test's report.
+		// (again after babeld restarts: the loop reconnects)
 		l.procs["monitor@"+ns] = l.Start(ns, "babel-monitor-"+ns, "sh", "-c",
-			"(printf 'monitor\\n'; sleep 3600) | nc -U "+sock+" | while IFS= read -r l; do echo \"$(date +%T.%N) $l\"; done")
+			"while :; do (printf 'monitor\\n'; sleep 3600) | nc -U "+sock+"; sleep 0.2; done | while IFS= read -r l; do echo \"$(date +%T.%N) $l\"; done")
 		t.Cleanup(func() {
 			if t.Failed() {
 				t.Logf("babeld monitor on node1:\n%s", l.procs["monitor@"+ns].Log())

@@ -61,10 +61,11 @@ func TestCheckSiteAcceptsGoodSites(t *testing.T) {
 // Every bad config fails and the message names the key that is wrong.
 func TestCheckSiteRejectsBadSitesNamingTheKey(t *testing.T) {
 	good := map[string]string{
-		"prefix4":    "'10.130.0.0/16'",
-		"next_node":  "{ ip4 = '10.130.0.1' }",
-		"clat_range": "'fddd:1337:1337::/48'",
-		"plat_range": "'fddd:1337:1338::/48'",
+		"prefix4":       "'10.130.0.0/16'",
+		"next_node":     "{ ip4 = '10.130.0.1' }",
+		"clat_range":    "'fddd:1337:1337::/48'",
+		"plat_range":    "'fddd:1337:1338::/48'",
+		"xlat_roam_key": "'a secret of this mesh'",
 	}
 	for _, c := range []struct{ key, value, want string }{
 		{"clat_range", "", "expected clat_range to be an IPv6 /48"},
@@ -80,6 +81,8 @@ func TestCheckSiteRejectsBadSitesNamingTheKey(t *testing.T) {
 		{"plat_range", "'64:ff9b::/96'", "expected plat_range"},
 		{"plat_range", "'fddd:1337:1337:0::/48'", "expected plat_range to be a different /48 from clat_range"},
 		{"prefix4", "'10.130.0.0'", "expected prefix4"},
+		{"xlat_roam_key", "", "expected xlat_roam_key to be a string of at least 16 characters"},
+		{"xlat_roam_key", "'short'", "expected xlat_roam_key"},
 		{"next_node", "{}", "expected next_node.ip4"},
 		{"xlat_plat_allow", "{ '10.0.0.0' }", "expected xlat_plat_allow to be an array of IPv4 prefixes"},
 		{"xlat_plat_allow", "'10.0.0.0/8'", "expected xlat_plat_allow"},
@@ -159,7 +162,9 @@ func (n *node) files() (string, string) {
 
 // existing is a node's UCI before: Gluon's own sections, which the
 // scripts must leave alone.
-const existing = `dhcp.dnsmasq0=dnsmasq
+const existing = `network.loopback=interface
+network.loopback.ip6addr='fddd:1337:1::1234/128'
+dhcp.dnsmasq0=dnsmasq
 dhcp.dnsmasq0.domainneeded='1'
 firewall.mesh=zone
 firewall.mesh.name='mesh'
@@ -192,10 +197,19 @@ func TestUpgradeScriptsWriteUCIFromSiteAndMAC(t *testing.T) {
 		"dhcp.dnsmasq0.authoritative='1'",
 		"dhcp.dnsmasq0.domainneeded='1'",
 		"firewall.mesh.name='mesh'",
+		"l3roamd.l3roamd.node_ip='fddd:1337:1::1234'",
+		"l3roamd.l3roamd.node_client_prefix='fddd:1337:2::/64'",
+		"l3roamd.l3roamd.clat_prefix='fddd:1337:1337:1234:5678:9abc::/96'",
+		"l3roamd.l3roamd.key_file='/etc/l3roamd.key'",
 	} {
 		if !strings.Contains(uci, want+"\n") {
 			t.Errorf("missing %s in\n%s", want, uci)
 		}
+	}
+	if b, err := os.ReadFile(filepath.Join(n.root, "etc/l3roamd.key")); err != nil || string(b) != "a secret of this mesh\n" {
+		t.Errorf("roaming key file: %q %v", b, err)
+	} else if fi, _ := os.Stat(filepath.Join(n.root, "etc/l3roamd.key")); fi.Mode().Perm() != 0o600 {
+		t.Errorf("roaming key file mode %v, want 0600", fi.Mode().Perm())
 	}
 	for _, want := range []string{"redistribute ip 2000::/3 allow\n", "redistribute ip fddd:1337:1337::/48 eq 96 allow\n", "redistribute ip fddd:1337:1338::/48 eq 96 allow\n"} {
 		if !strings.Contains(babel, want) {

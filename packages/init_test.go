@@ -41,6 +41,8 @@ func TestInitScriptsStartDaemonsWithFlagsTheyAccept(t *testing.T) {
 		{"clatd", []string{"-clat-prefix", "fddd:1337:1337:1234:5678:9abc::/96", "-client-net", "10.130.0.0/16", "-client-dev", "br-client"}},
 		{"platd", []string{"-plat-prefix", "fddd:1337:1338:1234:5678:9abc::/96", "-clat-range", "fddd:1337:1337::/48", "-wan-dev", "br-wan", "-allow", "198.51.100.0/24"}},
 		{"prefixd", []string{"-plat-range", "fddd:1337:1338::/48", "-babel", "[::1]:33123", "-own-plat", "fddd:1337:1338:1234:5678:9abc::/96", "-probe-src", "fddd:1337:1337:1234:5678:9abc:c000:2"}},
+		{"l3roamd", []string{"-node-ip", "fddd:1337:1::1234", "-node-client-prefix", "fddd:1337:2::/64", "-client-prefix", "fddd:1337:1::/64",
+			"-clat-prefix", "fddd:1337:1337:1234:5678:9abc::/96", "-own-plat", "fddd:1337:1338:1234:5678:9abc::/96", "-roam-key-file", "/etc/l3roamd.key"}},
 	} {
 		args := startCommand(t, c.daemon, n.state)
 		if len(args) == 0 || args[0] != "/usr/sbin/"+c.daemon {
@@ -54,6 +56,14 @@ func TestInitScriptsStartDaemonsWithFlagsTheyAccept(t *testing.T) {
 		}
 		// The daemon parses every flag (an unknown one exits 2) before
 		// -version makes it print and exit 0.
+		// (-roam-key-file is read while parsing: point it at a real key)
+		key := filepath.Join(t.TempDir(), "key")
+		os.WriteFile(key, []byte("a secret of this mesh\n"), 0o600)
+		for i := range args {
+			if args[i] == "/etc/l3roamd.key" {
+				args[i] = key
+			}
+		}
 		cmd := exec.Command(multi, append(append([]string{c.daemon}, args[1:]...), "-version")...)
 		if out, err := cmd.CombinedOutput(); err != nil || !strings.HasPrefix(string(out), c.daemon+" ") {
 			t.Errorf("%s rejects its init script's flags %q: %v %s", c.daemon, args[1:], err, out)
@@ -64,7 +74,7 @@ func TestInitScriptsStartDaemonsWithFlagsTheyAccept(t *testing.T) {
 func TestInitScriptsStartNothingWhenDisabled(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "uci")
 	os.WriteFile(state, []byte("clatd.clat=clatd\nclatd.clat.enabled='0'\nclatd.clat.clat_prefix='fddd::/96'\nplatd.plat=platd\nprefixd.prefixd=prefixd\n"), 0o644)
-	for _, d := range []string{"clatd", "platd", "prefixd"} {
+	for _, d := range []string{"clatd", "platd", "prefixd", "l3roamd"} {
 		if args := startCommand(t, d, state); args != nil {
 			t.Errorf("%s disabled but started: %q", d, args)
 		}

@@ -136,7 +136,7 @@ func parseFlags(args []string) (*config, error) {
 	if c.backend != "nftables" {
 		return nil, fmt.Errorf("-backend %q: only nftables is supported", c.backend)
 	}
-	if c.exportTable < 1 || c.exportTable > 0xfffffff0 {
+	if c.exportTable < 1 || int64(c.exportTable) > 0xfffffff0 {
 		return nil, fmt.Errorf("-export-table %d: not a routing table", c.exportTable)
 	}
 	if c.clat.IsValid() || c.ownPLAT.IsValid() {

@@ -55,6 +55,11 @@ need(in_domain({'plat_range'}), function(v) return prefix48(v) ~= nil end, true,
 need(in_domain({'plat_range'}), function(v) return prefix48(v) ~= prefix48(clat) end, true,
 	'be a different /48 from clat_range')
 
+-- l3roamd signs its 464xlat messages (INFO_XLAT, ROAM) with this key: a
+-- secret of the mesh, not to be published with the site configuration.
+need(in_domain({'xlat_roam_key'}), function(v) return type(v) == 'string' and #v >= 16 end, true,
+	'be a string of at least 16 characters (a secret shared by the mesh)')
+
 -- The clients' IPv4 network and the gateway address every node answers on.
 need_string_match(in_domain({'prefix4'}), '^%d+%.%d+%.%d+%.%d+/%d+$')
 need_string_match(in_domain({'next_node', 'ip4'}), '^%d+%.%d+%.%d+%.%d+$')
