@@ -111,7 +111,8 @@ bench-clat: build
 	$(GO) test -run '^$$' -bench . -benchmem ./siit | grep -E '^Benchmark'
 	bash lab/bench-clat.sh
 
-demo: build
+# The narrated mesh demo (TestDemo in e2e, also run by make test). KEEP=1 leaves it up.
+demo:
 	bash lab/demo.sh
 
 deps:

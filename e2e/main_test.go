@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
-	for _, d := range []string{"clatd", "platd", "prefixd", "l3roamd"} {
+	for _, d := range []string{"clatd", "platd", "prefixd", "l3roamd", "gluon-464xlat"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, d), "../cmd/"+d)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {

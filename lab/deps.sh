@@ -5,7 +5,7 @@ pkgs="iproute2 iputils-ping iperf3 tayga babeld dnsmasq nftables qemu-user-stati
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
-  echo "installing Debian packages:$missing"
+  echo "installing the Debian packages the lab needs:$missing"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends $missing >/dev/null

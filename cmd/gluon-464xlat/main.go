@@ -19,6 +19,7 @@ import (
 	"github.com/gluon-464xlat/gluon-464xlat/daemon/platd"
 	"github.com/gluon-464xlat/gluon-464xlat/daemon/prefixd"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/xlatctl"
 )
 
 var commands = map[string]func(args []string){
@@ -26,6 +27,7 @@ var commands = map[string]func(args []string){
 	"l3roamd": l3roamd.Main,
 	"platd":   platd.Main,
 	"prefixd": prefixd.Main,
+	"xlatctl": xlatctl.Main,
 }
 
 func main() {

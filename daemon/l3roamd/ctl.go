@@ -239,8 +239,15 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 			d.mu.Lock()
 			defer d.mu.Unlock()
 			// Clients already here keep their PLAT (platc in their state),
-			// as if they had roamed; new ones take this one.
+			// as if they had roamed; new ones take this one, and so do
+			// those left without one (their PLAT died, or none was known).
 			d.plat = p
+			for ip, x := range d.xlat {
+				if !x.platc.IsValid() {
+					x.platc = p
+					d.xlat[ip] = x
+				}
+			}
 			d.apply()
 			slog.Info("PLAT for new clients", "plat", p)
 			return "ok", nil

@@ -155,3 +155,27 @@ func TestFlagsAreCheckedWithOneClearError(t *testing.T) {
 		}
 	}
 }
+
+// prefixd tells l3roamd del_platprefix DEAD before set_platprefix NEW: the
+// clients on the dead PLAT end up on the new one, not on none (their
+// INFO_XLAT would be refused at the next node).
+func TestClientsOfADeadPLATTakeTheNextOne(t *testing.T) {
+	d := testDaemon()
+	p1, p2 := netip.MustParsePrefix("fddd:1337:1338::1:0:0/96"), netip.MustParsePrefix("fddd:1337:1338::2:0:0/96")
+	d.plat = p1
+	ip := netip.MustParseAddr("10.130.0.10")
+	d.xlat[ip] = xlatState{clatd: clatD, platc: p1, expires: time.Now().Add(time.Hour)}
+	cmds := d.commands()
+	if out, err := cmds["del_platprefix"]([]string{p1.String()}); err != nil || out != "ok" {
+		t.Fatal(out, err)
+	}
+	if out, err := cmds["set_platprefix"]([]string{p2.String()}); err != nil || out != "ok" {
+		t.Fatal(out, err)
+	}
+	if got := d.xlat[ip].platc; got != p2 {
+		t.Fatalf("client's PLAT %v, want %v", got, p2)
+	}
+	if out, _ := cmds["get_platprefix"](nil); out != p2.String() {
+		t.Fatalf("get_platprefix %v", out)
+	}
+}

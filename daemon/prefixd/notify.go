@@ -15,6 +15,7 @@ import (
 type peer struct {
 	name, sock string
 
+	syncing  sync.Mutex // one sync at a time: after a switch and on the tick they would race
 	mu       sync.Mutex
 	want     string
 	gone     []string // PLATs to announce as dead (del_platprefix), l3roamd only
@@ -42,6 +43,10 @@ func (p *peer) set(plat string, gone string) {
 // sync brings the peer up to date; errors are logged at most every 30 s
 // (the peer may simply not run yet) and retried on the next tick.
 func (p *peer) sync() {
+	if !p.syncing.TryLock() {
+		return // one is running; the next tick checks again
+	}
+	defer p.syncing.Unlock()
 	p.mu.Lock()
 	want, gone := p.want, append([]string(nil), p.gone...)
 	p.mu.Unlock()
@@ -54,7 +59,7 @@ func (p *peer) sync() {
 			}
 		}
 		p.mu.Lock()
-		p.gone = p.gone[len(gone):]
+		p.gone = p.gone[min(len(gone), len(p.gone)):]
 		p.mu.Unlock()
 		have, err := ctlsock.Query(p.sock, "get_platprefix")
 		if err != nil {

@@ -6,10 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gluon-464xlat/gluon-464xlat/internal/babel"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
 )
 
 // fakeBabeld greets like babeld, answers "monitor" with the given lines and
@@ -67,4 +69,39 @@ func TestRouteSourceSurvivesMalformedLinesAndReconnects(t *testing.T) {
 	}
 	routes, mode, bad := s.routes()
 	t.Fatalf("routes %v mode %s malformed %d", routes, mode, bad)
+}
+
+// After a switch away from a dead PLAT, prefixd syncs its peers at once and
+// again on its tick; the two used to race on the list of dead PLATs and
+// crash prefixd (found by the demo). Many concurrent syncs against a live
+// socket: no panic, each dead PLAT announced, the peer in sync.
+func TestConcurrentPeerSyncs(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "peer.sock")
+	var mu sync.Mutex
+	var dels []string
+	plat := ""
+	srv, err := ctlsock.Listen(sock, map[string]ctlsock.Handler{
+		"get_platprefix": func([]string) (any, error) { mu.Lock(); defer mu.Unlock(); return plat, nil },
+		"set_platprefix": func(a []string) (any, error) { mu.Lock(); defer mu.Unlock(); plat = a[0]; return "ok", nil },
+		"del_platprefix": func(a []string) (any, error) { mu.Lock(); defer mu.Unlock(); dels = append(dels, a...); return "ok", nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	p := &peer{name: "l3roamd", sock: sock}
+	for round := 0; round < 20; round++ {
+		p.set(fmt.Sprintf("fddd::%d:0:0/96", round), fmt.Sprintf("fddd::%d:0:0/96", round+100))
+		var wg sync.WaitGroup
+		for i := 0; i < 4; i++ {
+			wg.Add(1)
+			go func() { defer wg.Done(); p.sync() }()
+		}
+		wg.Wait()
+		p.sync()
+	}
+	if !p.status().Synced || plat != "fddd::19:0:0/96" || len(dels) < 20 {
+		t.Fatalf("synced %v plat %q dels %d", p.status().Synced, plat, len(dels))
+	}
 }
