@@ -137,7 +137,7 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 	case cur.Fails >= ch.maxFails:
 		reason, failed = fmt.Sprintf("current PLAT failed %d probes in a row", cur.Fails), true
 	case haveBest && best.Prefix != ch.current && best.ProbeOK && best.Metric < cur.Metric &&
-		!now.Before(ch.quietUntil) && now.Before(ch.rechooseUntil):
+		!now.Before(ch.quietUntil) && now.Before(ch.rechooseUntil) && now.Sub(ch.lastChange) >= ch.settle/2:
 		to, reason = best.Prefix, fmt.Sprintf("re-choice after babeld came back, metric %d < %d", best.Metric, cur.Metric)
 	case haveBest && best.Prefix != ch.current && best.ProbeOK && cur.Metric-best.Metric > ch.margin(cur.Metric) &&
 		ch.betterFor(now, best.Prefix) >= ch.dwell && now.Sub(ch.lastSwitch) >= ch.holdDown && !now.Before(ch.quietUntil):
@@ -194,7 +194,9 @@ func (ch *chooser) graceOver(now time.Time) bool {
 // reconnected): metrics are not trusted for switching until settle passes.
 func (ch *chooser) converging(now time.Time) {
 	ch.quietUntil = now.Add(ch.settle)
-	ch.rechooseUntil = now.Add(4 * ch.settle)
+	// a mesh may take a while to relearn everything: the window is wide,
+	// the re-choice waits for quiet routes and a probed PLAT, and is once
+	ch.rechooseUntil = now.Add(5 * time.Minute)
 }
 
 // noteChanges records when any candidate's metric last changed.
