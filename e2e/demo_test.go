@@ -181,7 +181,11 @@ func TestDemo(t *testing.T) {
 		fail("DHCP renewal at node2: %s", dhcp.Log())
 	}
 	say("its DHCP renewal at node2 kept %s", ip)
-	say("\n%s", l.xlatctl(t, l.node2))
+	view := l.xlatctl(t, l.node2)
+	say("\n%s", view)
+	if !strings.Contains(view, ip+" (lease from "+clat1) || !strings.Contains(view, "* "+plat2) {
+		fail("xlatctl on node2 does not show the roamed client and the PLAT in use")
+	}
 
 	say("\ndemo: all %d steps worked", step)
 	if os.Getenv("KEEP") != "" {

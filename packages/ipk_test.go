@@ -28,7 +28,7 @@ var ipkArch = map[string]struct {
 
 var ipkFiles = map[string]map[string]string{ // package -> path -> kind
 	"gluon-464xlat": {
-		"./usr/sbin/gluon-464xlat": "elf", "./usr/sbin/clatd": "link", "./usr/sbin/prefixd": "link", "./usr/sbin/l3roamd": "link",
+		"./usr/sbin/gluon-464xlat": "elf", "./usr/sbin/clatd": "link", "./usr/sbin/prefixd": "link", "./usr/sbin/l3roamd": "link", "./usr/sbin/xlatctl": "link",
 		"./etc/init.d/clatd": "exec", "./etc/init.d/prefixd": "exec", "./etc/init.d/l3roamd": "exec",
 		"./etc/config/clatd": "conf", "./etc/config/prefixd": "conf", "./etc/config/l3roamd": "conf",
 		"./etc/sysctl.d/50-gluon-464xlat.conf": "file",
