@@ -399,12 +399,8 @@ func (d *daemon) onInfoXLAT(m *intercom.Message, from netip.Addr) {
 		return
 	}
 	x := m.XLAT
-	if err := d.saneXLAT(x.ClientIP, x.Lease, x.CLATD); err != nil {
+	if err := d.saneXLAT(x, x.PLATC, d.c.platRange); err != nil {
 		d.drop("info_xlat_invalid", from, err)
-		return
-	}
-	if !d.c.platRange.Contains(x.PLATC.Addr()) {
-		d.drop("info_xlat_invalid", from, fmt.Errorf("PLAT %s outside plat_range", x.PLATC))
 		return
 	}
 	d.mu.Lock()
@@ -447,15 +443,18 @@ func (d *daemon) sendRoam(ip4 netip.Addr, lease uint32, clatd, platc netip.Prefi
 
 // saneXLAT refuses what no honest node sends: a lease of 0 or beyond
 // -max-lease, a client address that is not unicast IPv4, a CLATD outside
-// the mesh's clat_range.
-func (d *daemon) saneXLAT(ip4 netip.Addr, lease uint32, clatd netip.Prefix) error {
+// the mesh's clat_range, and the message's other prefix (PLATC in
+// INFO_XLAT, CLATB in ROAM) outside its range.
+func (d *daemon) saneXLAT(x *intercom.XLAT, other, otherRange netip.Prefix) error {
 	switch {
-	case lease == 0 || time.Duration(lease)*time.Second > d.c.maxLease:
-		return fmt.Errorf("lease of %d s", lease)
-	case !ip4.Is4() || !ip4.IsGlobalUnicast() && !ip4.IsPrivate():
-		return fmt.Errorf("client address %s", ip4)
-	case !d.c.clatRange.Contains(clatd.Addr()):
-		return fmt.Errorf("CLAT prefix %s outside clat_range", clatd)
+	case x.Lease == 0 || time.Duration(x.Lease)*time.Second > d.c.maxLease:
+		return fmt.Errorf("lease of %d s", x.Lease)
+	case !x.ClientIP.Is4() || !x.ClientIP.IsGlobalUnicast() && !x.ClientIP.IsPrivate():
+		return fmt.Errorf("client address %s", x.ClientIP)
+	case !d.c.clatRange.Contains(x.CLATD.Addr()):
+		return fmt.Errorf("CLAT prefix %s outside clat_range", x.CLATD)
+	case !otherRange.Contains(other.Addr()):
+		return fmt.Errorf("prefix %s outside %s", other, otherRange)
 	}
 	return nil
 }
@@ -479,12 +478,8 @@ func (d *daemon) onRoam(m *intercom.Message, from, to netip.Addr) {
 		return
 	}
 	x := m.XLAT
-	if err := d.saneXLAT(x.ClientIP, x.Lease, x.CLATD); err != nil {
+	if err := d.saneXLAT(x, x.CLATB, d.c.clatRange); err != nil {
 		d.drop("roam_invalid", from, err)
-		return
-	}
-	if !d.c.clatRange.Contains(x.CLATB.Addr()) {
-		d.drop("roam_invalid", from, fmt.Errorf("new CLAT %s outside clat_range", x.CLATB))
 		return
 	}
 	// Only the node the client is at now may say so: from its own

@@ -97,13 +97,10 @@ func ttl(exp, now time.Time) time.Duration {
 // apply replaces the table with d in one transaction (add, delete, add:
 // the kernel applies all or nothing, so traffic never sees a half table).
 func (n *nftState) apply(d *desired, now time.Time) error {
-	c, err := nftables.New()
+	c, t, err := n.empty()
 	if err != nil {
 		return err
 	}
-	t := &nftables.Table{Name: n.table, Family: nftables.TableFamilyINet}
-	c.AddTable(t)
-	c.DelTable(t)
 	c.AddTable(t)
 	ip6 := []expr.Any{&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}}}
 	newMap := func(name string, entries []roamed) (*nftables.Set, error) {
@@ -201,14 +198,24 @@ func (n *nftState) apply(d *desired, now time.Time) error {
 
 // remove deletes the table (a clean stop).
 func (n *nftState) remove() error {
-	c, err := nftables.New()
+	c, _, err := n.empty()
 	if err != nil {
 		return err
+	}
+	return c.Flush()
+}
+
+// empty starts a transaction that deletes the table whether it exists or
+// not (adding an existing table is no error, deleting a missing one is).
+func (n *nftState) empty() (*nftables.Conn, *nftables.Table, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return nil, nil, err
 	}
 	t := &nftables.Table{Name: n.table, Family: nftables.TableFamilyINet}
 	c.AddTable(t)
 	c.DelTable(t)
-	return c.Flush()
+	return c, t, nil
 }
 
 // read loads what a previous run left in the table (nothing if absent):

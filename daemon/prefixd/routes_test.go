@@ -84,7 +84,12 @@ func TestConcurrentPeerSyncs(t *testing.T) {
 	srv, err := ctlsock.Listen(sock, map[string]ctlsock.Handler{
 		"get_platprefix": func([]string) (any, error) { mu.Lock(); defer mu.Unlock(); return plat, nil },
 		"set_platprefix": func(a []string) (any, error) { mu.Lock(); defer mu.Unlock(); plat = a[0]; return "ok", nil },
-		"del_platprefix": func(a []string) (any, error) { mu.Lock(); defer mu.Unlock(); dels = append(dels, a...); return "ok", nil },
+		"del_platprefix": func(a []string) (any, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			dels = append(dels, a...)
+			return "ok", nil
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
