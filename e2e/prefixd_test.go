@@ -151,7 +151,11 @@ func TestPrefixdSurvivesBabeldRestartAndMissingPeer(t *testing.T) {
 	}) {
 		t.Fatal("prefixd did not reconnect to babeld")
 	}
-	l.waitPLAT(t, meshP1, 20*time.Second)
+	// The outage may have moved it to P2 (P1's route lost for longer than
+	// -lost-grace while babeld relearns): let that happen first, then it
+	// must come back to the nearest once the routes are quiet and probed.
+	time.Sleep(3 * time.Second)
+	l.waitPLAT(t, meshP1, 40*time.Second)
 	if l.procs["prefixd@"+l.node1].Exited() {
 		t.Fatal("prefixd died")
 	}
