@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -10,16 +9,7 @@ import (
 	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
 )
 
-// meshFlaky gates the mesh tests that still fail about one run in three
-// (Babel convergence timing in the lab; see the notes of issue 4).
-func meshFlaky(t *testing.T) {
-	if os.Getenv("XLAT_MESH_TESTS") == "" {
-		t.Skip("flaky mesh test: run with make test-mesh")
-	}
-}
-
 func TestPrefixdChoosesAndFailsOver(t *testing.T) {
-	meshFlaky(t)
 	l := newMeshLab(t)
 	l.start(t)
 	// P1 is one hop away (metric 96), P2 two (192).
@@ -114,7 +104,6 @@ func TestPrefixdFallsBackToKernelRoutes(t *testing.T) {
 // babeld restarting and a peer (l3roamd) that is not running: logged and
 // retried, prefixd carries on and returns to babeld's socket.
 func TestPrefixdSurvivesBabeldRestartAndMissingPeer(t *testing.T) {
-	meshFlaky(t)
 	l := newMeshLab(t)
 	l.start(t, "-l3roamd-socket", l.Dir+"/no-l3roamd.sock")
 	l.waitPLAT(t, meshP1, 20*time.Second)
