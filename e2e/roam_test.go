@@ -347,7 +347,7 @@ func TestRoamedClientRenewsItsDHCPLeaseAtTheNewNode(t *testing.T) {
 		for _, c := range l.roamClients(t, l.node1) {
 			if c.MAC == clientMAC && c.IPv4 == ip {
 				lease = c.LeaseS
-				return true
+				return lease <= 120 // read from dnsmasq's lease file (every 5 s)
 			}
 		}
 		return false
