@@ -69,6 +69,7 @@ test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate4to6$$' -fuzztime $(FUZZTIME) ./siit
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate6to4$$' -fuzztime $(FUZZTIME) ./siit
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./intercom
+	$(GO) test -run '^$$' -fuzz '^FuzzParseLine$$' -fuzztime $(FUZZTIME) ./internal/babel
 
 test-e2e:
 	@[ "$$(id -u)" = 0 ] || { echo "test-e2e needs root (network namespaces)"; exit 1; }

@@ -161,6 +161,7 @@ func TestDemo(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	progress := filepath.Join(l.Dir, "progress-demo")
 	fetch := l.Start(l.client, "tcp-fetch-demo", netlab.Helper("tcp-fetch", "198.51.100.1:5001", "8000000", progress)...)
+	roamPings := l.Start(l.client, "ping-roam", "ping", "-i", "0.1", "-W", "1", "-c", "60", "198.51.100.1")
 	time.Sleep(2 * time.Second)
 	moved := time.Now()
 	l.moveClient(t, l.node1, l.node2)
@@ -172,7 +173,12 @@ func TestDemo(t *testing.T) {
 		fail("the download across the roam: %s", fetch.Log())
 	}
 	gap := firstByteAfter(readProgress(t, progress), moved, moved.Add(4*time.Second))
-	say("8 MB at 1 MB/s, byte-exact; %.0f ms from the move to the first byte through node2", gap)
+	netlab.WaitFor(15*time.Second, roamPings.Exited)
+	say("8 MB at 1 MB/s, byte-exact; %.0f ms from the move to the first byte through node2; a ping every 100 ms lost %d of 60",
+		gap, pingLost(roamPings.Log()))
+	if pingLost(roamPings.Log()) > 10 {
+		fail("the running ping lost too much across the roam:\n%s", roamPings.Log())
+	}
 	dhcp.Signal(syscall.SIGUSR1)
 	if !netlab.WaitFor(15*time.Second, func() bool {
 		return strings.Contains(dhcp.Log(), "renewed ") || strings.Contains(dhcp.Log(), "renew failed")
