@@ -193,6 +193,12 @@ func TestDemo(t *testing.T) {
 		fail("xlatctl on node2 does not show the roamed client and the PLAT in use")
 	}
 
+	var rss []string
+	for _, d := range []string{"clatd@" + l.node2, "prefixd@" + l.node2, "l3roamd@" + l.node2, "platd@" + l.exit2} {
+		rss = append(rss, fmt.Sprintf("%s %.1f MiB", strings.Split(d, "@")[0], float64(l.procs[d].RSS())/1024))
+	}
+	say("memory (RSS) on node2 and exit2: %s", strings.Join(rss, ", "))
+
 	say("\ndemo: all %d steps worked", step)
 	if os.Getenv("KEEP") != "" {
 		say("\nThe lab stays up (KEEP=1). Enter a namespace:")

@@ -208,3 +208,20 @@ func Contains(out string, want ...string) bool {
 
 // Procs lists the processes started so far.
 func (l *Lab) Procs() []*Proc { return l.procs }
+
+// RSS is the process's resident memory in KiB (0 when it is gone). `ip
+// netns exec` execs the program, so the PID is the program's.
+func (p *Proc) RSS() int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kib int
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kib)
+			return kib
+		}
+	}
+	return 0
+}
