@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/gluon-464xlat/gluon-464xlat/intercom"
@@ -41,8 +42,7 @@ func (d *daemon) watchNeighbours(ch chan netlink.NeighUpdate) {
 			if u.State&(netlink.NUD_REACHABLE|netlink.NUD_STALE|netlink.NUD_DELAY|netlink.NUD_PROBE|netlink.NUD_PERMANENT) == 0 {
 				continue
 			}
-			link, err := netlink.LinkByIndex(u.LinkIndex)
-			if err != nil || link.Attrs().Name != d.c.clientDev {
+			if !d.isClientDev(u.LinkIndex) {
 				continue
 			}
 			ip, ok := netip.AddrFromSlice(u.IP)
@@ -63,7 +63,7 @@ func (d *daemon) learn(mac net.HardwareAddr, ip netip.Addr) {
 	d.mu.Lock()
 	cl, ok := d.clients[mac.String()]
 	if !ok {
-		cl = &client{mac: mac, claiming: true, since: time.Now()}
+		cl = &client{mac: mac, claiming: true}
 		d.clients[mac.String()] = cl
 	}
 	changed := false
@@ -71,7 +71,7 @@ func (d *daemon) learn(mac net.HardwareAddr, ip netip.Addr) {
 	case !ip.IsValid():
 	case ip.Is4() && !ip.IsLinkLocalUnicast() && cl.ip4 != ip:
 		cl.ip4, changed = ip, true
-	case d.isClientIP6(ip) && !contains(cl.ip6, ip):
+	case d.isClientIP6(ip) && !slices.Contains(cl.ip6, ip):
 		cl.ip6, changed = append(cl.ip6, ip), true
 	}
 	claiming := cl.claiming
@@ -82,7 +82,7 @@ func (d *daemon) learn(mac net.HardwareAddr, ip netip.Addr) {
 		return
 	}
 	if changed && !claiming {
-		d.serve(cl, false)
+		d.serve(cl)
 	}
 }
 
@@ -92,9 +92,8 @@ func (d *daemon) learn(mac net.HardwareAddr, ip netip.Addr) {
 func (d *daemon) claim(cl *client) {
 	b := intercom.Claim(d.header(), cl.mac)
 	dst := nodeClientIP(d.c.nodeClient, cl.mac)
-	stop := make(chan struct{})
 	d.inc("claims_sent")
-	d.retry(claimEvery, stop, func() bool {
+	d.retry(claimEvery, nil, func() bool { // ends by itself once INFO came (claiming false)
 		d.mu.Lock()
 		still := cl.claiming
 		d.mu.Unlock()
@@ -112,14 +111,14 @@ func (d *daemon) claim(cl *client) {
 	cl.claiming = false
 	d.mu.Unlock()
 	if was {
-		d.serve(cl, false)
+		d.serve(cl)
 	}
 }
 
 // serve makes this node the client's: its node-client IP and IPv6 host
 // routes here, and 464xlat state for its IPv4 if it has none yet (a client
 // new to the mesh: its lease is from this node and its PLAT is ours).
-func (d *daemon) serve(cl *client, _ bool) {
+func (d *daemon) serve(cl *client) {
 	link, err := netlink.LinkByName(d.c.clientDev)
 	if err != nil {
 		slog.Error("client device", "err", err)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,7 +157,7 @@ func (d *daemon) relearnServed() {
 	for _, a := range addrs {
 		ip, _ := netip.AddrFromSlice(a.IP)
 		if mac, ok := macOfNodeClientIP(d.c.nodeClient, ip); ok {
-			d.clients[mac.String()] = &client{mac: mac, since: time.Now()}
+			d.clients[mac.String()] = &client{mac: mac}
 		}
 	}
 }
@@ -356,7 +357,7 @@ func (d *daemon) onInfo(m *intercom.Message) {
 	for _, a := range m.Addrs {
 		if a.Is4In6() {
 			cl.ip4 = a.Unmap()
-		} else if d.isClientIP6(a) && !contains(cl.ip6, a) {
+		} else if d.isClientIP6(a) && !slices.Contains(cl.ip6, a) {
 			cl.ip6 = append(cl.ip6, a)
 		}
 	}
@@ -366,17 +367,8 @@ func (d *daemon) onInfo(m *intercom.Message) {
 	d.mu.Unlock()
 	d.send(intercom.Ack(d.header(), m.MAC), m.Sender, netip.Addr{})
 	if wasClaiming {
-		d.serve(cl, true)
+		d.serve(cl)
 	}
-}
-
-func contains(l []netip.Addr, a netip.Addr) bool {
-	for _, x := range l {
-		if x == a {
-			return true
-		}
-	}
-	return false
 }
 
 func (d *daemon) isClientIP6(a netip.Addr) bool {

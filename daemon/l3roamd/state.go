@@ -8,13 +8,11 @@ import (
 
 // client is one client this node serves (or is claiming).
 type client struct {
-	mac  net.HardwareAddr
-	ip4  netip.Addr   // its IPv4, from the neighbour table or INFO_XLAT
-	ip6  []netip.Addr // its IPv6 addresses inside the client prefixes
-	xlat xlatState
+	mac net.HardwareAddr
+	ip4 netip.Addr   // its IPv4, from the neighbour table or INFO_XLAT
+	ip6 []netip.Addr // its IPv6 addresses inside the client prefixes
 	// claiming: a CLAIM is out and no INFO came back yet
 	claiming bool
-	since    time.Time
 }
 
 // xlatState is where a client's IPv4 sessions live: the CLAT /96 of the
