@@ -63,8 +63,23 @@ func start(c *config) (*daemon, error) {
 	if c.clatRange.IsValid() {
 		d.nft.ranges = []netip.Prefix{c.clatRange, c.platRange}
 	}
+	// The intercom port first: a second l3roamd fails here, before it
+	// touches the table of the one that runs.
+	conn, err := net.ListenUDP("udp6", &net.UDPAddr{Port: intercom.Port})
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			conn.Close() // the kernel state stays, as on a stop
+		}
+	}()
+	d.pc = ipv6.NewPacketConn(conn)
+	if err := d.pc.SetControlMessage(ipv6.FlagDst|ipv6.FlagInterface, true); err != nil {
+		return nil, err
+	}
 	// What a previous run left in the kernel is the state to go on from.
-	var err error
 	if d.xlat, d.roams, err = d.nft.read(c.clat, time.Now()); err != nil {
 		return nil, err
 	}
@@ -75,30 +90,19 @@ func start(c *config) (*daemon, error) {
 	if err := d.applyLocked(); err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
-	conn, err := net.ListenUDP("udp6", &net.UDPAddr{Port: intercom.Port})
-	if err != nil {
-		d.nft.remove()
-		return nil, err
-	}
-	d.pc = ipv6.NewPacketConn(conn)
-	if err := d.pc.SetControlMessage(ipv6.FlagDst|ipv6.FlagInterface, true); err != nil {
-		conn.Close()
-		d.nft.remove()
-		return nil, err
-	}
 	for _, m := range c.meshIfs {
 		d.addMeshIf(m)
 	}
 	if d.ctl, err = ctlsock.Listen(c.socket, d.commands()); err != nil {
-		conn.Close()
-		d.nft.remove()
 		return nil, err
 	}
 	neigh := make(chan netlink.NeighUpdate, 256)
 	if err := netlink.NeighSubscribeWithOptions(neigh, d.done, netlink.NeighSubscribeOptions{ListExisting: true}); err != nil {
-		d.stop()
+		close(d.done)
+		d.ctl.Close()
 		return nil, fmt.Errorf("neighbour table: %w", err)
 	}
+	started = true
 	d.wg.Add(3)
 	go d.receive()
 	go d.watchNeighbours(neigh)

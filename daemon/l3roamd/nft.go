@@ -196,15 +196,6 @@ func (n *nftState) apply(d *desired, now time.Time) error {
 	return c.Flush()
 }
 
-// remove deletes the table (a clean stop).
-func (n *nftState) remove() error {
-	c, _, err := n.empty()
-	if err != nil {
-		return err
-	}
-	return c.Flush()
-}
-
 // empty starts a transaction that deletes the table whether it exists or
 // not (adding an existing table is no error, deleting a missing one is).
 func (n *nftState) empty() (*nftables.Conn, *nftables.Table, error) {
