@@ -135,7 +135,7 @@ func (d *daemon) serve(cl *client) {
 	changed := false
 	if ip4.IsValid() && d.c.clat.IsValid() {
 		if _, ok := d.xlat[ip4]; !ok {
-			left, _ := d.leaseLeft(cl.mac, ip4)
+			left, _ := d.leaseLeft(d.readLeases(), cl.mac, ip4)
 			d.xlat[ip4] = xlatState{clatd: d.c.clat, platc: d.plat, expires: time.Now().Add(left)}
 			changed = true
 		}

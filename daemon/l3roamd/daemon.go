@@ -497,31 +497,46 @@ func (d *daemon) onRoam(m *intercom.Message, from, to netip.Addr) {
 	slog.Info("client roamed (PLAT)", "sessions_of", home, "now_at", now, "lease_s", x.Lease)
 }
 
-// leaseLeft reads dnsmasq's lease file for the client's remaining lease;
-// found is false when the file has none (the default is returned then).
-func (d *daemon) leaseLeft(mac net.HardwareAddr, ip4 netip.Addr) (left time.Duration, found bool) {
+// leases is dnsmasq's lease file: the time left of each "MAC IP" lease.
+type leases map[string]time.Duration
+
+// readLeases reads the lease file once (absent: no leases).
+func (d *daemon) readLeases() leases {
+	ls := leases{}
 	f, err := os.Open(d.c.leases)
 	if err != nil {
-		return d.c.defaultLease, false
+		return ls
 	}
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		// expiry mac ip hostname client-id
 		fs := strings.Fields(s.Text())
-		if len(fs) < 3 || !strings.EqualFold(fs[1], mac.String()) || fs[2] != ip4.String() {
+		if len(fs) < 3 {
 			continue
 		}
 		exp, err := strconv.ParseInt(fs[0], 10, 64)
 		if err != nil {
 			break
 		}
+		key := strings.ToLower(fs[1]) + " " + fs[2]
+		if _, seen := ls[key]; seen {
+			continue
+		}
 		if exp == 0 { // infinite
-			return d.c.maxLease, true
+			ls[key] = d.c.maxLease
+		} else if left := time.Until(time.Unix(exp, 0)); left > time.Second {
+			ls[key] = left
 		}
-		if left := time.Until(time.Unix(exp, 0)); left > time.Second {
-			return left, true
-		}
+	}
+	return ls
+}
+
+// leaseLeft is the client's remaining lease; found is false when ls has
+// none (the default is returned then).
+func (d *daemon) leaseLeft(ls leases, mac net.HardwareAddr, ip4 netip.Addr) (left time.Duration, found bool) {
+	if left, ok := ls[mac.String()+" "+ip4.String()]; ok {
+		return left, true
 	}
 	return d.c.defaultLease, false
 }
@@ -537,6 +552,7 @@ func (d *daemon) refreshLeases() {
 		clatd, platc netip.Prefix
 	}
 	var again []roam
+	ls := d.readLeases() // once for all clients, before taking the lock
 	d.mu.Lock()
 	changed := false
 	for _, cl := range d.clients {
@@ -544,7 +560,7 @@ func (d *daemon) refreshLeases() {
 		if !cl.ip4.IsValid() || !ok {
 			continue
 		}
-		left, found := d.leaseLeft(cl.mac, cl.ip4)
+		left, found := d.leaseLeft(ls, cl.mac, cl.ip4)
 		if !found {
 			continue
 		}

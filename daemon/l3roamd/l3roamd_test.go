@@ -1,8 +1,11 @@
 package l3roamd
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +180,28 @@ func TestClientsOfADeadPLATTakeTheNextOne(t *testing.T) {
 	}
 	if out, _ := cmds["get_platprefix"](nil); out != p2.String() {
 		t.Fatalf("get_platprefix %v", out)
+	}
+}
+
+// dnsmasq's lease file: "expiry MAC IP hostname client-id"; 0 is an
+// infinite lease, an expired line does not count, a later one for the
+// same client does.
+func TestLeasesFromDnsmasqsFile(t *testing.T) {
+	d := testDaemon()
+	d.c.leases = filepath.Join(t.TempDir(), "dhcp.leases")
+	d.c.defaultLease = time.Hour
+	now := time.Now().Unix()
+	os.WriteFile(d.c.leases, []byte(fmt.Sprintf("%d 02:c1:1e:00:00:0a 10.130.0.10 a *\n%d 02:C1:1E:00:00:0A 10.130.0.10 a *\n0 02:c1:1e:00:00:0b 10.130.0.11 b *\n",
+		now-10, now+120)), 0o644)
+	ls := d.readLeases()
+	mac := func(s string) net.HardwareAddr { m, _ := net.ParseMAC(s); return m }
+	if left, ok := d.leaseLeft(ls, mac("02:c1:1e:00:00:0a"), netip.MustParseAddr("10.130.0.10")); !ok || left < 110*time.Second || left > 120*time.Second {
+		t.Errorf("renewed lease: %v %v", left, ok)
+	}
+	if left, ok := d.leaseLeft(ls, mac("02:c1:1e:00:00:0b"), netip.MustParseAddr("10.130.0.11")); !ok || left != d.c.maxLease {
+		t.Errorf("infinite lease: %v %v", left, ok)
+	}
+	if left, ok := d.leaseLeft(ls, mac("02:c1:1e:00:00:0c"), netip.MustParseAddr("10.130.0.12")); ok || left != time.Hour {
+		t.Errorf("unknown client: %v %v", left, ok)
 	}
 }
