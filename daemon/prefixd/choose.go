@@ -107,7 +107,9 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 	if haveCur && cur.Metric < babel.Unreachable {
 		ch.badSince = time.Time{}
 	}
-	if !(haveBest && haveCur && best.Prefix != ch.current && cur.Metric-best.Metric > ch.margin(cur.Metric)) {
+	// a challenger: another PLAT better than the current by the margin
+	beats := haveBest && haveCur && best.Prefix != ch.current && cur.Metric-best.Metric > ch.margin(cur.Metric)
+	if !beats {
 		ch.challenger = netip.Prefix{}
 	}
 	var reason string
@@ -139,8 +141,7 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 	case haveBest && best.Prefix != ch.current && best.ProbeOK && best.Metric < cur.Metric &&
 		!now.Before(ch.quietUntil) && now.Before(ch.rechooseUntil) && now.Sub(ch.lastChange) >= ch.settle/2:
 		to, reason = best.Prefix, fmt.Sprintf("re-choice after babeld came back, metric %d < %d", best.Metric, cur.Metric)
-	case haveBest && best.Prefix != ch.current && best.ProbeOK && cur.Metric-best.Metric > ch.margin(cur.Metric) &&
-		ch.betterFor(now, best.Prefix) >= ch.dwell && now.Sub(ch.lastSwitch) >= ch.holdDown && !now.Before(ch.quietUntil):
+	case beats && best.ProbeOK && ch.betterFor(now, best.Prefix) >= ch.dwell && now.Sub(ch.lastSwitch) >= ch.holdDown && !now.Before(ch.quietUntil):
 		to, reason = best.Prefix, fmt.Sprintf("better metric %d < %d by more than %d", best.Metric, cur.Metric, ch.margin(cur.Metric))
 	default:
 		return switchRecord{}, false
