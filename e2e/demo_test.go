@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -302,22 +303,32 @@ func readUCI(t *testing.T, path string) map[string]string {
 	return m
 }
 
-// writeUCI writes `uci show` lines: every section line before its options.
+// writeUCI writes `uci show` lines, sorted, each section before its
+// options; a section the lab added options to without its line gets one
+// (of the config's own type: platd.plat is a "platd").
 func writeUCI(t *testing.T, path string, m map[string]string) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
 	var b strings.Builder
-	for k, v := range m {
+	written := map[string]bool{}
+	for _, k := range keys {
 		if strings.Count(k, ".") == 1 {
-			fmt.Fprintf(&b, "%s=%s\n", k, v)
+			fmt.Fprintf(&b, "%s=%s\n", k, m[k])
+			written[k] = true
 		}
 	}
-	for k, v := range m {
-		if strings.Count(k, ".") == 2 {
-			if _, ok := m[k[:strings.LastIndex(k, ".")]]; !ok {
-				fmt.Fprintf(&b, "%s=%s\n", k[:strings.LastIndex(k, ".")], strings.SplitN(k, ".", 2)[0])
-				m[k[:strings.LastIndex(k, ".")]] = "x"
-			}
-			fmt.Fprintf(&b, "%s='%s'\n", k, v)
+	for _, k := range keys {
+		if strings.Count(k, ".") != 2 {
+			continue
 		}
+		if sec := k[:strings.LastIndex(k, ".")]; !written[sec] {
+			fmt.Fprintf(&b, "%s=%s\n", sec, strings.SplitN(k, ".", 2)[0])
+			written[sec] = true
+		}
+		fmt.Fprintf(&b, "%s='%s'\n", k, m[k])
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)

@@ -18,13 +18,7 @@ import (
 // the other, over RUNS runs, for a silent death (the exit's mesh link cut,
 // no retraction) and a clean stop (platd stopped).
 func TestBenchFailover(t *testing.T) {
-	if os.Getenv("BENCH_FAILOVER") == "" {
-		t.Skip("benchmark: run with make bench-failover")
-	}
-	runs := 5
-	if n, err := strconv.Atoi(os.Getenv("RUNS")); err == nil && n > 0 {
-		runs = n
-	}
+	runs := benchRuns(t, "BENCH_FAILOVER", "make bench-failover", 5, 1)
 	l := newMeshLab(t)
 	// A smaller margin than the default so that prefixd returns to the
 	// nearer exit between runs (96 vs 192).
@@ -124,6 +118,18 @@ func tailOf(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// benchRuns skips the benchmark unless env is set (by target), and returns
+// how many runs to make: RUNS if it is at least min, else def.
+func benchRuns(t *testing.T, env, target string, def, min int) int {
+	if os.Getenv(env) == "" {
+		t.Skip("benchmark: run with " + target)
+	}
+	if n, err := strconv.Atoi(os.Getenv("RUNS")); err == nil && n >= min {
+		return n
+	}
+	return def
 }
 
 func medianMax(v []float64) (float64, float64) {

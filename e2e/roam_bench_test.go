@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,13 +17,7 @@ import (
 // node2 RUNS times; for each move, the ms from the move to the first byte
 // that arrives through the new node (the read after the longest pause).
 func TestBenchRoam(t *testing.T) {
-	if os.Getenv("BENCH_ROAM") == "" {
-		t.Skip("benchmark: run with make bench-roam")
-	}
-	runs := 6
-	if n, err := strconv.Atoi(os.Getenv("RUNS")); err == nil && n >= 5 {
-		runs = n
-	}
+	runs := benchRuns(t, "BENCH_ROAM", "make bench-roam", 6, 5)
 	l := newMeshLabWith(t, true)
 	l.startRoam(t, roamOpts{})
 	l.T(t).Must(l.client, "ping", "-c", "2", "-W", "2", "198.51.100.1")
@@ -37,10 +30,6 @@ func TestBenchRoam(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	progress := filepath.Join(l.Dir, "progress")
 	fetch := l.Start(l.client, "tcp-fetch-bench", netlab.Helper("tcp-fetch", "198.51.100.1:5001", fmt.Sprint(total), progress)...)
-	if os.Getenv("ROAM_DEBUG") != "" {
-		l.Start(l.client, "tcpdump-client", "tcpdump", "-i", "c0", "-n", "-tt", "-l", "tcp or arp or icmp")
-		l.Start(l.exit1, "tcpdump-exit1", "tcpdump", "-i", "any", "-n", "-tt", "-l", "ip6 and tcp")
-	}
 	time.Sleep(3 * time.Second)
 	at := []string{l.node1, l.node2}
 	var moves []time.Time
@@ -62,16 +51,6 @@ func TestBenchRoam(t *testing.T) {
 	med, mx := medianMax(gaps)
 	fmt.Printf("roam gaps (move -> first byte through the new node): %v ms\n", gaps)
 	fmt.Printf("bench-roam: median_ms=%.0f max_ms=%.0f\n", med, mx)
-	if os.Getenv("ROAM_DEBUG") != "" {
-		for i, m := range moves {
-			fmt.Printf("move %d at %.3f\n", i, float64(m.UnixNano())/1e9)
-		}
-		for _, p := range l.Procs() {
-			if strings.HasPrefix(p.Name, "tcpdump") {
-				os.WriteFile("/tmp/"+p.Name+".txt", []byte(p.Log()), 0o644)
-			}
-		}
-	}
 }
 
 func readProgress(t *testing.T, path string) []time.Time {

@@ -159,10 +159,6 @@ func TestRoamKeepsIPv4SessionsAcrossNodes(t *testing.T) {
 		x1, _ := l.Run(l.exit1, "nft", "list", "table", "inet", "l3roamd")
 		ct, _ := l.Run(l.exit1, "conntrack", "-L")
 		c2, _ := ctlsock.Query(l.sock["clatd@"+l.node2], "status")
-		if os.Getenv("ROAM_DEBUG") != "" {
-			os.WriteFile("/tmp/roam-debug-ns", []byte(l.client+" "+l.node1+" "+l.node2+" "+l.exit1+" "+l.inet), 0o644)
-			time.Sleep(150 * time.Second)
-		}
 		t.Fatalf("ping after roaming:\n%s\nnode2:\n%s\nexit1:\n%s\nconntrack exit1:\n%s\nclatd2 %s", out, n2, x1, ct, c2)
 	}
 

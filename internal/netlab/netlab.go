@@ -206,9 +206,6 @@ func Contains(out string, want ...string) bool {
 	return true
 }
 
-// Procs lists the processes started so far.
-func (l *Lab) Procs() []*Proc { return l.procs }
-
 // RSS is the process's resident memory in KiB (0 when it is gone). `ip
 // netns exec` execs the program, so the PID is the program's.
 func (p *Proc) RSS() int {
