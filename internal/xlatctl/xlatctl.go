@@ -30,7 +30,7 @@ type Node struct {
 	Errors  map[string]string `json:"errors,omitempty"`
 }
 
-// Query asks every daemon whose socket is in dir (or given in socks).
+// Query asks every daemon at its socket in socks (daemon name -> path).
 func Query(socks map[string]string) *Node {
 	n := &Node{Errors: map[string]string{}}
 	get := func(d, cmd string, into any) {
