@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -82,6 +83,27 @@ EOF`)
 func (l *platLab) startPlatd(t *testing.T) {
 	l.platd = l.Start(l.exit, "platd", l.pargs...)
 	waitUp(t, l.psock, l.platd)
+}
+
+// dumpState logs what a stalled transfer needs explained: the exit's
+// conntrack, rules and routes, and both TCP ends.
+func (l *platLab) dumpState(t *testing.T) {
+	for _, c := range []struct {
+		ns   string
+		args []string
+	}{
+		{l.exit, []string{"conntrack", "-L"}},
+		{l.exit, []string{"conntrack", "-f", "ipv6", "-L"}},
+		{l.exit, []string{"sh", "-c", "nft list ruleset; iptables-legacy-save -c; ip6tables-legacy-save -c"}},
+		{l.exit, []string{"sh", "-c", "ip route; ip -6 route"}},
+		{l.exit, []string{"nstat", "-as"}},
+		{l.client, []string{"ss", "-tinoe"}},
+		{l.inet, []string{"ss", "-tinoe"}},
+	} {
+		out, _ := l.Run(c.ns, c.args...)
+		t.Logf("%s %v:\n%s", c.ns, c.args, out)
+	}
+	t.Logf("platd status: %v\nclatd status: %v", l.pstatus(t), statusOf(t, l.sock))
 }
 
 func (l *platLab) pstatus(t *testing.T) map[string]any { return statusOf(t, l.psock) }
@@ -229,20 +251,35 @@ func platRestart(t *testing.T, backend ...string) {
 	l := newPlatLab(t, backend...)
 	l.Start(l.inet, "tcp-serve-slow", netlab.Helper("tcp-serve", "0.0.0.0:5001", "6000000", "1000000")...) // ~6 s
 	time.Sleep(300 * time.Millisecond)
-	fetch := l.Start(l.client, "tcp-fetch", netlab.Helper("tcp-fetch", "198.51.100.1:5001", "6000000")...)
-	time.Sleep(1500 * time.Millisecond)
+	progress := filepath.Join(l.Dir, "progress")
+	fetch := l.Start(l.client, "tcp-fetch", netlab.Helper("tcp-fetch", "198.51.100.1:5001", "6000000", progress)...)
+	// Restart once bytes flow: a helper slow to start (a cold machine) must
+	// not make this a restart during the handshake, which TCP reports as
+	// "no route to host" by design.
+	if !netlab.WaitFor(10*time.Second, func() bool { st, err := os.Stat(progress); return err == nil && st.Size() > 0 }) {
+		t.Fatalf("no bytes before the restart: %s", fetch.Log())
+	}
+	time.Sleep(500 * time.Millisecond)
 	if err := l.platd.Stop(); err != nil {
 		t.Fatalf("platd stop: %v", err)
 	}
 	l.startPlatd(t)
 	netlab.WaitFor(30*time.Second, fetch.Exited)
 	if !strings.Contains(fetch.Log(), "ok 6000000 bytes") {
+		l.dumpState(t)
 		t.Fatalf("transfer across a platd restart: %s", fetch.Log())
 	}
 	// A killed platd leaves its table; the next one replaces it, not duplicates it.
 	l.platd.Signal(9)
 	netlab.WaitFor(5*time.Second, l.platd.Exited)
+	// A connection attempt that got a conntrack entry without NAT66 (rules
+	// gone, route still there) would be stuck on it: the next platd deletes it.
+	stuck := []string{"-s", nodeOwn6, "-d", serverPLAT, "-p", "tcp", "--sport", "40404", "--dport", "5001"}
+	l.Must(l.exit, append(append([]string{"conntrack", "-I"}, stuck...), "--state", "SYN_SENT", "-t", "100")...)
 	l.startPlatd(t)
+	if out, _ := l.Run(l.exit, append([]string{"conntrack", "-L", "-f", "ipv6"}, stuck...)...); strings.Contains(out, "40404") {
+		t.Errorf("entry without NAT66 left after the restart: %s", out)
+	}
 	if legacy(backend) {
 		if out := l.Must(l.exit, "iptables-legacy", "-S", "FORWARD"); strings.Count(out, "PLATD_FWD") != 1 {
 			t.Fatalf("FORWARD after kill and restart: %s", out)

@@ -38,18 +38,25 @@ func start(c *config) (*daemon, error) {
 		return nil, err
 	}
 	cli.WarnForwarding("the PLAT will not pass traffic")
+	// The NAT rules come before the TUN and its routes (and go after them in
+	// stop): a connection opened while the route exists but the rules do not
+	// gets a conntrack entry without NAT, and every retransmission of it
+	// follows that entry into the translator's drop until it times out.
+	wan := wanAddr(c.wanDev)
+	d.wan.Store(&wan)
+	if !wan.IsValid() {
+		slog.Warn("the WAN has no IPv4 address yet; IPv4 waits for one", "wan", c.wanDev)
+	}
+	if err = d.nat.install(c, wan); err != nil {
+		d.nat.remove()
+		return nil, err
+	}
 	if d.eng, err = xlatd.Start(c.Options(), c.translatorConfig()); err != nil {
+		d.nat.remove()
 		return nil, err
 	}
 	if err = d.setupRoutes(); err == nil {
-		wan := wanAddr(c.wanDev)
-		d.wan.Store(&wan)
-		if !wan.IsValid() {
-			slog.Warn("the WAN has no IPv4 address yet; IPv4 waits for one", "wan", c.wanDev)
-		}
-		err = d.nat.install(c, wan)
-	}
-	if err == nil {
+		d.purgeUnNATed()
 		d.ctl, err = ctlsock.Listen(c.Socket, d.commands())
 	}
 	if err != nil {
@@ -90,11 +97,10 @@ func (d *daemon) stop() error {
 		d.ctl.Close()
 	}
 	close(d.done)
-	var errs []error
+	errs := []error{d.eng.Close()} // the route first, then the rules: see start
 	if err := d.nat.remove(); err != nil && !errors.Is(err, unix.ENOENT) {
 		errs = append(errs, err)
 	}
-	errs = append(errs, d.eng.Close())
 	return errors.Join(errs...)
 }
 

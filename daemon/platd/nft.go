@@ -125,7 +125,10 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 		return err
 	}
 	n.table = &nftables.Table{Family: nftables.TableFamilyINet, Name: c.table}
-	n.remove() // leftovers of a crashed run; absent is fine
+	// add, delete, add: replaces a crashed run's leftovers (or the table of a
+	// WAN address change) without a moment in which no table exists
+	cc.AddTable(n.table)
+	cc.DelTable(n.table)
 	t := cc.AddTable(n.table)
 	for _, name := range nftCounters {
 		cc.AddObj(&nftables.CounterObj{Table: t, Name: name})

@@ -2,6 +2,7 @@ package platd
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"runtime/debug"
 
@@ -147,4 +148,35 @@ func (d *daemon) flush(clat netip.Addr) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// purgeUnNATed deletes IPv6 entries of CLAT traffic into the PLAT prefix
+// that carry no NAT66: they were opened while platd's rules were missing
+// (an older platd stopping in the wrong order, a firewall flushing the
+// legacy chains) and would hold their flows in the translator's drop until
+// they time out. Deleted, the next packet opens a proper session. Skipped
+// on a table too large to dump cheaply.
+func (d *daemon) purgeUnNATed() {
+	if conntrackCount() > summaryDumpMax {
+		return
+	}
+	defer debug.FreeOSMemory()
+	v6, _, err := d.dump()
+	if err != nil {
+		return
+	}
+	c, err := conntrack.Dial(nil)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	n := 0
+	for _, f := range v6 {
+		if !f.Status.SrcNAT() && c.Delete(f) == nil {
+			n++
+		}
+	}
+	if n > 0 {
+		slog.Info("deleted conntrack entries opened without NAT66", "entries", n)
+	}
 }
