@@ -158,10 +158,7 @@ func TestDemo(t *testing.T) {
 	say("the client's new sessions are at exit2")
 
 	head("the client walks to node2 with a download running")
-	l.Start(l.inet, "tcp-serve-demo", netlab.Helper("tcp-serve", "0.0.0.0:5001", "8000000", "1000000")...)
-	time.Sleep(300 * time.Millisecond)
-	progress := filepath.Join(l.Dir, "progress-demo")
-	fetch := l.Start(l.client, "tcp-fetch-demo", netlab.Helper("tcp-fetch", "198.51.100.1:5001", "8000000", progress)...)
+	fetch, progress := startDownload(t, l.Lab, l.inet, l.client, "demo", "198.51.100.1:5001", 8000000, 1000000)
 	roamPings := l.Start(l.client, "ping-roam", "ping", "-i", "0.1", "-W", "1", "-c", "60", "198.51.100.1")
 	time.Sleep(2 * time.Second)
 	moved := time.Now()
@@ -169,8 +166,7 @@ func TestDemo(t *testing.T) {
 	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node2) }) {
 		fail("node2 did not take the client over")
 	}
-	netlab.WaitFor(30*time.Second, fetch.Exited)
-	if !strings.Contains(fetch.Log(), "ok 8000000 bytes") {
+	if !finished(fetch, 8000000, 30*time.Second) {
 		fail("the download across the roam: %s", fetch.Log())
 	}
 	gap := firstByteAfter(readProgress(t, progress), moved, moved.Add(4*time.Second))

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -249,23 +248,13 @@ func TestPLATRestartKeepsSessionsIPTables(t *testing.T) { platRestart(t, iptable
 
 func platRestart(t *testing.T, backend ...string) {
 	l := newPlatLab(t, backend...)
-	l.Start(l.inet, "tcp-serve-slow", netlab.Helper("tcp-serve", "0.0.0.0:5001", "6000000", "1000000")...) // ~6 s
-	time.Sleep(300 * time.Millisecond)
-	progress := filepath.Join(l.Dir, "progress")
-	fetch := l.Start(l.client, "tcp-fetch", netlab.Helper("tcp-fetch", "198.51.100.1:5001", "6000000", progress)...)
-	// Restart once bytes flow: a helper slow to start (a cold machine) must
-	// not make this a restart during the handshake, which TCP reports as
-	// "no route to host" by design.
-	if !netlab.WaitFor(10*time.Second, func() bool { st, err := os.Stat(progress); return err == nil && st.Size() > 0 }) {
-		t.Fatalf("no bytes before the restart: %s", fetch.Log())
-	}
+	fetch, _ := startDownload(t, l.Lab, l.inet, l.client, "restart", "198.51.100.1:5001", 6000000, 1000000) // ~6 s
 	time.Sleep(500 * time.Millisecond)
 	if err := l.platd.Stop(); err != nil {
 		t.Fatalf("platd stop: %v", err)
 	}
 	l.startPlatd(t)
-	netlab.WaitFor(30*time.Second, fetch.Exited)
-	if !strings.Contains(fetch.Log(), "ok 6000000 bytes") {
+	if !finished(fetch, 6000000, 30*time.Second) {
 		l.dumpState(t)
 		t.Fatalf("transfer across a platd restart: %s", fetch.Log())
 	}

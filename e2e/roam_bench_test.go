@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,16 +19,13 @@ func TestBenchRoam(t *testing.T) {
 	runs := benchRuns(t, "BENCH_ROAM", "make bench-roam", 6, 5)
 	l := newMeshLabWith(t, true)
 	l.startRoam(t, roamOpts{})
-	l.T(t).Must(l.client, "ping", "-c", "2", "-W", "2", "198.51.100.1")
+	l.reach(t, l.client, "198.51.100.1")
 	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node1) }) {
 		t.Fatal("node1 did not learn the client")
 	}
 	const rate = 500000
-	total := int64(rate * (runs*5 + 8))
-	l.Start(l.inet, "tcp-serve-bench", netlab.Helper("tcp-serve", "0.0.0.0:5001", fmt.Sprint(total), fmt.Sprint(rate))...)
-	time.Sleep(300 * time.Millisecond)
-	progress := filepath.Join(l.Dir, "progress")
-	fetch := l.Start(l.client, "tcp-fetch-bench", netlab.Helper("tcp-fetch", "198.51.100.1:5001", fmt.Sprint(total), progress)...)
+	total := rate * (runs*5 + 8)
+	fetch, progress := startDownload(t, l.Lab, l.inet, l.client, "bench", "198.51.100.1:5001", total, rate)
 	time.Sleep(3 * time.Second)
 	at := []string{l.node1, l.node2}
 	var moves []time.Time
