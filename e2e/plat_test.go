@@ -382,3 +382,27 @@ func TestCLATAndPLATOnOneNode(t *testing.T) {
 		t.Errorf("the local CLAT's sessions are not in platd: %v", st)
 	}
 }
+
+// The uplink's address changes (a DHCP or PPPoE renewal): platd NATs new
+// sessions to the new address without a restart.
+func TestPLATFollowsWANAddress(t *testing.T)         { platFollowsWAN(t) }
+func TestPLATFollowsWANAddressIPTables(t *testing.T) { platFollowsWAN(t, iptablesLegacy...) }
+
+func platFollowsWAN(t *testing.T, backend ...string) {
+	l := newPlatLab(t, backend...)
+	l.Start(l.inet, "tcp-serve", netlab.Helper("tcp-serve", "0.0.0.0:5001", "100000")...)
+	// as udhcpc does: the old address goes, then the new one comes (the
+	// default route with it)
+	l.Must(l.exit, "ip", "addr", "del", "203.0.113.2/24", "dev", "wan0")
+	l.Must(l.exit, "ip", "addr", "add", "203.0.113.3/24", "dev", "wan0")
+	l.Must(l.exit, "ip", "route", "replace", "default", "via", "203.0.113.1")
+	if !netlab.WaitFor(5*time.Second, func() bool { return l.pstatus(t)["wan_address"] == "203.0.113.3" }) {
+		t.Fatalf("platd still NATs to %v:\n%s", l.pstatus(t)["wan_address"], l.platd.Log())
+	}
+	if out := l.Must(l.client, netlab.Helper("tcp-fetch", "198.51.100.1:5001", "100000")...); !strings.Contains(out, "ok 100000 bytes") {
+		t.Fatal(out)
+	}
+	if out := l.Must(l.exit, "conntrack", "-L", "-p", "tcp", "--orig-src", "192.0.0.6"); !strings.Contains(out, "dst=203.0.113.3") {
+		t.Errorf("the new session is not NATed to the new address:\n%s", out)
+	}
+}

@@ -46,5 +46,6 @@ func (d *daemon) followWAN(done <-chan struct{}) {
 			continue
 		}
 		d.wan.Store(&a)
+		d.purgeUnNATed() // the legacy backend's reinstall is not atomic
 	}
 }
