@@ -170,8 +170,11 @@ func (d *daemon) purgeUnNATed() {
 		return
 	}
 	defer c.Close()
-	n := 0
+	n, mgmt := 0, d.c.mgmtAddr()
 	for _, f := range v6 {
+		if f.TupleOrig.IP.DestinationAddress == mgmt {
+			continue // delivered here, never NATed: prefixd's probes, l3roamd's ROAMs
+		}
 		if !f.Status.SrcNAT() && c.Delete(f) == nil {
 			n++
 		}
