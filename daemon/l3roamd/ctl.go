@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -55,6 +56,14 @@ func one(args []string, usage string) (string, error) {
 	return args[0], nil
 }
 
+func parseAddr(s string) (netip.Addr, error) {
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return ip, fmt.Errorf("%q: not an address", s)
+	}
+	return ip, nil
+}
+
 // commands are the C l3roamd's socket commands plus the PLAT ones prefixd
 // uses and status.
 func (d *daemon) commands() map[string]ctlsock.Handler {
@@ -95,12 +104,9 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 			}
 			d.mu.Lock()
 			defer d.mu.Unlock()
-			for _, x := range d.prefix6 {
-				if x == p.Masked() {
-					return "ok", nil
-				}
+			if !slices.Contains(d.prefix6, p.Masked()) {
+				d.prefix6 = append(d.prefix6, p.Masked())
 			}
-			d.prefix6 = append(d.prefix6, p.Masked())
 			return "ok", nil
 		},
 		"del_prefix": func(args []string) (any, error) {
@@ -114,13 +120,12 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 			}
 			d.mu.Lock()
 			defer d.mu.Unlock()
-			for i, x := range d.prefix6 {
-				if x == p.Masked() {
-					d.prefix6 = append(d.prefix6[:i], d.prefix6[i+1:]...)
-					return "ok", nil
-				}
+			i := slices.Index(d.prefix6, p.Masked())
+			if i < 0 {
+				return nil, fmt.Errorf("%s: no such prefix", p)
 			}
-			return nil, fmt.Errorf("%s: no such prefix", p)
+			d.prefix6 = slices.Delete(d.prefix6, i, i+1)
+			return "ok", nil
 		},
 		"add_meshif": func(args []string) (any, error) {
 			s, err := one(args, "add_meshif IFNAME")
@@ -163,9 +168,9 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 			if len(args) != 2 {
 				return nil, errors.New("usage: add_address IP MAC")
 			}
-			ip, err := netip.ParseAddr(args[0])
+			ip, err := parseAddr(args[0])
 			if err != nil {
-				return nil, fmt.Errorf("%q: not an address", args[0])
+				return nil, err
 			}
 			mac, err := net.ParseMAC(args[1])
 			if err != nil || len(mac) != 6 || mac[0]&1 == 1 {
@@ -178,9 +183,9 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 			if len(args) != 2 {
 				return nil, errors.New("usage: del_address IP MAC")
 			}
-			ip, err := netip.ParseAddr(args[0])
+			ip, err := parseAddr(args[0])
 			if err != nil {
-				return nil, fmt.Errorf("%q: not an address", args[0])
+				return nil, err
 			}
 			d.mu.Lock()
 			defer d.mu.Unlock()
@@ -188,11 +193,7 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 			if !ok {
 				return nil, fmt.Errorf("%s: no such client", args[1])
 			}
-			for i, a := range cl.ip6 {
-				if a == ip {
-					cl.ip6 = append(cl.ip6[:i], cl.ip6[i+1:]...)
-				}
-			}
+			cl.ip6 = slices.DeleteFunc(cl.ip6, func(a netip.Addr) bool { return a == ip })
 			if cl.ip4 == ip.Unmap() {
 				cl.ip4 = netip.Addr{}
 			}
@@ -203,9 +204,9 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 			if err != nil {
 				return nil, err
 			}
-			ip, err := netip.ParseAddr(s)
+			ip, err := parseAddr(s)
 			if err != nil {
-				return nil, fmt.Errorf("%q: not an address", s)
+				return nil, err
 			}
 			d.seek(ip)
 			return "ok", nil

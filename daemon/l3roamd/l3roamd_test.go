@@ -205,3 +205,46 @@ func TestLeasesFromDnsmasqsFile(t *testing.T) {
 		t.Errorf("unknown client: %v %v", left, ok)
 	}
 }
+
+// The C daemon's socket commands for prefixes and addresses: repeated adds
+// are no-ops, deletes of what is not there and malformed arguments get an
+// error reply.
+func TestSocketCommandsForPrefixesAndAddresses(t *testing.T) {
+	d := testDaemon()
+	cmds := d.commands()
+	run := func(cmd string, args ...string) (any, error) { return cmds[cmd](args) }
+	for _, p := range []string{"2001:db8:1::/64", "2001:db8:1::/64", "2001:db8:2::1/64"} {
+		if _, err := run("add_prefix", p); err != nil {
+			t.Fatalf("add_prefix %s: %v", p, err)
+		}
+	}
+	if out, _ := run("get_prefixes"); fmt.Sprint(out) != "[2001:db8:1::/64 2001:db8:2::/64]" {
+		t.Errorf("after adds: %v", out)
+	}
+	if _, err := run("del_prefix", "2001:db8:1::/64"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := run("get_prefixes"); fmt.Sprint(out) != "[2001:db8:2::/64]" {
+		t.Errorf("after del: %v", out)
+	}
+	for _, bad := range [][]string{{"del_prefix", "2001:db8:1::/64"}, {"del_prefix", "nonsense"}, {"add_prefix", "10.0.0.0/8"},
+		{"add_prefix"}, {"del_address", "nonsense", "02:00:00:00:00:01"}, {"del_address", "2001:db8:2::5", "02:00:00:00:00:09"},
+		{"probe", "nonsense"}, {"add_address", "nonsense", "02:00:00:00:00:01"}} {
+		if _, err := run(bad[0], bad[1:]...); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	a, b := netip.MustParseAddr("2001:db8:2::5"), netip.MustParseAddr("2001:db8:2::6")
+	d.clients[mac.String()] = &client{mac: mac, ip4: netip.MustParseAddr("10.130.0.5"), ip6: []netip.Addr{a, b}}
+	if _, err := run("del_address", "2001:db8:2::5", mac.String()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run("del_address", "10.130.0.5", mac.String()); err != nil {
+		t.Fatal(err)
+	}
+	if cl := d.clients[mac.String()]; fmt.Sprint(cl.ip6) != "["+b.String()+"]" || cl.ip4.IsValid() {
+		t.Errorf("after del_address: ip6 %v ip4 %v", cl.ip6, cl.ip4)
+	}
+}
