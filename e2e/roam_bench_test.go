@@ -17,12 +17,7 @@ import (
 // that arrives through the new node (the read after the longest pause).
 func TestBenchRoam(t *testing.T) {
 	runs := benchRuns(t, "BENCH_ROAM", "make bench-roam", 6, 5)
-	l := newMeshLabWith(t, true)
-	l.startRoam(t, roamOpts{})
-	l.reach(t, l.client, "198.51.100.1")
-	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node1) }) {
-		t.Fatal("node1 did not learn the client")
-	}
+	l := newRoamLabAtNode1(t)
 	const rate = 500000
 	total := rate * (runs*5 + 8)
 	fetch, progress := startDownload(t, l.Lab, l.inet, l.client, "bench", "198.51.100.1:5001", total, rate)
