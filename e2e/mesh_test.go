@@ -25,7 +25,8 @@ import (
 // with real babeld on every mesh link, redistributing the /96s.
 type meshLab struct {
 	*netlab.Lab
-	active                                   string // exit1's mesh link to node1 that carries traffic
+	active                                   string   // exit1's mesh link to node1 that carries traffic
+	platdExtra                               []string // more platd flags (its legacy backend)
 	client, node1, node2, exit1, exit2, inet string
 	sock                                     map[string]string // daemon@ns -> control socket
 	procs                                    map[string]*netlab.Proc
@@ -123,6 +124,8 @@ func (l *meshLab) babeld(t *testing.T, ns string, ifs ...string) {
 		"-C", "smoothing-half-life 0",
 		"-C", "redistribute ip fddd:1337:1337::/48 eq 96 allow", "-C", "redistribute ip " + meshPLATRange + " eq 96 allow",
 		"-C", "redistribute ip " + meshClients6 + " eq 128 allow",
+		// l3roamd's legacy backend: a roamed client's home address
+		"-C", "redistribute ip fddd:1337:1337::/48 eq 128 allow",
 		"-C", "redistribute local ip fddd:1337:1::/64 eq 128 allow", "-C", "redistribute local ip " + meshNodeCli + " eq 128 allow",
 		"-C", "redistribute local deny", "-C", "redistribute deny"}
 	l.procs["babeld@"+ns] = l.Start(ns, "babeld-"+ns, append(append(args, conf...), ifs...)...)
@@ -214,7 +217,7 @@ func (l *meshLab) startMesh(t *testing.T) {
 	l.active = "m-n1"
 	l.babeld(t, l.exit2, "m-n2")
 	for _, x := range []struct{ ns, plat string }{{l.exit1, meshP1}, {l.exit2, meshP2}} {
-		l.daemon(t, x.ns, "platd", "-plat-prefix", x.plat, "-clat-range", "fddd:1337:1337::/48", "-wan-dev", "wan", "-allow", "198.51.100.0/24")
+		l.daemon(t, x.ns, "platd", append([]string{"-plat-prefix", x.plat, "-clat-range", "fddd:1337:1337::/48", "-wan-dev", "wan", "-allow", "198.51.100.0/24"}, l.platdExtra...)...)
 	}
 }
 

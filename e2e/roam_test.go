@@ -21,14 +21,21 @@ import (
 
 // roamOpts varies the roaming lab.
 type roamOpts struct {
-	dhcp bool // dnsmasq on both nodes' client bridges, the client without a static IPv4
+	dhcp   bool // dnsmasq on both nodes' client bridges, the client without a static IPv4
+	legacy bool // l3roamd and platd on ipset + ip6tables-legacy instead of nftables
 }
+
+// l3roamdLegacy selects l3roamd's legacy backend.
+var l3roamdLegacy = []string{"-backend", "iptables", "-ip6tables", "/usr/sbin/ip6tables-legacy"}
 
 // startRoam is the mesh with a client that can roam between node1 and
 // node2: clatd on both nodes for the same client network, node1 on PLAT P1
 // and node2 on P2 (each its nearest; set statically, prefixd is tested
 // elsewhere), and l3roamd on all four mesh nodes, the exits accepting ROAM.
 func (l *meshLab) startRoam(t *testing.T, o roamOpts) {
+	if o.legacy {
+		l.platdExtra = iptablesLegacy
+	}
 	l.startMesh(t)
 	for _, n := range []struct{ ns, clat, plat string }{{l.node1, meshCLAT1, meshP1}, {l.node2, meshCLAT2, meshP2}} {
 		l.daemon(t, n.ns, "clatd", "-clat-prefix", n.clat, "-plat-prefix", n.plat, "-client-net", "10.130.0.0/16", "-client-dev", "br-client")
@@ -48,6 +55,9 @@ func (l *meshLab) startRoam(t *testing.T, o roamOpts) {
 		{l.exit2, []string{"-client-dev", "", "-mesh-ifs", "m-n2", "-own-plat", meshP2}},
 	} {
 		args := append(append([]string{"-node-ip", fmt.Sprintf("%s%d", meshNodeIPs, i+1)}, common...), n.args...)
+		if o.legacy {
+			args = append(args, l3roamdLegacy...)
+		}
 		if o.dhcp && i < 2 {
 			args = append(args, "-dhcp-leases", l.dnsmasq(t, n.ns))
 		}
@@ -430,4 +440,89 @@ func lastLine(s, with string) string {
 		}
 	}
 	return ""
+}
+
+// The legacy backend (ipsets and ip6tables NETMAP at the node; platd on
+// iptables too), for firmware without nftables: the IPv4 client roams
+// node1 -> node2 with a download running, l3roamd is killed and restarted
+// on the new node and the PLAT, and the client roams back home with another
+// download running.
+func TestRoamLegacyBackend(t *testing.T) {
+	l := newMeshLabWith(t, true)
+	l.startRoam(t, roamOpts{legacy: true})
+	l.reach(t, l.client, "198.51.100.1")
+	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node1) }) {
+		t.Fatal("node1's l3roamd did not learn the client")
+	}
+	state := func(ns string) string {
+		out, _ := l.Run(ns, "sh", "-c", "ipset save | grep '^add l3r_' | sed 's/ timeout [0-9]*//' | sort; ip6tables-legacy-save | grep -e L3ROAMD -e l3r_; ip -6 route show proto 158")
+		return out
+	}
+	explain := func() string {
+		var b strings.Builder
+		for _, ns := range []string{l.node1, l.node2, l.exit1} {
+			ct, _ := l.Run(ns, "sh", "-c", "conntrack -L -f ipv6 -p tcp; ip -6 route show table all | grep -i a82")
+			fmt.Fprintf(&b, "%s:\n%s%s\n", ns, state(ns), ct)
+		}
+		return b.String()
+	}
+	fetch, _ := startDownload(t, l.Lab, l.inet, l.client, "legacy", "198.51.100.1:5001", 8000000, 1000000)
+	ping := l.Start(l.client, "ping-legacy", "ping", "-i", "0.2", "-c", "40", "198.51.100.1")
+	time.Sleep(1500 * time.Millisecond)
+	l.moveClient(t, l.node1, l.node2)
+	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node2) && !l.servesClient(t, l.node1) }) {
+		t.Fatalf("node2 did not take the client over: %v", l.roamClients(t, l.node2))
+	}
+	if !finished(fetch, 8000000, 30*time.Second) {
+		t.Fatalf("the running download across the roam: %s\n%s", fetch.Log(), explain())
+	}
+	netlab.WaitFor(15*time.Second, ping.Exited)
+	t.Logf("ping across the roam: %s", lastLine(ping.Log(), "packet loss"))
+	// node2 sends the client's packets as node1 did, and the home address's
+	// route brings the replies; the PLAT keeps the ROAM as state only.
+	n2 := state(l.node2)
+	for _, want := range []string{
+		"add l3r_c" + hex.EncodeToString(netip.MustParsePrefix(meshCLAT1).Addr().AsSlice()[:12]) + " fddd:1337:1337::2:a82:a",
+		"add l3r_home fddd:1337:1337::1:a82:a",
+		"-j NETMAP --to " + meshP1, "-j NETMAP --to " + meshCLAT1,
+		"fddd:1337:1337::1:a82:a dev clat", // its route (proto 158)
+	} {
+		if !strings.Contains(n2, want) {
+			t.Errorf("node2 lacks %q:\n%s", want, n2)
+		}
+	}
+	if !strings.Contains(state(l.exit1), "add l3r_roams fddd:1337:1337::2:a82:a ") {
+		t.Errorf("exit1's ipset of roamed clients:\n%s", state(l.exit1))
+	}
+
+	// Killed and restarted: the state is read back from the sets, not lost or doubled.
+	before := map[string]string{}
+	for _, ns := range []string{l.node2, l.exit1} {
+		before[ns] = state(ns)
+		l.procs["l3roamd@"+ns].Signal(syscall.SIGKILL)
+		netlab.WaitFor(5*time.Second, l.procs["l3roamd@"+ns].Exited)
+	}
+	for _, ns := range []string{l.node2, l.exit1} {
+		l.daemon(t, ns, "l3roamd", l.args["l3roamd@"+ns]...)
+		if got := state(ns); got != before[ns] {
+			t.Errorf("%s after the restart:\n%s\nbefore:\n%s", ns, got, before[ns])
+		}
+	}
+	if st := statusOf(t, l.sock["l3roamd@"+l.node2]); st["clients_464xlat"] != float64(1) {
+		t.Errorf("node2 after the restart: %v", st)
+	}
+
+	fetch, _ = startDownload(t, l.Lab, l.inet, l.client, "legacy-back", "198.51.100.1:5002", 5000000, 1000000)
+	time.Sleep(1500 * time.Millisecond)
+	l.moveClient(t, l.node2, l.node1)
+	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node1) && !l.servesClient(t, l.node2) }) {
+		t.Fatal("node1 did not take the client back")
+	}
+	if !finished(fetch, 5000000, 30*time.Second) {
+		t.Fatalf("download across the roam back: %s\n%s", fetch.Log(), explain())
+	}
+	if n2 := state(l.node2); strings.Contains(n2, "a82:a") {
+		t.Errorf("node2 still holds the client that left:\n%s", n2)
+	}
+	l.reach(t, l.client, "198.51.100.1")
 }

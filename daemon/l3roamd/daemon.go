@@ -31,9 +31,19 @@ const (
 	maxRetries = 15
 )
 
+// firewall holds the roaming state in the kernel: nft.go, or xtables.go
+// for firmware without nftables.
+type firewall interface {
+	// apply makes the kernel hold d
+	apply(d *desired, now time.Time) error
+	// read returns what a previous run left: the clients' 464xlat state and
+	// the PLAT's roamed clients
+	read(own netip.Prefix, now time.Time) (map[netip.Addr]xlatState, map[netip.Addr]roamed, error)
+}
+
 type daemon struct {
 	c   *config
-	nft *nftState
+	fw  firewall
 	pc  *ipv6.PacketConn
 	ctl *ctlsock.Server
 
@@ -56,12 +66,23 @@ func start(c *config) (*daemon, error) {
 	d := &daemon{c: c, clients: map[string]*client{}, plat: c.plat, meshIfs: map[string]int{},
 		prefix6: append([]netip.Prefix(nil), c.clientNets...), seen: map[uint64]time.Time{},
 		acked: map[string]chan struct{}{}, count: map[string]uint64{}, done: make(chan struct{})}
-	d.nft = &nftState{table: c.table, clientDev: c.clientDev, clatDev: c.clatDev}
-	if c.ownPLAT.IsValid() {
-		d.nft.platDev = c.platDev
-	}
+	var ranges []netip.Prefix
 	if c.clatRange.IsValid() {
-		d.nft.ranges = []netip.Prefix{c.clatRange, c.platRange}
+		ranges = []netip.Prefix{c.clatRange, c.platRange}
+	}
+	if c.backend == "iptables" {
+		x, err := newXTState(c.ip6tables)
+		if err != nil {
+			return nil, err
+		}
+		x.clientDev, x.clatDev, x.exportTable, x.ranges = c.clientDev, c.clatDev, c.exportTable, ranges
+		d.fw = x
+	} else {
+		n := &nftState{table: c.table, clientDev: c.clientDev, clatDev: c.clatDev, ranges: ranges}
+		if c.ownPLAT.IsValid() {
+			n.platDev = c.platDev
+		}
+		d.fw = n
 	}
 	// The intercom port first: a second l3roamd fails here, before it
 	// touches the table of the one that runs.
@@ -80,7 +101,7 @@ func start(c *config) (*daemon, error) {
 		return nil, err
 	}
 	// What a previous run left in the kernel is the state to go on from.
-	if d.xlat, d.roams, err = d.nft.read(c.clat, time.Now()); err != nil {
+	if d.xlat, d.roams, err = d.fw.read(c.clat, time.Now()); err != nil {
 		return nil, err
 	}
 	if n := len(d.xlat) + len(d.roams); n > 0 {
@@ -88,7 +109,7 @@ func start(c *config) (*daemon, error) {
 	}
 	d.relearnServed()
 	if err := d.applyLocked(); err != nil {
-		return nil, fmt.Errorf("nftables: %w", err)
+		return nil, fmt.Errorf("%s: %w", c.backend, err)
 	}
 	for _, m := range c.meshIfs {
 		d.addMeshIf(m)
@@ -137,16 +158,16 @@ func (d *daemon) inc(what string) {
 // applyLocked writes the kernel state for the current d (mu held or not
 // yet shared).
 func (d *daemon) applyLocked() error {
-	return d.nft.apply(&desired{own: d.c.clat, plat: d.plat, xlat: d.xlat, roams: d.roams}, time.Now())
+	return d.fw.apply(&desired{own: d.c.clat, plat: d.plat, xlat: d.xlat, roams: d.roams}, time.Now())
 }
 
 func (d *daemon) apply() {
-	if d.nft == nil { // unit tests of the logic alone
+	if d.fw == nil { // unit tests of the logic alone
 		return
 	}
 	if err := d.applyLocked(); err != nil {
-		d.count["nft_errors"]++
-		slog.Error("nftables", "err", err)
+		d.count["firewall_errors"]++
+		slog.Error(d.c.backend, "err", err)
 	}
 }
 

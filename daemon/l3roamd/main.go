@@ -43,6 +43,7 @@ type config struct {
 	window       time.Duration
 	table        string
 	backend      string
+	ip6tables    string
 }
 
 type prefixList []netip.Prefix
@@ -106,7 +107,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.maxLease, "max-lease", 7*24*time.Hour, "a ROAM with a longer lease is refused as absurd")
 	fs.DurationVar(&c.window, "auth-window", 30*time.Second, "signed messages older or newer than this are refused")
 	fs.StringVar(&c.table, "nft-table", "l3roamd", "name of l3roamd's own nftables table (family inet)")
-	fs.StringVar(&c.backend, "backend", "nftables", "kernel firewall: nftables")
+	fs.StringVar(&c.backend, "backend", "nftables", "kernel firewall: nftables, or iptables (ipset + ip6tables NETMAP, for firmware without nftables)")
+	fs.StringVar(&c.ip6tables, "ip6tables", "", "ip6tables binary for -backend iptables (default: from PATH)")
 	if err := cli.Parse(fs, &c.Common, args, "l3roamd -node-ip A -node-client-prefix P/64 [flags]"); err != nil {
 		return nil, err
 	}
@@ -133,8 +135,8 @@ func parseFlags(args []string) (*config, error) {
 	if c.ownPLAT, err = parse96("own-plat", own, false); err != nil {
 		return nil, err
 	}
-	if c.backend != "nftables" {
-		return nil, fmt.Errorf("-backend %q: only nftables is supported", c.backend)
+	if c.backend != "nftables" && c.backend != "iptables" {
+		return nil, fmt.Errorf("-backend %q: nftables or iptables", c.backend)
 	}
 	if c.exportTable < 1 || int64(c.exportTable) > 0xfffffff0 {
 		return nil, fmt.Errorf("-export-table %d: not a routing table", c.exportTable)
