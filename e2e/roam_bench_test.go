@@ -17,7 +17,7 @@ import (
 // that arrives through the new node (the read after the longest pause).
 func TestBenchRoam(t *testing.T) {
 	runs := benchRuns(t, "BENCH_ROAM", "make bench-roam", 6, 5)
-	l := newRoamLabAtNode1(t)
+	l := newRoamLabAtNode1(t, roamOpts{})
 	const rate = 500000
 	total := rate * (runs*5 + 8)
 	fetch, progress := startDownload(t, l.Lab, l.inet, l.client, "bench", "198.51.100.1:5001", total, rate)

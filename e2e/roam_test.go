@@ -89,9 +89,9 @@ func (l *meshLab) dnsmasq(t *testing.T, ns string) string {
 
 // newRoamLabAtNode1 is the roaming lab with its IPv4 client (static
 // address) reaching the internet through node1, whose l3roamd serves it.
-func newRoamLabAtNode1(t *testing.T) *meshLab {
+func newRoamLabAtNode1(t *testing.T, o roamOpts) *meshLab {
 	l := newMeshLabWith(t, true)
-	l.startRoam(t, roamOpts{})
+	l.startRoam(t, o)
 	l.reach(t, l.client, "198.51.100.1")
 	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node1) }) {
 		t.Fatal("node1's l3roamd did not learn the client")
@@ -153,7 +153,7 @@ func (l *meshLab) servesClient(t *testing.T, ns string) bool {
 // keeps its IPv4 and its running TCP connection when it moves to a node
 // with another CLAT prefix and another PLAT.
 func TestRoamKeepsIPv4SessionsAcrossNodes(t *testing.T) {
-	l := newRoamLabAtNode1(t)
+	l := newRoamLabAtNode1(t, roamOpts{})
 	// 8 MB at 1 MB/s: the roam happens in the middle.
 	fetch, _ := startDownload(t, l.Lab, l.inet, l.client, "slow", "198.51.100.1:5001", 8000000, 1000000)
 	ping := l.Start(l.client, "ping", "ping", "-i", "0.2", "-c", "40", "198.51.100.1")
@@ -306,7 +306,15 @@ func TestRoamKeepsIPv6Sessions(t *testing.T) {
 // if they had roamed, new ones use the new PLAT"; del_platprefix drops
 // what pointed at a dead PLAT.
 func TestPLATSwitchKeepsOldSessionsOnTheOldPLAT(t *testing.T) {
-	l := newRoamLabAtNode1(t)
+	platSwitchKeepsOldSessions(t, roamOpts{})
+}
+
+func TestPLATSwitchKeepsOldSessionsOnTheOldPLATLegacy(t *testing.T) {
+	platSwitchKeepsOldSessions(t, roamOpts{legacy: true})
+}
+
+func platSwitchKeepsOldSessions(t *testing.T, o roamOpts) {
+	l := newRoamLabAtNode1(t, o)
 	fetch, _ := startDownload(t, l.Lab, l.inet, l.client, "switch", "198.51.100.1:5001", 6000000, 1000000)
 	time.Sleep(1500 * time.Millisecond)
 	// What prefixd does on a switch: tell clatd and l3roamd.

@@ -134,6 +134,7 @@ type xtRule struct {
 type roamedHere struct {
 	me, home     netip.Addr // OWN::ip, CLATD::ip
 	clatd, platc netip.Prefix
+	platNow      netip.Prefix // what is mapped to platc: a change needs new conntrack entries too
 }
 
 // natNeeds lists the clients that need rules: sessions at another PLAT
@@ -150,6 +151,8 @@ func natNeeds(d *desired) map[netip.Addr]roamedHere {
 		}
 		if !s.platc.IsValid() || !d.plat.IsValid() || s.platc == d.plat {
 			r.platc = netip.Prefix{}
+		} else {
+			r.platNow = d.plat
 		}
 		if r.home.IsValid() || r.platc.IsValid() {
 			need[ip4] = r
@@ -339,16 +342,7 @@ func (x *xtState) cleanConntrack(d *desired) {
 		// clients new here need (no rules): nothing changed for conntrack.
 		return
 	}
-	before := natNeeds(x.last)
-	var addrs []netip.Addr
-	for ip4, r := range natNeeds(d) {
-		if was, ok := before[ip4]; !ok || was != r {
-			addrs = append(addrs, r.me)
-			if r.home.IsValid() {
-				addrs = append(addrs, r.home)
-			}
-		}
-	}
+	addrs := changedClients(natNeeds(x.last), natNeeds(d))
 	if len(addrs) == 0 {
 		return
 	}
@@ -379,6 +373,32 @@ func (x *xtState) cleanConntrack(d *desired) {
 	if n > 0 {
 		slog.Info("conntrack entries of roamed clients deleted", "entries", n)
 	}
+}
+
+// changedClients lists the addresses of the clients whose rules are new,
+// changed or gone: entries made under the old rules would clash with the
+// new ones (the same reply tuple) or send the packets the old way.
+func changedClients(before, now map[netip.Addr]roamedHere) []netip.Addr {
+	var addrs []netip.Addr
+	add := func(r roamedHere) {
+		for _, a := range []netip.Addr{r.me, r.home} {
+			if a.IsValid() && !slices.Contains(addrs, a) {
+				addrs = append(addrs, a)
+			}
+		}
+	}
+	for ip4, r := range now {
+		if was, ok := before[ip4]; !ok || was != r {
+			add(r)
+			add(was)
+		}
+	}
+	for ip4, was := range before {
+		if _, ok := now[ip4]; !ok {
+			add(was)
+		}
+	}
+	return addrs
 }
 
 // read loads the state a previous run left in the sets.
