@@ -211,7 +211,8 @@ func TestUpgradeScriptsWriteUCIFromSiteAndMAC(t *testing.T) {
 	} else if fi, _ := os.Stat(filepath.Join(n.root, "etc/l3roamd.key")); fi.Mode().Perm() != 0o600 {
 		t.Errorf("roaming key file mode %v, want 0600", fi.Mode().Perm())
 	}
-	for _, want := range []string{"redistribute ip 2000::/3 allow\n", "redistribute ip fddd:1337:1337::/48 eq 96 allow\n", "redistribute ip fddd:1337:1338::/48 eq 96 allow\n"} {
+	for _, want := range []string{"redistribute ip 2000::/3 allow\n", "redistribute ip fddd:1337:1337::/48 eq 96 allow\n", "redistribute ip fddd:1337:1338::/48 eq 96 allow\n",
+		"redistribute ip fddd:1337:1337::/48 eq 128 allow\n"} {
 		if !strings.Contains(babel, want) {
 			t.Errorf("babeld config lacks %q:\n%s", want, babel)
 		}
