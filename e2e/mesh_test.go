@@ -125,7 +125,7 @@ func (l *meshLab) babeld(t *testing.T, ns string, ifs ...string) {
 		"-C", "redistribute ip fddd:1337:1337::/48 eq 96 allow", "-C", "redistribute ip " + meshPLATRange + " eq 96 allow",
 		"-C", "redistribute ip " + meshClients6 + " eq 128 allow",
 		// l3roamd's legacy backend: a roamed client's home address
-		"-C", "redistribute ip fddd:1337:1337::/48 eq 128 allow",
+		"-C", "redistribute ip fddd:1337:1337::/48 eq 128 proto 158 allow",
 		"-C", "redistribute local ip fddd:1337:1::/64 eq 128 allow", "-C", "redistribute local ip " + meshNodeCli + " eq 128 allow",
 		"-C", "redistribute local deny", "-C", "redistribute deny"}
 	l.procs["babeld@"+ns] = l.Start(ns, "babeld-"+ns, append(append(args, conf...), ifs...)...)

@@ -212,7 +212,7 @@ func TestUpgradeScriptsWriteUCIFromSiteAndMAC(t *testing.T) {
 		t.Errorf("roaming key file mode %v, want 0600", fi.Mode().Perm())
 	}
 	for _, want := range []string{"redistribute ip 2000::/3 allow\n", "redistribute ip fddd:1337:1337::/48 eq 96 allow\n", "redistribute ip fddd:1337:1338::/48 eq 96 allow\n",
-		"redistribute ip fddd:1337:1337::/48 eq 128 allow\n"} {
+		"redistribute ip fddd:1337:1337::/48 eq 128 proto 158 allow\n"} {
 		if !strings.Contains(babel, want) {
 			t.Errorf("babeld config lacks %q:\n%s", want, babel)
 		}
