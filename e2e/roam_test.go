@@ -456,12 +456,7 @@ func lastLine(s, with string) string {
 // on the new node and the PLAT, and the client roams back home with another
 // download running.
 func TestRoamLegacyBackend(t *testing.T) {
-	l := newMeshLabWith(t, true)
-	l.startRoam(t, roamOpts{legacy: true})
-	l.reach(t, l.client, "198.51.100.1")
-	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node1) }) {
-		t.Fatal("node1's l3roamd did not learn the client")
-	}
+	l := newRoamLabAtNode1(t, roamOpts{legacy: true})
 	state := func(ns string) string {
 		out, _ := l.Run(ns, "sh", "-c", "ipset save | grep '^add l3r_' | sed 's/ timeout [0-9]*//' | sort; ip6tables-legacy-save | grep -e L3ROAMD -e l3r_; ip -6 route show proto 158")
 		return out
