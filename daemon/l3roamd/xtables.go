@@ -55,7 +55,9 @@ type xtState struct {
 	clatDev     string
 	exportTable int
 	ranges      []netip.Prefix
-	last        *desired // what the previous apply wrote: conntrack is cleaned on the difference
+	// applied is what the previous apply wrote (nil: none yet);
+	// conntrack is cleaned on the difference
+	applied map[netip.Addr]roamedHere
 }
 
 const (
@@ -169,7 +171,8 @@ func (x *xtState) apply(d *desired, now time.Time) error {
 			clients = append(clients, setEntry{embed(d.own, ip4), prefixOrDash(s.clatd) + " " + prefixOrDash(s.platc), s.expires})
 		}
 	}
-	for ip4, r := range natNeeds(d) {
+	need := natNeeds(d)
+	for ip4, r := range need {
 		exp := d.xlat[ip4].expires
 		if r.platc.IsValid() {
 			byPLATC[r.platc] = append(byPLATC[r.platc], setEntry{addr: r.me, expires: exp})
@@ -218,8 +221,8 @@ func (x *xtState) apply(d *desired, now time.Time) error {
 		}
 	}
 	x.syncHomeRoutes(homes)
-	x.cleanConntrack(d)
-	x.last = d.clone()
+	x.cleanConntrack(need)
+	x.applied = need
 	return nil
 }
 
@@ -336,13 +339,13 @@ func (x *xtState) syncHomeRoutes(homes []netip.Addr) {
 // changed since the last apply: made before the rules (or for the old
 // ones), they would hold the client's packets on the wrong path. The next
 // packet in either direction makes the entry anew through the rules.
-func (x *xtState) cleanConntrack(d *desired) {
-	if x.last == nil {
+func (x *xtState) cleanConntrack(need map[netip.Addr]roamedHere) {
+	if x.applied == nil {
 		// The first apply writes what read found (a restart) or what
 		// clients new here need (no rules): nothing changed for conntrack.
 		return
 	}
-	addrs := changedClients(natNeeds(x.last), natNeeds(d))
+	addrs := changedClients(x.applied, need)
 	if len(addrs) == 0 {
 		return
 	}
@@ -438,18 +441,6 @@ func (x *xtState) read(own netip.Prefix, now time.Time) (map[netip.Addr]xlatStat
 		}
 	}
 	return xlat, roams, nil
-}
-
-func (d *desired) clone() *desired {
-	c := *d
-	c.xlat, c.roams = map[netip.Addr]xlatState{}, map[netip.Addr]roamed{}
-	for k, v := range d.xlat {
-		c.xlat[k] = v
-	}
-	for k, v := range d.roams {
-		c.roams[k] = v
-	}
-	return &c
 }
 
 // prefixOrDash and parsePrefixOrDash keep a prefix (or none) in an ipset

@@ -81,3 +81,16 @@ func TestLegacyConntrackIsCleanedOnlyOnAChange(t *testing.T) {
 		t.Errorf("a client whose rules are gone: %v", got)
 	}
 }
+
+// clone copies d, for variants of a state.
+func (d *desired) clone() *desired {
+	c := *d
+	c.xlat, c.roams = map[netip.Addr]xlatState{}, map[netip.Addr]roamed{}
+	for k, v := range d.xlat {
+		c.xlat[k] = v
+	}
+	for k, v := range d.roams {
+		c.roams[k] = v
+	}
+	return &c
+}
