@@ -7,9 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +15,8 @@ import (
 	"github.com/ti-mo/conntrack"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/sysctl"
 )
 
 // xtState is the legacy backend, for firmware without nftables: the seed's
@@ -349,7 +349,7 @@ func (x *xtState) cleanConntrack(need map[netip.Addr]roamedHere) {
 	if len(addrs) == 0 {
 		return
 	}
-	if n := conntrackCount(); n > conntrackDumpMax {
+	if n := sysctl.ConntrackCount(); n > conntrackDumpMax {
 		slog.Warn("conntrack table too large to clean for a roam: the client's sessions may break", "entries", n)
 		return
 	}
@@ -457,13 +457,4 @@ func parsePrefixOrDash(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, nil
 	}
 	return netip.ParsePrefix(s)
-}
-
-func conntrackCount() int {
-	b, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_count")
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return n
 }

@@ -2,10 +2,9 @@ package platd
 
 import (
 	"log/slog"
-	"os"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/sysctl"
 )
 
 // watchConntrack refuses new sessions (with ICMP, via gate_full) while the
@@ -21,7 +20,7 @@ func (d *daemon) watchConntrack(interval time.Duration, done <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		count, limit := conntrackCount(), d.conntrackLimit()
+		count, limit := sysctl.ConntrackCount(), d.conntrackLimit()
 		if limit <= 0 || count < 0 {
 			continue
 		}
@@ -43,19 +42,5 @@ func (d *daemon) conntrackLimit() int {
 	if d.c.conntrackLimit > 0 {
 		return d.c.conntrackLimit
 	}
-	return readInt("/proc/sys/net/netfilter/nf_conntrack_max") * 95 / 100
-}
-
-func conntrackCount() int { return readInt("/proc/sys/net/netfilter/nf_conntrack_count") }
-
-func readInt(path string) int {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return -1
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return -1
-	}
-	return n
+	return sysctl.Int("net/netfilter/nf_conntrack_max") * 95 / 100
 }

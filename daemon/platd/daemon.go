@@ -14,6 +14,7 @@ import (
 
 	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/sysctl"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/xlatd"
 )
 
@@ -130,7 +131,7 @@ func (d *daemon) status() status {
 	s.Refused["destination"] = s.Counters.Drops["refused_destination"]
 	s.Sessions = d.summary()
 	s.Full = d.nat.isFull()
-	s.Conntrack = [2]int{conntrackCount(), d.conntrackLimit()}
+	s.Conntrack = [2]int{sysctl.ConntrackCount(), d.conntrackLimit()}
 	return s
 }
 

@@ -7,6 +7,8 @@ import (
 	"runtime/debug"
 
 	"github.com/ti-mo/conntrack"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/sysctl"
 )
 
 // A NAT64 session is two conntrack entries: the IPv6 one (CLAT address ->
@@ -95,7 +97,7 @@ func (d *daemon) sessions(clat netip.Addr) ([]session, error) {
 
 func (d *daemon) summary() sessionSummary {
 	s := sessionSummary{PerCLAT: map[string]int{}, PortsTotal: int(d.c.portMax-d.c.portMin) + 1}
-	if n := conntrackCount(); n > summaryDumpMax {
+	if n := sysctl.ConntrackCount(); n > summaryDumpMax {
 		// Each NAT64 session is two entries; the rest of the table is small on an exit.
 		s.Total, s.PerCLAT = n/2, nil
 		s.Omitted = fmt.Sprintf("%d conntrack entries: per-CLAT detail left out (use 'sessions CLAT-ADDRESS')", n)
@@ -157,7 +159,7 @@ func (d *daemon) flush(clat netip.Addr) (int, error) {
 // they time out. Deleted, the next packet opens a proper session. Skipped
 // on a table too large to dump cheaply.
 func (d *daemon) purgeUnNATed() {
-	if conntrackCount() > summaryDumpMax {
+	if sysctl.ConntrackCount() > summaryDumpMax {
 		return
 	}
 	defer debug.FreeOSMemory()
