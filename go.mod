@@ -1,17 +1,17 @@
 module github.com/gluon-464xlat/gluon-464xlat
 
-go 1.26.0
+go 1.21
 
 require (
 	github.com/coreos/go-iptables v0.8.0
 	github.com/google/nftables v0.3.0
-	github.com/gopacket/gopacket v1.7.7
-	github.com/insomniacslk/dhcp v0.0.0-20260901064844-234b97448fae
-	github.com/ti-mo/conntrack v0.5.2
+	github.com/gopacket/gopacket v1.2.0
+	github.com/insomniacslk/dhcp v0.0.0-20250109001534-8abf58130905
+	github.com/ti-mo/conntrack v0.5.1
 	github.com/vishvananda/netlink v1.3.1
 	go4.org/netipx v0.0.0-20260823151212-3075585bcbeb
-	golang.org/x/net v0.62.0
-	golang.org/x/sys v0.49.0
+	golang.org/x/net v0.35.0
+	golang.org/x/sys v0.30.0
 )
 
 require (
@@ -22,8 +22,8 @@ require (
 	github.com/mdlayher/socket v0.5.1 // indirect
 	github.com/pierrec/lz4/v4 v4.1.14 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
-	github.com/ti-mo/netfilter v0.5.3 // indirect
+	github.com/ti-mo/netfilter v0.5.2 // indirect
 	github.com/u-root/uio v0.0.0-20230220225925-ffce2a382923 // indirect
 	github.com/vishvananda/netns v0.0.5 // indirect
-	golang.org/x/sync v0.14.0 // indirect
+	golang.org/x/sync v0.7.0 // indirect
 )

@@ -117,6 +117,7 @@ func TestIPKsHoldTheDaemonsForTheirArchitecture(t *testing.T) {
 				fields["Maintainer"] == "" || fields["Description"] == "" || fields["License"] != "BSD-2-Clause" {
 				t.Errorf("%s: control fields %v", matches[0], fields)
 			}
+			ipkDependsExist(t, matches[0], fields["Depends"])
 			if pkg == "gluon-464xlat" && !strings.Contains(fields["Depends"], "kmod-tun") {
 				t.Errorf("%s: Depends %q", matches[0], fields["Depends"])
 			}
