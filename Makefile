@@ -17,7 +17,7 @@ FUZZTIME ?= 500000x
 # DESIGN.md section 5: OpenWrt arch -> Go target
 TARGETS := mips_24kc:mips:softfloat mipsel_24kc:mipsle:softfloat arm_cortex-a7_neon-vfpv4:arm:7 aarch64_cortex-a53:arm64: x86_64:amd64:
 
-.PHONY: bench-roam ipk size test-ipk test-mesh all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat bench-plat bench-failover demo clean deps
+.PHONY: test-feed bench-roam ipk size test-ipk test-mesh all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat bench-plat bench-failover demo clean deps
 
 all: build
 
@@ -25,12 +25,16 @@ build:
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(DAEMONS) xlatctl $(MULTI))
 
+# make cross builds with the oldest Go the packages must build with: the Go
+# of OpenWrt 23.05's packages feed (Gluon v2023.2.x). The module proxy
+# serves it; CROSS_GO=local uses this machine's go.
+CROSS_GO ?= go1.21.13
 cross:
 	@for t in $(TARGETS); do \
 	  arch=$${t%%:*}; rest=$${t#*:}; goarch=$${rest%%:*}; sub=$${rest#*:}; \
 	  mkdir -p dist/$$arch; \
 	  echo "cross $$arch (GOARCH=$$goarch $$sub)"; \
-	  env CGO_ENABLED=0 GOOS=linux GOARCH=$$goarch GOMIPS=$$( [ "$$sub" = softfloat ] && echo softfloat ) \
+	  env GOTOOLCHAIN=$(CROSS_GO) CGO_ENABLED=0 GOOS=linux GOARCH=$$goarch GOMIPS=$$( [ "$$sub" = softfloat ] && echo softfloat ) \
 	    GOARM=$$( [ "$$goarch" = arm ] && echo $$sub ) \
 	    $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/$$arch/ $(addprefix ./cmd/,$(DAEMONS) $(MULTI)) || exit 1; \
 	done
@@ -57,7 +61,13 @@ lint:
 	shellcheck -s sh packages/gluon-464xlat/postinst packages/gluon-464xlat/prerm lab/procd-shim.sh
 	shellcheck -S warning -x lab/*.sh .ci/run
 
-test: lint test-unit test-ipk test-fuzz test-e2e
+test: lint test-unit test-ipk test-feed test-fuzz test-e2e
+
+# The OpenWrt package built by OpenWrt's own golang-package.mk (pinned, from
+# $$UPSTREAM_CACHE or its repository) with the Go of OpenWrt 23.05 (1.21.13),
+# 24.10 (1.23.12) and this machine's, for mips_24kc (packages/feedbuild_test.go).
+test-feed:
+	XLAT_FEED_BUILD=1 $(GO) test -count=1 -v -run '^TestFeedBuild' ./packages
 
 test-unit:
 	$(GO) test -count=1 ./siit ./header ./intercom ./tun ./internal/... ./daemon/... ./cmd/... ./packages
