@@ -1,9 +1,13 @@
 #!/bin/bash
 # size.sh DIST: flash cost of the daemons per target, from make cross's
-# DIST/<arch>/ (binaries already stripped by -ldflags '-s -w'). xz -9e of
-# the whole file stands in for the squashfs (xz) of an image. Nodes install
-# the one multi-call binary gluon-464xlat; the separate daemons are listed
-# to show what each costs alone. Last line: the mips_24kc totals.
+# DIST/<arch>/ (binaries already stripped by -ldflags '-s -w') and make
+# ipk's DIST/ipk. Per binary: xz -9e of the whole file. Nodes install the
+# one multi-call binary gluon-464xlat; the separate daemons are listed to
+# show what each costs alone. Then what a mips_24kc Gluon image pays: the
+# squashfs (xz, 256 KiB blocks, as OpenWrt makes it) of everything the
+# packages install (the .ipk contents and the Gluon packages' luasrc) plus
+# what they pull in that a Gluon image lacks (lab/size-deps.tsv: kmods and
+# iptables extensions, measured once). Last line: the mips_24kc totals.
 set -euo pipefail
 dist=${1:-dist}
 kib() { echo $(( ($1 + 1023) / 1024 )); }
@@ -21,4 +25,39 @@ for dir in "$dist"/*/; do
 	printf '%-26s clat_node_xz=%s exit_node_xz=%s (one binary for clatd, prefixd, l3roamd, platd)\n' "$arch" "$multi" "$multi"
 	[ "$arch" = mips_24kc ] && last="size: mips_24kc clat_node_xz=$multi exit_node_xz=$multi"
 done
-echo "${last:?no mips_24kc build in $dist}"
+[ -n "${last:-}" ] || { echo "no mips_24kc build in $dist" >&2; exit 1; }
+
+# squashfs_kib DIR...: the xz squashfs of the union of the DIRs, in KiB
+squashfs_kib() {
+	local root img
+	root=$(mktemp -d) img=$(mktemp -u)
+	for d in "$@"; do cp -a "$d/." "$root/"; done
+	mksquashfs "$root" "$img" -comp xz -b 256K -noappend -no-xattrs -all-root -quiet >/dev/null
+	kib "$(stat -c %s "$img")"
+	rm -rf "$root" "$img"
+}
+unpack() { # IPK DIR: the files an .ipk installs
+	local tmp
+	tmp=$(mktemp -d)
+	tar -xzf "$1" -C "$tmp" ./data.tar.gz
+	mkdir -p "$2"
+	tar -xzf "$tmp/data.tar.gz" -C "$2"
+	rm -rf "$tmp"
+}
+deps_kib() { # ROLE...: xz of what lab/size-deps.tsv lists for those roles
+	awk -F'\t' -v roles=" $* " '!/^#/ && index(roles, " " $5 " ") { s += $4 } END { printf "%d", (s + 1023) / 1024 }' "$(dirname "$0")/size-deps.tsv"
+}
+top=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+ipk() { find "$dist/ipk" -name "$1_*_mips_24kc.ipk" | head -1; }
+[ -n "$(ipk gluon-464xlat)" ] || { echo "no mips_24kc .ipk in $dist/ipk (make ipk)" >&2; exit 1; }
+unpack "$(ipk gluon-464xlat)" "$work/clat"
+unpack "$(ipk gluon-464xlat-plat-daemon)" "$work/plat"
+clat_fs=$(squashfs_kib "$work/clat" "$top/packages/gluon-464xlat-clat/luasrc")
+exit_fs=$(squashfs_kib "$work/clat" "$work/plat" "$top/packages/gluon-464xlat-clat/luasrc" "$top/packages/gluon-464xlat-plat/luasrc")
+clat_deps=$(deps_kib clat) exit_deps=$(deps_kib clat plat)
+printf 'image mips_24kc: squashfs of the packages clat_node=%s KiB exit_node=%s KiB; kmods and iptables extensions a Gluon image lacks clat_node=%s KiB exit_node=%s KiB (lab/size-deps.tsv)\n' \
+	"$clat_fs" "$exit_fs" "$clat_deps" "$exit_deps"
+awk -F'\t' '!/^#/ { s[$1] += $4 } END { for (p in s) printf "  %-30s %4d KiB xz\n", p, (s[p] + 1023) / 1024 }' "$(dirname "$0")/size-deps.tsv" | sort -k2 -n -r
+echo "$last image_clat_node=$((clat_fs + clat_deps)) image_exit_node=$((exit_fs + exit_deps))"
