@@ -17,7 +17,7 @@ FUZZTIME ?= 500000x
 # DESIGN.md section 5: OpenWrt arch -> Go target
 TARGETS := mips_24kc:mips:softfloat mipsel_24kc:mipsle:softfloat arm_cortex-a7_neon-vfpv4:arm:7 aarch64_cortex-a53:arm64: x86_64:amd64:
 
-.PHONY: test-feed bench-roam ipk size test-ipk test-mesh all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat bench-plat bench-failover demo clean deps
+.PHONY: bench-mem test-feed bench-roam ipk size test-ipk test-mesh all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat bench-plat bench-failover demo clean deps
 
 all: build
 
@@ -119,6 +119,14 @@ bench-roam:
 	BENCH_ROAM=1 $(GO) test -count=1 -timeout 20m -run '^TestBenchRoam$$' -v ./e2e > /tmp/bench-roam.log 2>&1 || { cat /tmp/bench-roam.log; exit 1; }
 	@grep -E '^roam gaps' /tmp/bench-roam.log
 	@grep -E '^bench-roam:' /tmp/bench-roam.log
+
+# Each daemon's memory (RSS, Go runtime) after 60 s of traffic through the
+# mesh: a 32-bit build (as mips_24kc) and the native one; the last line sums up.
+bench-mem:
+	@[ "$$(id -u)" = 0 ] || { echo "bench-mem needs root"; exit 1; }
+	BENCH_MEM=1 $(GO) test -count=1 -timeout 20m -run '^TestBenchMemory$$' -v ./e2e > /tmp/bench-mem.log 2>&1 || { cat /tmp/bench-mem.log; exit 1; }
+	@grep -E '^memory ' /tmp/bench-mem.log
+	@grep -E '^bench-mem:' /tmp/bench-mem.log
 
 bench-clat: build
 	@[ "$$(id -u)" = 0 ] || { echo "bench-clat needs root"; exit 1; }

@@ -1,6 +1,7 @@
 // Package ctlsock serves a daemon's control socket: a unix stream socket that
 // takes one text command per line and answers each with one line, plain text
-// or JSON, like the C l3roamd's socket (so `echo status | nc -U path` works).
+// or JSON, like the C l3roamd's socket (so `echo status | uc path` and
+// `xlatctl DAEMON status` work on a node, `nc -U` on a PC).
 package ctlsock
 
 import (
@@ -11,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -57,9 +60,32 @@ func Listen(path string, cmds map[string]Handler) (*Server, error) {
 			return strings.Join(names, " "), nil
 		}
 	}
+	if _, ok := cmds["memory"]; !ok {
+		cmds["memory"] = func([]string) (any, error) { return ReadMemory(), nil }
+	}
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
+}
+
+// Memory is what the Go runtime holds, the reply of every daemon's
+// "memory" command: on a 64 MB router the number to watch beside RSS.
+type Memory struct {
+	HeapInuse  uint64 `json:"heap_inuse_bytes"`
+	HeapSys    uint64 `json:"heap_sys_bytes"`
+	Sys        uint64 `json:"sys_bytes"` // everything the runtime obtained from the kernel
+	NumGC      uint32 `json:"num_gc"`
+	Goroutines int    `json:"goroutines"`
+	GOGC       string `json:"gogc"`
+	MemLimit   int64  `json:"gomemlimit_bytes"`
+}
+
+// ReadMemory reads the runtime's memory statistics.
+func ReadMemory() Memory {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return Memory{HeapInuse: m.HeapInuse, HeapSys: m.HeapSys, Sys: m.Sys, NumGC: m.NumGC,
+		Goroutines: runtime.NumGoroutine(), GOGC: os.Getenv("GOGC"), MemLimit: debug.SetMemoryLimit(-1)}
 }
 
 func (s *Server) serve() {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -80,12 +81,16 @@ func Main(args []string) {
 	for _, d := range daemons {
 		socks[d] = fs.String(d+"-socket", "", d+"'s socket (default: RUN-DIR/"+d+".sock)")
 	}
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		if err == nil {
-			err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
-		}
+	err := fs.Parse(args)
+	if err == nil && fs.NArg() > 0 && !slices.Contains(daemons, fs.Arg(0)) {
+		err = fmt.Errorf("unknown daemon %q (one of %s)", fs.Arg(0), strings.Join(daemons, ", "))
+	}
+	if err == nil && fs.NArg() == 1 {
+		err = fmt.Errorf("no command for %s (try: xlatctl %s help)", fs.Arg(0), fs.Arg(0))
+	}
+	if err != nil {
 		if err == flag.ErrHelp {
-			fmt.Println("usage: xlatctl [--json] [-run-dir DIR] [-<daemon>-socket PATH]")
+			fmt.Println("usage: xlatctl [--json] [-run-dir DIR] [-<daemon>-socket PATH] [DAEMON COMMAND [ARG...]]")
 			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "xlatctl:", err)
@@ -98,6 +103,9 @@ func Main(args []string) {
 			paths[d] = filepath.Join(*dir, d+".sock")
 		}
 	}
+	if fs.NArg() > 0 {
+		os.Exit(Send(os.Stdout, os.Stderr, paths[fs.Arg(0)], fs.Args()[1:]))
+	}
 	n := Query(paths)
 	if *asJSON {
 		json.NewEncoder(os.Stdout).Encode(n)
@@ -107,6 +115,22 @@ func Main(args []string) {
 	if n.Clatd == nil && n.Platd == nil && n.Prefixd == nil && n.L3roamd == nil {
 		os.Exit(1) // nothing runs here
 	}
+}
+
+// Send sends one command line to the daemon socket at path and prints its
+// reply as it is (what `nc -U` does, which BusyBox lacks); it returns the
+// exit code: 1 when the daemon is not there or answers an error.
+func Send(out, errOut io.Writer, path string, cmd []string) int {
+	reply, err := ctlsock.Query(path, strings.Join(cmd, " "))
+	if err != nil {
+		fmt.Fprintln(errOut, "xlatctl:", err)
+		return 1
+	}
+	fmt.Fprintln(out, reply)
+	if strings.HasPrefix(reply, "error:") {
+		return 1
+	}
+	return 0
 }
 
 func str(m map[string]any, k string) string {

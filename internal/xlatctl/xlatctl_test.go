@@ -64,3 +64,28 @@ func TestNodeAtAGlance(t *testing.T) {
 		t.Errorf("--json: %s", js)
 	}
 }
+
+// TestSendPassesOneCommand: `xlatctl DAEMON COMMAND ARGS` sends the line
+// and prints the reply; an error reply or a missing daemon exits 1.
+func TestSendPassesOneCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "platd.sock")
+	s, err := ctlsock.Listen(path, map[string]ctlsock.Handler{
+		"sessions": func(args []string) (any, error) { return "sessions of " + strings.Join(args, ","), nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var out, errOut bytes.Buffer
+	if code := Send(&out, &errOut, path, []string{"sessions", "a", "b"}); code != 0 || out.String() != "sessions of a,b\n" {
+		t.Errorf("exit %d, %q %q", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	if code := Send(&out, &errOut, path, []string{"flush"}); code != 1 || !strings.HasPrefix(out.String(), "error: unknown command") {
+		t.Errorf("bad command: exit %d, %q", code, out.String())
+	}
+	errOut.Reset()
+	if code := Send(&out, &errOut, filepath.Join(t.TempDir(), "none.sock"), []string{"status"}); code != 1 || errOut.Len() == 0 {
+		t.Errorf("no daemon: exit %d, %q", code, errOut.String())
+	}
+}
