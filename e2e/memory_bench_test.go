@@ -21,8 +21,7 @@ import (
 // reported as the process's RSS and what the Go runtime obtained from the
 // kernel ("memory" on its socket). Four runs: a 32-bit build (GOARCH=386
 // with the Go of OpenWrt 23.05: pointers and heap as on mips_24kc) and the
-// native one, each with Go's default GC and with the init scripts'
-// GOGC/GOMEMLIMIT. The mips build itself does not run under qemu-user 7.2
+// native one, each with Go's default GC and with a tighter one. The mips build itself does not run under qemu-user 7.2
 // (Debian 12): qemu fails route netlink's link messages (EINVAL) and has no
 // translation for rule messages (clatd's ip rule: EOPNOTSUPP) or netfilter
 // netlink (l3roamd, platd).
@@ -64,8 +63,11 @@ func TestBenchMemory(t *testing.T) {
 	fmt.Printf("bench-mem: 32-bit build (386, Go 1.21.13) after %d s of traffic, RSS KiB: %s\n", secs, rss["386"])
 }
 
-// The tighter GC the init scripts set (files/etc/init.d), measured against
-// Go's default.
+// A tighter GC than Go's default, measured against it for the init
+// scripts: two 60 s runs gave 1.4 MiB and 0.07 MiB less RSS summed over the
+// four daemons of the 32-bit build, within the runs' own spread (the heaps
+// stay near the 4 MiB below which Go's default GC hardly runs), so the init
+// scripts leave Go's defaults.
 const initGOGC, initGOMEMLIMIT = "50", "16MiB"
 
 // memoryRun runs the mesh with traffic for secs seconds and prints each
