@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# build.sh DIR: builds the userland of a Gluon v2023.2.x node (OpenWrt 23.05's
+# procd, ubus, uci, netifd, fw3, ... and Gluon's own Lua and C) from the
+# pinned sources (lab/upstream/PINS) with Debian's toolchain, into
+# DIR/staging, laid out as a node's / on Debian's merged /usr. Nothing is
+# installed on the host. The result is kept: build.sh does nothing when
+# DIR/staging was built from the same pins, patches and script.
+#
+# What is not upstream code is listed in lab/gluon/README.md (the lab's
+# shims and patches, each with why).
+set -euo pipefail
+here=$(dirname "$(readlink -f "$0")")
+top=$(cd "$here/../.." && pwd)
+dir=${1:?usage: build.sh DIR}
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+stamp=$(cat "$top/lab/upstream/PINS" "$here/build.sh" "$here"/patches/* | sha256sum | cut -c1-16)
+if [ -f "$dir/staging/.built-$stamp" ]; then
+	exit 0
+fi
+src=$dir/src bld=$dir/build st=$dir/staging
+rm -rf "$src" "$bld" "$st"
+mkdir -p "$src" "$bld" "$st"
+log=$dir/build.log
+: > "$log"
+jobs=$(nproc)
+for name in libubox uci ubus jsonpath firewall3 procd ubox libnl-tiny netifd iwinfo babeld gluon gluon-packages openwrt-files; do
+	bash "$top/lab/upstream/fetch.sh" "$name" "$src/$name"
+done
+
+export PKG_CONFIG_PATH=$st/usr/lib/pkgconfig
+luainc=-I/usr/include/lua5.1
+# GCC 12 warns where OpenWrt's GCC did not, and these trees build with -Werror.
+cflags="-I$st/usr/include $luainc -O2 -Wno-error=format-overflow -Wno-error=maybe-uninitialized"
+ldflags="-L$st/usr/lib -Wl,-rpath-link,$st/usr/lib -Wl,--no-as-needed"
+
+# The node finds liblua as OpenWrt names it.
+mkdir -p "$st/usr/lib"
+ln -sfn "$(find /usr/lib -name 'liblua5.1.so' | head -1)" "$st/usr/lib/liblua.so"
+
+# cm NAME SUBDIR [cmake args]: a CMake project of src/SUBDIR, patched with
+# patches/NAME-*.patch, installed into staging.
+cm() {
+	local name=$1 sub=$2 b=$bld/$1
+	shift 2
+	mkdir -p "$b"
+	cp -a "$src/$sub/." "$b/"
+	for p in "$here"/patches/"$name"-*.patch; do
+		[ -e "$p" ] && patch -s -d "$b" -p1 < "$p"
+	done
+	(cd "$b" && cmake . -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_INSTALL_LIBDIR=lib -DCMAKE_BUILD_TYPE=None \
+		-DCMAKE_C_FLAGS="$cflags ${XCFLAGS:-}" -DCMAKE_EXE_LINKER_FLAGS="$ldflags" \
+		-DCMAKE_SHARED_LINKER_FLAGS="$ldflags" -DCMAKE_MODULE_LINKER_FLAGS="$ldflags" \
+		-DCMAKE_PREFIX_PATH="$st/usr" "$@" &&
+		make -j"$jobs" && make install DESTDIR="$st") >> "$log" 2>&1 ||
+		{ tail -30 "$log"; echo "build.sh: $name failed (log: $log)" >&2; exit 1; }
+}
+# mk NAME SUBDIR [make args]: a plain Makefile project, built in place.
+mk() {
+	local name=$1 sub=$2 b=$bld/$1
+	shift 2
+	mkdir -p "$b"
+	cp -a "$src/$sub/." "$b/"
+	make -C "$b" CC="gcc -Wl,--no-as-needed" CFLAGS="$cflags -fPIC ${XCFLAGS:-}" LDFLAGS="$ldflags" "$@" >> "$log" 2>&1 ||
+		{ tail -30 "$log"; echo "build.sh: $name failed (log: $log)" >&2; exit 1; }
+}
+
+lua51="-DLUAPATH=/usr/lib/lua -DLUA_CFLAGS=$luainc"
+cm libubox libubox -DBUILD_LUA=ON -DBUILD_EXAMPLES=OFF $lua51 -DLUA_LIB=lua5.1
+cm uci uci -DBUILD_LUA=ON $lua51
+cm ubus ubus -DBUILD_LUA=ON -DBUILD_EXAMPLES=OFF $lua51
+cm jsonpath jsonpath
+ln -sfn jsonpath "$st/usr/bin/jsonfilter"
+cm firewall3 firewall3 -DDISABLE_STATIC_EXTENSIONS=1
+ln -sfn firewall3 "$st/usr/sbin/fw3"
+cm procd procd -DJAIL_SUPPORT=OFF -DSECCOMP_SUPPORT=OFF -DUTRACE_SUPPORT=OFF
+cm ubox ubox
+cm libnl-tiny libnl-tiny
+XCFLAGS="-I$st/usr/include/libnl-tiny" cm netifd netifd -DLIBNL_LIBS=-lnl-tiny
+cm lua-jsonc gluon-packages/libs/lua-jsonc/src
+cm libgluonutil gluon/package/libgluonutil/src
+cm gluon-core-site gluon/package/gluon-core/src
+cm libplatforminfo gluon-packages/libs/libplatforminfo/src -DTARGET=x86 -DSUBTARGET=64
+mk lua-platform-info gluon-packages/libs/lua-platform-info/src
+install -D -m755 "$bld/lua-platform-info/platform_info.so" "$st/usr/lib/lua/platform_info.so"
+mk lua-hash gluon-packages/libs/lua-hash/src
+install -D -m755 "$bld/lua-hash/hash.so" "$st/usr/lib/lua/hash.so"
+XCFLAGS="-I$st/usr/include/libnl-tiny -D_GNU_SOURCE" mk iwinfo iwinfo BACKENDS=nl80211 FPIC=-fPIC compile
+install -D -m755 "$bld/iwinfo/libiwinfo.so.0" "$st/usr/lib/libiwinfo.so.0"
+ln -sfn libiwinfo.so.0 "$st/usr/lib/libiwinfo.so"
+install -D -m755 "$bld/iwinfo/iwinfo.so" "$st/usr/lib/lua/iwinfo.so"
+# babeld's crypto submodules are not in its git archive: shims over libcrypto and libb2.
+cp -a "$here/shims/babeld/." "$src/babeld/"
+mk babeld babeld LDLIBS="-lrt -lcrypto -lb2" CDEBUGFLAGS="-Os -Wall -Wno-deprecated-declarations"
+install -D -m755 "$bld/babeld/babeld" "$st/usr/sbin/babeld"
+install -D -m644 "$src/gluon-packages/libs/lua-simple-uci/src/simple-uci.lua" "$st/usr/lib/lua/simple-uci.lua"
+install -D -m644 "$src/gluon-packages/admin/pretty-hostname/files/pretty_hostname.lua" "$st/usr/lib/lua/pretty_hostname.lua"
+install -D -m755 "$src/gluon-packages/admin/pretty-hostname/files/pretty-hostname" "$st/usr/bin/pretty-hostname"
+
+# node_path P: where P of a node's / lies in staging (merged /usr: /lib, /sbin, /bin are in /usr).
+node_path() { case $1 in /lib/* | /sbin/* | /bin/*) echo "$st/usr$1" ;; *) echo "$st$1" ;; esac; }
+# tree DIR: copies a package's files/ or luasrc/ tree onto the node, as Gluon/Build/Install does.
+tree() {
+	(cd "$1" && find . ! -type d) | while IFS= read -r f; do
+		f=${f#./}
+		local to
+		to=$(node_path "/$f")
+		mkdir -p "$(dirname "$to")"
+		cp -a "$1/$f" "$to"
+	done
+}
+# OpenWrt's own scripts, where their package Makefiles install them.
+ow=$src/openwrt-files/package
+tree "$ow/base-files/files"
+install -D -m644 "$ow/system/procd/files/procd.sh" "$(node_path /lib/functions/procd.sh)"
+install -D -m755 "$ow/system/procd/files/reload_config" "$(node_path /sbin/reload_config)"
+install -D -m755 "$ow/system/procd/files/service" "$(node_path /sbin/service)"
+install -D -m644 "$ow/system/procd/files/hotplug.json" "$st/etc/hotplug.json"
+install -D -m644 "$ow/system/procd/files/hotplug-preinit.json" "$st/etc/hotplug-preinit.json"
+install -D -m644 "$ow/system/uci/files/lib/config/uci.sh" "$(node_path /lib/config/uci.sh)"
+install -D -m644 "$ow/network/config/firewall/files/firewall.config" "$st/etc/config/firewall"
+install -D -m755 "$ow/network/config/firewall/files/firewall.init" "$st/etc/init.d/firewall"
+install -D -m644 "$ow/network/config/firewall/files/firewall.hotplug" "$st/etc/hotplug.d/iface/20-firewall"
+printf '# This file is interpreted as shell script.\n' > "$st/etc/firewall.user"
+tree "$ow/network/config/netifd/files"
+install -D -m755 "$ow/system/ubox/files/log.init" "$st/etc/init.d/log"
+install -D -m755 "$ow/network/services/dnsmasq/files/dnsmasq.init" "$st/etc/init.d/dnsmasq"
+install -D -m644 "$ow/network/services/dnsmasq/files/dhcp.conf" "$st/etc/config/dhcp"
+install -D -m644 "$ow/network/services/dnsmasq/files/dnsmasq.conf" "$st/etc/dnsmasq.conf"
+install -D -m755 "$ow/network/services/dnsmasq/files/dhcp-script.sh" "$st/usr/lib/dnsmasq/dhcp-script.sh"
+install -D -m644 "$ow/network/services/dnsmasq/files/dhcpbogushostname.conf" "$st/usr/share/dnsmasq/dhcpbogushostname.conf"
+install -D -m644 "$ow/network/services/dnsmasq/files/rfc6761.conf" "$st/usr/share/dnsmasq/rfc6761.conf"
+install -D -m644 "$ow/network/services/dnsmasq/files/dnsmasq_acl.json" "$st/usr/share/acl.d/dnsmasq_acl.json"
+for f in "$src"/netifd/scripts/*.sh; do install -D -m644 "$f" "$(node_path /lib/netifd/"$(basename "$f")")"; done
+# Gluon's packages that a Babel node runs (gluon-core, client bridge, layer-3 mesh, Babel; the C
+# l3roamd's Gluon glue is installed per node by the lab when a node runs it).
+for p in gluon-core gluon-client-bridge gluon-mesh-layer3-common gluon-mesh-babel; do
+	for sub in files luasrc; do
+		[ -d "$src/gluon/package/$p/$sub" ] && tree "$src/gluon/package/$p/$sub"
+	done
+done
+echo v2023.2.6 > "$st/usr/lib/gluon/gluon-version"
+echo lab > "$st/usr/lib/gluon/release"
+
+mkdir -p "$st/etc/rc.d" "$st/etc/config" "$st/etc/uci-defaults" "$st/etc/board.d" "$st/usr/sbin" "$st/usr/bin"
+ln -sfn ../bin/uci "$st/usr/sbin/uci"
+# OpenWrt's /bin/sh is BusyBox ash (local, let, ${x//}): Debian's busybox, from its package.
+ln -sfn /bin/busybox "$st/usr/bin/sh"
+ln -sfn /bin/busybox "$st/usr/bin/ash"
+ln -sfn /bin/busybox "$st/usr/sbin/udhcpc"
+# Lab shims (README.md): the host's kernel and devices are shared, a node must not touch them.
+printf '#!/bin/sh\n# lab shim: a node never loads modules into the shared kernel\nexit 0\n' > "$st/usr/sbin/kmodloader"
+printf '#!/bin/sh\n# lab shim: no coldplug of the host'"'"'s devices from a node\nexit 0\n' > "$st/usr/sbin/udevtrigger"
+chmod 755 "$st/usr/sbin/kmodloader" "$st/usr/sbin/udevtrigger"
+touch "$st/.built-$stamp"
+echo "built the Gluon node userland into $st"

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# image.sh BUILD SITE IMAGE IPK...: what a Gluon image build adds to the
+# userland of build.sh (BUILD/staging) for one site, into IMAGE (usr/, etc/):
+#   * /lib/gluon/site.json compiled from SITE/site.conf by Gluon's own
+#     scripts/site_config.lua, as package/gluon-site does;
+#   * the packages: every .ipk given (their data, then their postinst with
+#     IPKG_INSTROOT, as an image build runs it) and this project's Gluon
+#     packages (packages/gluon-464xlat-*: luasrc);
+#   * the check_site.lua of every Gluon package the image holds, run by
+#     Gluon's lib/gluon/check-site.lua: a site they reject fails here;
+#   * /etc/rc.d: every init script enabled, as OpenWrt's default postinst does;
+#   * the lab board (/etc/board.d/01_lab, see README.md).
+set -euo pipefail
+here=$(dirname "$(readlink -f "$0")")
+top=$(cd "$here/../.." && pwd)
+build=$1 site=$2 image=$3
+shift 3
+st=$build/staging src=$build/src
+site=$(cd "$site" && pwd)
+rm -rf "$image"
+mkdir -p "$image/usr/lib/gluon" "$image/etc/rc.d" "$image/etc/board.d"
+export LUA_PATH="$st/usr/lib/lua/?.lua;$st/usr/lib/lua/?/init.lua;;" LUA_CPATH="$st/usr/lib/lua/?.so;;" LD_LIBRARY_PATH=$st/usr/lib
+
+# site.json, as gluon-site builds it
+(cd "$src/gluon" && GLUON_SITEDIR=$site GLUON_SITE_CONFIG=site.conf lua5.1 -e \
+	'print(require("jsonc").stringify(assert(dofile("scripts/site_config.lua")(os.getenv("GLUON_SITE_CONFIG")))))') \
+	> "$image/usr/lib/gluon/site.json"
+echo lab > "$image/usr/lib/gluon/site-version"
+
+# node_path P: where P of a node's / lies in the image (merged /usr).
+node_path() { case $1 in /lib/* | /sbin/* | /bin/*) echo "$image/usr$1" ;; *) echo "$image$1" ;; esac; }
+# put DIR: a package's file tree onto the image.
+put() {
+	(cd "$1" && find . ! -type d) | while IFS= read -r f; do
+		f=${f#./}
+		local to
+		to=$(node_path "/$f")
+		mkdir -p "$(dirname "$to")"
+		cp -a "$1/$f" "$to"
+	done
+}
+for p in gluon-464xlat-clat gluon-464xlat-plat; do
+	put "$top/packages/$p/luasrc"
+done
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for ipk in "$@"; do
+	rm -rf "$tmp/ipk" && mkdir -p "$tmp/ipk/data" "$tmp/ipk/control"
+	tar -xzf "$ipk" -C "$tmp/ipk"
+	tar -xzf "$tmp/ipk/data.tar.gz" -C "$tmp/ipk/data"
+	tar -xzf "$tmp/ipk/control.tar.gz" -C "$tmp/ipk/control"
+	put "$tmp/ipk/data"
+done
+
+# A root where an image build's scripts find the image over the userland:
+# the postinsts and check-site.lua read $IPKG_INSTROOT/etc, /lib/gluon.
+root=$tmp/root
+mkdir -p "$root"
+cp -a "$st/." "$root/"
+cp -a "$image/." "$root/"
+for l in lib sbin bin; do [ -e "$root/$l" ] || ln -s "usr/$l" "$root/$l"; done
+
+# check_site of every Gluon package in the image, with Gluon's check-site.lua
+for cs in "$src"/gluon/package/{gluon-core,gluon-client-bridge,gluon-mesh-layer3-common,gluon-mesh-babel}/check_site.lua \
+	"$top"/packages/gluon-464xlat-clat/check_site.lua "$top"/packages/gluon-464xlat-plat/check_site.lua; do
+	[ -f "$cs" ] || continue
+	IPKG_INSTROOT=$root lua5.1 "$root/lib/gluon/check-site.lua" < "$cs" ||
+		{ echo "image.sh: $(basename "$(dirname "$cs")")'s check_site.lua rejects $site/site.conf" >&2; exit 1; }
+done
+
+# the lab board
+install -m 644 "$here/board.d/01_lab" "$image/etc/board.d/01_lab"
+cp "$image/etc/board.d/01_lab" "$root/etc/board.d/01_lab"
+
+# /etc/rc.d: every init script enabled, by rc.common itself
+mkdir -p "$root/etc/rc.d" "$root/var/lock"
+for s in "$root"/etc/init.d/*; do
+	IPKG_INSTROOT=$root /bin/busybox sh "$root/etc/rc.common" "$s" enable ||
+		{ echo "image.sh: enable $(basename "$s") failed" >&2; exit 1; }
+done
+cp -a "$root/etc/rc.d/." "$image/etc/rc.d/"

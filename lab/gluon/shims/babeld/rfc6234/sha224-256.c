@@ -1,0 +1,1 @@
+/* Lab shim: SHA-256 comes from libcrypto (see sha.h). */
