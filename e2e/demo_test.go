@@ -274,6 +274,9 @@ func (l *meshLab) gluonUCI(t *testing.T, n *demoNode, site string, i int) map[st
 		"prefixd.prefixd.clatd_socket": sock("clatd"), "prefixd.prefixd.l3roamd_socket": sock("l3roamd"),
 		"l3roamd.l3roamd.socket": sock("l3roamd"), "l3roamd.l3roamd.key_file": filepath.Join(n.root, "etc/l3roamd.key"),
 		"l3roamd.l3roamd.dhcp_leases": filepath.Join(l.Dir, "leases-"+n.ns), "l3roamd.l3roamd.mesh_ifs": strings.Join(n.ifs, ","),
+		// This mesh's hand-built nodes route their clients on br-client; a
+		// Gluon node (lab/gluon) on local-node, as the upgrade script sets.
+		"clatd.clat.client_dev": "br-client",
 	} {
 		uci[k] = v
 	}

@@ -154,6 +154,19 @@ func (n *node) upgrade(script string) {
 	}
 }
 
+// uciSet changes one option in the node's UCI state, as `uci set` would.
+func (n *node) uciSet(key, value string) {
+	u, _ := os.ReadFile(n.state)
+	var out []string
+	for _, l := range strings.Split(strings.TrimRight(string(u), "\n"), "\n") {
+		if !strings.HasPrefix(l, key+"=") {
+			out = append(out, l)
+		}
+	}
+	out = append(out, key+"='"+value+"'")
+	os.WriteFile(n.state, []byte(strings.Join(out, "\n")+"\n"), 0o644)
+}
+
 func (n *node) files() (string, string) {
 	u, _ := os.ReadFile(n.state)
 	b, _ := os.ReadFile(filepath.Join(n.root, "etc/gluon-babeld.conf"))
@@ -192,8 +205,11 @@ func TestUpgradeScriptsWriteUCIFromSiteAndMAC(t *testing.T) {
 		"firewall.xlat.device='clat' 'plat'",
 		"firewall.mesh_l3roamd.dest_port='5523'",
 		"firewall.loc_client_xlat.dest='xlat'",
-		"dhcp.xlat_clients.limit='65533'",
-		"dhcp.xlat_clients.dhcp_option='3,10.130.0.1' '6,10.130.0.1'",
+		"dhcp.local_node.limit='65533'",
+		"dhcp.local_node.ignore='0'",
+		"dhcp.local_node.dhcp_option='3,10.130.0.1' '6,10.130.0.1'",
+		"firewall.loc_client_dhcp.dest_port='67'",
+		"clatd.clat.client_dev='local-node'",
 		"dhcp.dnsmasq0.authoritative='1'",
 		"dhcp.dnsmasq0.domainneeded='1'",
 		"firewall.mesh.name='mesh'",
@@ -205,6 +221,9 @@ func TestUpgradeScriptsWriteUCIFromSiteAndMAC(t *testing.T) {
 		if !strings.Contains(uci, want+"\n") {
 			t.Errorf("missing %s in\n%s", want, uci)
 		}
+	}
+	if strings.Contains(uci, "xlat_clients") {
+		t.Errorf("a second DHCP section for local_node:\n%s", uci)
 	}
 	if b, err := os.ReadFile(filepath.Join(n.root, "etc/l3roamd.key")); err != nil || string(b) != "a secret of this mesh\n" {
 		t.Errorf("roaming key file: %q %v", b, err)
@@ -231,6 +250,12 @@ func TestUpgradeScriptsAreIdempotent(t *testing.T) {
 	u2, b2 := n.files()
 	if u1 != u2 || b1 != b2 {
 		t.Fatalf("second run changed state:\n%s\n---\n%s\n---\n%s\n---\n%s", u1, u2, b1, b2)
+	}
+	// An owner who turns a daemon off keeps it off through gluon-reconfigure.
+	n.uciSet("clatd.clat.enabled", "0")
+	n.upgrade(clatUp)
+	if u, _ := n.files(); !strings.Contains(u, "clatd.clat.enabled='0'\n") {
+		t.Errorf("the upgrade script turned clatd back on:\n%s", u)
 	}
 	// RFC 5952 text form of a MAC with zero groups
 	if !strings.Contains(u1, "clatd.clat.clat_prefix='fddd:1337:1337:200:0:1::/96'\n") {

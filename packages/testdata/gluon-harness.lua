@@ -155,6 +155,14 @@ local function site_proxy(path)
 end
 package.preload['gluon.site'] = function() return site_proxy({}) end
 package.preload['gluon.sysconfig'] = function() return {primary_mac = mac} end
+-- gluon.l3: the site's node_client_prefix6, or a fixed /64 where Gluon
+-- derives one from domain_seed (the real derivation runs on the lab's
+-- Gluon nodes, e2e/gluon_test.go).
+package.preload['gluon.l3'] = function()
+	return {node_client_prefix6 = function()
+		return lookup(conf, {'node_client_prefix6'}) or 'fd1c:8b9e:1882:4eef::/64'
+	end}
+end
 
 -- simple-uci over a `uci show` file: config.section=type and
 -- config.section.option='value' (lists: 'a' 'b').
