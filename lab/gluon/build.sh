@@ -112,6 +112,10 @@ tree() {
 # OpenWrt's own scripts, where their package Makefiles install them.
 ow=$src/openwrt-files/package
 tree "$ow/base-files/files"
+# base-files' Makefile puts the target's PATH where its files say %PATH%
+for f in etc/profile etc/preinit usr/sbin/hotplug-call; do
+	sed -i 's,%PATH%,/usr/sbin:/usr/bin:/sbin:/bin,g' "$st/$f"
+done
 install -D -m644 "$ow/system/procd/files/procd.sh" "$(node_path /lib/functions/procd.sh)"
 install -D -m755 "$ow/system/procd/files/reload_config" "$(node_path /sbin/reload_config)"
 install -D -m755 "$ow/system/procd/files/service" "$(node_path /sbin/service)"
@@ -151,6 +155,7 @@ ln -sfn /bin/busybox "$st/usr/sbin/udhcpc"
 # Lab shims (README.md): the host's kernel and devices are shared, a node must not touch them.
 printf '#!/bin/sh\n# lab shim: a node never loads modules into the shared kernel\nexit 0\n' > "$st/usr/sbin/kmodloader"
 printf '#!/bin/sh\n# lab shim: no coldplug of the host'"'"'s devices from a node\nexit 0\n' > "$st/usr/sbin/udevtrigger"
-chmod 755 "$st/usr/sbin/kmodloader" "$st/usr/sbin/udevtrigger"
+printf '#!/bin/sh\n# lab shim: a node'"'"'s root is the lab'"'"'s overlay, not a flash partition (fstools)\nexit 0\n' > "$st/usr/sbin/mount_root"
+chmod 755 "$st/usr/sbin/kmodloader" "$st/usr/sbin/udevtrigger" "$st/usr/sbin/mount_root"
 touch "$st/.built-$stamp"
 echo "built the Gluon node userland into $st"

@@ -68,9 +68,16 @@ for cs in "$src"/gluon/package/{gluon-core,gluon-client-bridge,gluon-mesh-layer3
 		{ echo "image.sh: $(basename "$(dirname "$cs")")'s check_site.lua rejects $site/site.conf" >&2; exit 1; }
 done
 
-# the lab board
+# the lab board and the lab's settings (README.md)
 install -m 644 "$here/board.d/01_lab" "$image/etc/board.d/01_lab"
-cp "$image/etc/board.d/01_lab" "$root/etc/board.d/01_lab"
+put "$here/files"
+cp -a "$image/etc/." "$root/etc/"
+# the users an image build adds for its packages (USERID in their Makefiles)
+cp "$st/etc/passwd" "$st/etc/group" "$image/etc/"
+echo 'dnsmasq:x:453:453:dnsmasq:/var:/bin/false' >> "$image/etc/passwd"
+echo 'dnsmasq:x:453:' >> "$image/etc/group"
+echo 'ubus:x:81:81:ubus:/var/run/ubus:/bin/false' >> "$image/etc/passwd"
+echo 'ubus:x:81:' >> "$image/etc/group"
 
 # /etc/rc.d: every init script enabled, by rc.common itself
 mkdir -p "$root/etc/rc.d" "$root/var/lock"

@@ -8,6 +8,8 @@ mount -t tmpfs -o mode=755 root "$r"
 mkdir -p "$r"/usr "$r"/etc "$r"/proc "$r"/sys "$r"/dev "$r"/tmp "$r"/root "$r"/overlay
 for l in bin sbin lib lib64; do ln -s "usr/$l" "$r/$l"; done
 ln -s tmp "$r/var"
+# Debian's iptables takes its lock at /run/xtables.lock, OpenWrt's at /var/run
+ln -s tmp/run "$r/run"
 mount -t overlay overlay -o "lowerdir=$image/usr:$staging/usr:/usr,upperdir=$nd/upper/usr,workdir=$nd/work/usr" "$r/usr"
 mount -t overlay overlay -o "lowerdir=$image/etc:$staging/etc:$nd/base-etc,upperdir=$nd/upper/etc,workdir=$nd/work/etc" "$r/etc"
 mount -t tmpfs -o mode=1777,nosuid,nodev tmp "$r/tmp"
@@ -35,6 +37,12 @@ mkdir -p "$r/dev/pts"
 mount -t devpts -o newinstance,ptmxmode=0666 devpts "$r/dev/pts"
 ln -s pts/ptmx "$r/dev/ptmx"
 ln -s /proc/self/fd "$r/dev/fd"
+# The host's kernel may have br_netfilter loaded; a Gluon image has no
+# kmod-br-netfilter, so its bridges' frames never pass through iptables.
+for f in /proc/sys/net/bridge/bridge-nf-call-iptables /proc/sys/net/bridge/bridge-nf-call-ip6tables \
+	/proc/sys/net/bridge/bridge-nf-call-arptables; do
+	[ -e "$f" ] && echo 0 > "$f"
+done
 hostname "$name"
 cd "$r"
 # Debian's lua5.1 looks for modules where OpenWrt's looks: /usr/lib/lua.

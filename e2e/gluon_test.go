@@ -1,0 +1,262 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
+)
+
+// Gluon nodes (lab/gluon): the userland of Gluon v2023.2.6 and OpenWrt
+// 23.05 built from the pinned upstream sources, with this project's
+// packages installed as a Gluon image build installs them, booted with
+// procd as PID 1.
+
+// gluonBuildDir keeps build.sh's result between runs (it rebuilds only
+// when the pins, patches or the script change).
+var gluonBuildDir = envOr("XLAT_GLUON_BUILD", "/var/tmp/gluon-464xlat-lab")
+
+var gluonImage struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// gluonImageDir builds the userland (once per machine) and the lab site's
+// image with this tree's packages (once per test run).
+func gluonImageDir(t *testing.T) string {
+	t.Helper()
+	gluonImage.once.Do(func() {
+		run := func(name string, args ...string) error {
+			cmd := exec.Command(name, args...)
+			cmd.Dir = ".."
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("%s %v: %v\n%s", name, args, err, out)
+			}
+			return nil
+		}
+		if gluonImage.err = run("bash", "lab/gluon/build.sh", gluonBuildDir); gluonImage.err != nil {
+			return
+		}
+		ipk := filepath.Join(binDir, "ipk")
+		mkipk := filepath.Join(binDir, "mkipk")
+		// tools/mkipk is a module of its own (nfpm stays out of the daemons' go.mod)
+		if gluonImage.err = run("go", "build", "-C", "tools/mkipk", "-o", mkipk, "."); gluonImage.err != nil {
+			return
+		}
+		if gluonImage.err = run(mkipk, "-arch", "x86_64", "-version", "0.1.0-r0",
+			"-bin", bin("gluon-464xlat"), "-out", ipk,
+			"packages/gluon-464xlat/nfpm.yaml", "packages/gluon-464xlat/nfpm-plat.yaml"); gluonImage.err != nil {
+			return
+		}
+		gluonImage.dir = filepath.Join(binDir, "gluon-image")
+		gluonImage.err = run("bash", "lab/gluon/image.sh", gluonBuildDir, "lab/gluon/site", gluonImage.dir,
+			filepath.Join(ipk, "gluon-464xlat_0.1.0-r0_x86_64.ipk"), filepath.Join(ipk, "gluon-464xlat-plat-daemon_0.1.0-r0_x86_64.ipk"))
+	})
+	if gluonImage.err != nil {
+		t.Fatal(gluonImage.err)
+	}
+	return gluonImage.dir
+}
+
+// gluonNode is one booted node.
+type gluonNode struct {
+	t       *testing.T
+	name    string
+	ns      string // its network namespace
+	dir     string
+	started bool
+}
+
+// newGluonNode makes the network namespace of a node; the caller links it
+// (lan0, lan1, ...: mesh and clients; wan: uplink) and then boots it.
+func newGluonNode(t *testing.T, l *netlab.Lab, name string) *gluonNode {
+	n := &gluonNode{t: t, name: name, ns: l.NS(name), dir: filepath.Join(l.Dir, "gluon-"+name)}
+	t.Cleanup(n.stop)
+	return n
+}
+
+// boot starts procd as the node's PID 1 and waits until init is complete.
+func (n *gluonNode) boot() {
+	n.t.Helper()
+	img := gluonImageDir(n.t)
+	out, err := exec.Command("bash", "../lab/gluon/node.sh", "start", n.dir, n.ns, n.name, img,
+		filepath.Join(gluonBuildDir, "staging")).CombinedOutput()
+	if err != nil {
+		n.t.Fatalf("boot %s: %v\n%s", n.name, err, out)
+	}
+	n.started = true
+	if !netlab.WaitFor(60*time.Second, func() bool {
+		out, _ := n.exec("logread")
+		return strings.Contains(out, "procd: - init complete -")
+	}) {
+		n.t.Fatalf("%s: init did not complete:\n%s", n.name, n.log())
+	}
+}
+
+// exec runs a command on the node, as root over ssh would.
+func (n *gluonNode) exec(args ...string) (string, error) {
+	out, err := exec.Command("bash", append([]string{"../lab/gluon/node.sh", "exec", n.dir}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// must runs a command on the node and fails the test if it fails.
+func (n *gluonNode) must(args ...string) string {
+	n.t.Helper()
+	out, err := n.exec(args...)
+	if err != nil {
+		n.t.Fatalf("%s: %v: %v\n%s", n.name, args, err, out)
+	}
+	return out
+}
+
+// log is the node's syslog and console, for a failure message.
+func (n *gluonNode) log() string {
+	out, _ := n.exec("logread")
+	con, _ := os.ReadFile(filepath.Join(n.dir, "console.log"))
+	return out + "\n--- console:\n" + string(con)
+}
+
+func (n *gluonNode) stop() {
+	if !n.started {
+		return
+	}
+	if n.t.Failed() {
+		n.t.Logf("--- %s's log:\n%s", n.name, tailOf(n.log(), 6000))
+	}
+	exec.Command("bash", "../lab/gluon/node.sh", "stop", n.dir).Run()
+	n.started = false
+}
+
+// running reports whether procd runs an instance of service.
+func (n *gluonNode) running(service string) bool {
+	out, _ := n.exec("ubus", "call", "service", "list", fmt.Sprintf(`{"name":%q}`, service))
+	return strings.Contains(out, `"running": true`)
+}
+
+// TestGluonNodeBootsWithTheCLAT: a Gluon node boots as a router does
+// (procd, Gluon's upgrade scripts on the lab site, which Gluon's and this
+// project's check_site accept, netifd, fw3 with iptables-legacy, dnsmasq,
+// babeld from gluon-mesh-babel), and procd runs clatd, prefixd and l3roamd
+// from this project's init scripts with what the upgrade script derived.
+func TestGluonNodeBootsWithTheCLAT(t *testing.T) {
+	l := netlab.New(t)
+	n := newGluonNode(t, l, "g1")
+	client, up := l.NS("c"), l.NS("u")
+	l.Link(n.ns, "lan0", client, "c0")
+	l.Link(n.ns, "wan", up, "u0")
+	l.Must(n.ns, "ip", "link", "set", "lan0", "address", "02:00:00:00:01:01")
+	n.boot()
+
+	if comm := strings.TrimSpace(n.must("cat", "/proc/1/comm")); comm != "procd" {
+		t.Errorf("PID 1 is %q", comm)
+	}
+	// primary MAC 02:00:00:00:01:01 (lan0, the lab board's label MAC)
+	if p := strings.TrimSpace(n.must("uci", "get", "clatd.clat.clat_prefix")); p != "fddd:1337:1337:200:0:101::/96" {
+		t.Errorf("clat_prefix %q", p)
+	}
+	// the site has no node_client_prefix6: gluon.l3 derives it from domain_seed
+	if p := strings.TrimSpace(n.must("uci", "get", "l3roamd.l3roamd.node_client_prefix")); !strings.HasSuffix(p, "::/64") || p == "" {
+		t.Errorf("node_client_prefix %q", p)
+	}
+	for _, s := range []string{"network", "dnsmasq", "clatd", "prefixd", "l3roamd"} {
+		if !netlab.WaitFor(20*time.Second, func() bool { return n.running(s) }) {
+			t.Errorf("procd does not run %s", s)
+		}
+	}
+	// gluon-mesh-babel's init script starts babeld with -D: it leaves procd's
+	// instance and runs detached, as on a Gluon v2023.2.x router.
+	if _, err := n.exec("pidof", "babeld"); err != nil {
+		t.Error("babeld does not run")
+	}
+	// fw3 with iptables-legacy, Gluon's zones, and this package's rules in them
+	ipt := n.must("iptables-legacy-save")
+	for _, want := range []string{":FORWARD DROP", "-A zone_loc_client_input", "--dport 67", "zone_xlat"} {
+		if !strings.Contains(ipt, want) {
+			t.Errorf("iptables-legacy-save lacks %q:\n%s", want, ipt)
+		}
+	}
+	// A client on a client port gets a lease from the node's dnsmasq as
+	// Gluon configures it (dhcp.local_node, through fw3's loc_client zone)
+	// and reaches the next-node address.
+	dhcp := l.Start(client, "dhcp-client", netlab.Helper("dhcp-client", "c0")...)
+	var ip string
+	if !netlab.WaitFor(25*time.Second, func() bool { _, err := fmt.Sscanf(dhcp.Log(), "lease %s", &ip); return err == nil }) {
+		t.Fatalf("no DHCP lease: %s\n%s", dhcp.Log(), ipt)
+	}
+	if !strings.HasPrefix(ip, "10.130.") {
+		t.Errorf("lease %s, not in prefix4 10.130.0.0/16", ip)
+	}
+	if out, err := l.Run(client, "ping", "-c", "1", "-W", "2", "10.130.0.1"); err != nil {
+		t.Errorf("the client does not reach next_node.ip4: %v\n%s", err, out)
+	}
+	babel := n.must("cat", "/etc/gluon-babeld.conf")
+	if !strings.Contains(babel, "redistribute ip fddd:1337:1337::/48 eq 96 allow") {
+		t.Errorf("babeld does not redistribute the CLAT /96s:\n%s", babel)
+	}
+}
+
+// TestGluonReconfigure: gluon-reconfigure twice gives the same UCI, and an
+// owner's choice to turn clatd off survives it.
+func TestGluonReconfigure(t *testing.T) {
+	l := netlab.New(t)
+	n := newGluonNode(t, l, "g1")
+	l.Link(n.ns, "lan0", l.NS("c"), "c0")
+	l.Link(n.ns, "wan", l.NS("u"), "u0")
+	n.boot()
+	uci := func() string { return n.must("sh", "-c", "for c in /etc/config/*; do uci export ${c##*/}; done") }
+	n.must("gluon-reconfigure")
+	first := uci()
+	n.must("gluon-reconfigure")
+	if second := uci(); second != first {
+		t.Errorf("the second gluon-reconfigure changed UCI:\n%s\n---\n%s", first, second)
+	}
+	n.must("uci", "set", "clatd.clat.enabled=0")
+	n.must("uci", "commit", "clatd")
+	n.must("gluon-reconfigure")
+	if v := strings.TrimSpace(n.must("uci", "get", "clatd.clat.enabled")); v != "0" {
+		t.Errorf("gluon-reconfigure turned clatd back on: enabled=%q", v)
+	}
+}
+
+// TestGluonDaemonsRespawn: procd restarts the daemons however often they
+// die: each is killed 6 times within a minute and runs again after.
+func TestGluonDaemonsRespawn(t *testing.T) {
+	l := netlab.New(t)
+	n := newGluonNode(t, l, "g1")
+	l.Link(n.ns, "lan0", l.NS("c"), "c0")
+	l.Link(n.ns, "wan", l.NS("u"), "u0")
+	n.boot()
+	daemons := []string{"clatd", "prefixd", "l3roamd"}
+	pid := func(d string) string { out, _ := n.exec("pidof", d); return strings.TrimSpace(out) }
+	start := time.Now()
+	for i := 0; i < 6; i++ {
+		for _, d := range daemons {
+			if !netlab.WaitFor(15*time.Second, func() bool { return pid(d) != "" }) {
+				t.Fatalf("kill %d: %s is not running", i, d)
+			}
+			n.must("kill", "-9", pid(d))
+		}
+	}
+	if time.Since(start) > time.Minute {
+		t.Logf("6 kills took %v", time.Since(start))
+	}
+	for _, d := range daemons {
+		if !netlab.WaitFor(15*time.Second, func() bool { return n.running(d) && pid(d) != "" }) {
+			t.Errorf("%s was not restarted after 6 deaths", d)
+		}
+	}
+}
