@@ -59,7 +59,7 @@ lint:
 	$(GO) vet ./...
 	shellcheck -s sh files/etc/init.d/*
 	shellcheck -s sh packages/gluon-464xlat/postinst packages/gluon-464xlat/prerm lab/procd-shim.sh
-	shellcheck -S warning -x lab/*.sh .ci/run
+	shellcheck -S warning -x lab/*.sh lab/gluon/*.sh lab/upstream/*.sh .ci/run
 
 test: lint test-unit test-ipk test-feed test-fuzz test-e2e
 
