@@ -203,6 +203,24 @@ func TestGluonNodeBootsWithTheCLAT(t *testing.T) {
 	if out, err := l.Run(client, "ping", "-c", "1", "-W", "2", "10.130.0.1"); err != nil {
 		t.Errorf("the client does not reach next_node.ip4: %v\n%s", err, out)
 	}
+	// l3roamd learns the client on br-client and serves it on local-node
+	// (its node-client IP there), and takes the node's own next-node MAC,
+	// which br-client learns through local-port, for no client.
+	mac := strings.TrimSpace(l.Must(client, "cat", "/sys/class/net/c0/address"))
+	if !netlab.WaitFor(15*time.Second, func() bool {
+		out, _ := n.exec("xlatctl", "l3roamd", "get_clients")
+		return strings.Contains(out, mac)
+	}) {
+		out, _ := n.exec("xlatctl", "l3roamd", "get_clients")
+		t.Errorf("l3roamd does not serve the client %s: %s", mac, out)
+	}
+	if out, _ := n.exec("xlatctl", "l3roamd", "get_clients"); strings.Contains(out, "16:41:95:40:f7:dc") {
+		t.Errorf("l3roamd took the next-node MAC for a client: %s", out)
+	}
+	ncPrefix := strings.TrimSuffix(strings.TrimSpace(n.must("uci", "get", "l3roamd.l3roamd.node_client_prefix")), "::/64")
+	if addrs := n.must("ip", "-6", "addr", "show", "dev", "local-node"); !strings.Contains(addrs, ncPrefix+":") {
+		t.Errorf("no node-client IP (%s::/64) on local-node:\n%s", ncPrefix, addrs)
+	}
 	babel := n.must("cat", "/etc/gluon-babeld.conf")
 	if !strings.Contains(babel, "redistribute ip fddd:1337:1337::/48 eq 96 allow") {
 		t.Errorf("babeld does not redistribute the CLAT /96s:\n%s", babel)

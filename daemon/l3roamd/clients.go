@@ -1,6 +1,7 @@
 package l3roamd
 
 import (
+	"bytes"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -33,8 +34,11 @@ func (d *daemon) watchNeighbours(ch chan netlink.NeighUpdate) {
 				continue
 			}
 			if u.Family == unix.AF_BRIDGE {
-				// learned (not the ports' own, permanent) entries of the bridge
-				if u.State&netlink.NUD_PERMANENT == 0 && u.MasterIndex > 0 && d.isClientDev(u.MasterIndex) {
+				// learned (not the ports' own, permanent) entries of the bridge;
+				// on Gluon the bridge also learns the node's own local-node
+				// (the next-node MAC) through its local-port: not a client
+				if u.State&netlink.NUD_PERMANENT == 0 && u.MasterIndex > 0 && d.isClientBridge(u.MasterIndex) &&
+					!d.isLocalMAC(u.HardwareAddr) {
 					d.learn(u.HardwareAddr, netip.Addr{})
 				}
 				continue
@@ -192,7 +196,7 @@ func (d *daemon) release(cl *client) {
 	}
 	if fdb, err := netlink.NeighList(0, unix.AF_BRIDGE); err == nil {
 		for _, n := range fdb {
-			if n.HardwareAddr.String() == cl.mac.String() && n.MasterIndex == link.Attrs().Index {
+			if n.HardwareAddr.String() == cl.mac.String() && d.isClientBridge(n.MasterIndex) {
 				netlink.NeighDel(&n)
 			}
 		}
@@ -203,4 +207,23 @@ func (d *daemon) release(cl *client) {
 func (d *daemon) isClientDev(ifindex int) bool {
 	l, err := netlink.LinkByIndex(ifindex)
 	return err == nil && l.Attrs().Name == d.c.clientDev
+}
+
+// isClientBridge reports whether ifindex is the bridge clients are learned on.
+func (d *daemon) isClientBridge(ifindex int) bool {
+	bridge := d.c.clientBridge
+	if bridge == "" {
+		bridge = d.c.clientDev
+	}
+	l, err := netlink.LinkByIndex(ifindex)
+	return err == nil && l.Attrs().Name == bridge
+}
+
+// isLocalMAC reports whether mac is one of this node's own devices'.
+func (d *daemon) isLocalMAC(mac net.HardwareAddr) bool {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(links, func(l netlink.Link) bool { return bytes.Equal(l.Attrs().HardwareAddr, mac) })
 }

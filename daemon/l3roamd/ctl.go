@@ -162,7 +162,9 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 				out = append(out, n)
 			}
 			sort.Strings(out)
-			return out, nil
+			// the C daemon's shape, which Gluon's gluon-l3roamd reads
+			// (jsonfilter -e '@.mesh_interfaces[@]')
+			return map[string][]string{"mesh_interfaces": out}, nil
 		},
 		"add_address": func(args []string) (any, error) {
 			if len(args) != 2 {

@@ -24,6 +24,7 @@ type config struct {
 	cli.Common
 	socket       string
 	clientDev    string
+	clientBridge string // where clients' MACs are learned; clientDev when empty
 	meshIfs      []string
 	nodeIP       netip.Addr
 	nodeClient   netip.Prefix
@@ -88,7 +89,8 @@ func parseFlags(args []string) (*config, error) {
 	var meshIfs, nodeIP, nodeClient, clat, plat, own, clatRange, platRange, keyFile string
 	var clientNets prefixList
 	fs.StringVar(&c.socket, "socket", "/var/run/l3roamd.sock", "control socket path")
-	fs.StringVar(&c.clientDev, "client-dev", "br-client", "the client bridge, where clients are learned")
+	fs.StringVar(&c.clientDev, "client-dev", "br-client", "the clients' layer-3 device: their neighbours, node-client IPs, host routes (Gluon: local-node)")
+	fs.StringVar(&c.clientBridge, "client-bridge", "", "the bridge whose learned MACs are the clients (default: -client-dev; Gluon: br-client)")
 	fs.StringVar(&meshIfs, "mesh-ifs", "", "comma-separated mesh interfaces (SEEK multicast); more with add_meshif")
 	fs.StringVar(&nodeIP, "node-ip", "", "this node's own IPv6 address, the sender of intercom messages (required)")
 	fs.StringVar(&nodeClient, "node-client-prefix", "", "the /64 of node-client IPs (required), e.g. fddd:1337:1:1::/64")
@@ -179,7 +181,7 @@ func Main(args []string) {
 		slog.Error("l3roamd could not start", "err", err)
 		os.Exit(1)
 	}
-	slog.Info("l3roamd running", "node_ip", c.nodeIP, "client_dev", c.clientDev, "mesh_ifs", strings.Join(c.meshIfs, ","),
+	slog.Info("l3roamd running", "node_ip", c.nodeIP, "client_dev", c.clientDev, "client_bridge", c.clientBridge, "mesh_ifs", strings.Join(c.meshIfs, ","),
 		"clat", c.clat, "plat", c.plat, "own_plat", c.ownPLAT)
 	slog.Info("l3roamd stopping", "signal", cli.WaitForStop().String())
 	d.stop()
