@@ -203,6 +203,7 @@ func TestUpgradeScriptsWriteUCIFromSiteAndMAC(t *testing.T) {
 		"platd.plat.enabled='1'", // the admin's choice is kept
 		"platd.plat.allow='198.51.100.0/24'",
 		"firewall.xlat.device='clat' 'plat'",
+		"firewall.xlat_wan.dest='wan'",
 		"firewall.mesh_l3roamd.dest_port='5523'",
 		"firewall.loc_client_xlat.dest='xlat'",
 		"dhcp.local_node.limit='65533'",
