@@ -147,19 +147,27 @@ func (n *gluonNode) running(service string) bool {
 	return strings.Contains(out, `"running": true`)
 }
 
+// bootGluonNode boots node g1 with a client (namespace c, c0) on its port
+// lan0 (MAC 02:00:00:00:01:01, the node's primary MAC) and an uplink port
+// wan whose other end (namespace u) serves nothing.
+func bootGluonNode(t *testing.T) (*netlab.Lab, *gluonNode, string) {
+	l := netlab.New(t)
+	n := newGluonNode(t, l, "g1")
+	client := l.NS("c")
+	l.Link(n.ns, "lan0", client, "c0")
+	l.Link(n.ns, "wan", l.NS("u"), "u0")
+	l.Must(n.ns, "ip", "link", "set", "lan0", "address", "02:00:00:00:01:01")
+	n.boot()
+	return l, n, client
+}
+
 // TestGluonNodeBootsWithTheCLAT: a Gluon node boots as a router does
 // (procd, Gluon's upgrade scripts on the lab site, which Gluon's and this
 // project's check_site accept, netifd, fw3 with iptables-legacy, dnsmasq,
 // babeld from gluon-mesh-babel), and procd runs clatd, prefixd and l3roamd
 // from this project's init scripts with what the upgrade script derived.
 func TestGluonNodeBootsWithTheCLAT(t *testing.T) {
-	l := netlab.New(t)
-	n := newGluonNode(t, l, "g1")
-	client, up := l.NS("c"), l.NS("u")
-	l.Link(n.ns, "lan0", client, "c0")
-	l.Link(n.ns, "wan", up, "u0")
-	l.Must(n.ns, "ip", "link", "set", "lan0", "address", "02:00:00:00:01:01")
-	n.boot()
+	l, n, client := bootGluonNode(t)
 
 	if comm := strings.TrimSpace(n.must("cat", "/proc/1/comm")); comm != "procd" {
 		t.Errorf("PID 1 is %q", comm)
@@ -230,11 +238,7 @@ func TestGluonNodeBootsWithTheCLAT(t *testing.T) {
 // TestGluonReconfigure: gluon-reconfigure twice gives the same UCI, and an
 // owner's choice to turn clatd off survives it.
 func TestGluonReconfigure(t *testing.T) {
-	l := netlab.New(t)
-	n := newGluonNode(t, l, "g1")
-	l.Link(n.ns, "lan0", l.NS("c"), "c0")
-	l.Link(n.ns, "wan", l.NS("u"), "u0")
-	n.boot()
+	_, n, _ := bootGluonNode(t)
 	uci := func() string { return n.must("sh", "-c", "for c in /etc/config/*; do uci export ${c##*/}; done") }
 	n.must("gluon-reconfigure")
 	first := uci()
@@ -253,11 +257,7 @@ func TestGluonReconfigure(t *testing.T) {
 // TestGluonDaemonsRespawn: procd restarts the daemons however often they
 // die: each is killed 6 times within a minute and runs again after.
 func TestGluonDaemonsRespawn(t *testing.T) {
-	l := netlab.New(t)
-	n := newGluonNode(t, l, "g1")
-	l.Link(n.ns, "lan0", l.NS("c"), "c0")
-	l.Link(n.ns, "wan", l.NS("u"), "u0")
-	n.boot()
+	_, n, _ := bootGluonNode(t)
 	daemons := []string{"clatd", "prefixd", "l3roamd"}
 	pid := func(d string) string { out, _ := n.exec("pidof", d); return strings.TrimSpace(out) }
 	start := time.Now()

@@ -14,7 +14,10 @@ top=$(cd "$here/../.." && pwd)
 dir=${1:?usage: build.sh DIR}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
-stamp=$(cat "$top/lab/upstream/PINS" "$here/build.sh" "$here"/patches/* | sha256sum | cut -c1-16)
+stamp=$({
+	cat "$top/lab/upstream/PINS" "$here/build.sh" "$here/lib.sh" "$here"/patches/*
+	find "$here/shims" -type f | sort | xargs cat
+} | sha256sum | cut -c1-16)
 if [ -f "$dir/staging/.built-$stamp" ]; then
 	exit 0
 fi
@@ -97,18 +100,9 @@ install -D -m644 "$src/gluon-packages/libs/lua-simple-uci/src/simple-uci.lua" "$
 install -D -m644 "$src/gluon-packages/admin/pretty-hostname/files/pretty_hostname.lua" "$st/usr/lib/lua/pretty_hostname.lua"
 install -D -m755 "$src/gluon-packages/admin/pretty-hostname/files/pretty-hostname" "$st/usr/bin/pretty-hostname"
 
-# node_path P: where P of a node's / lies in staging (merged /usr: /lib, /sbin, /bin are in /usr).
-node_path() { case $1 in /lib/* | /sbin/* | /bin/*) echo "$st/usr$1" ;; *) echo "$st$1" ;; esac; }
-# tree DIR: copies a package's files/ or luasrc/ tree onto the node, as Gluon/Build/Install does.
-tree() {
-	(cd "$1" && find . ! -type d) | while IFS= read -r f; do
-		f=${f#./}
-		local to
-		to=$(node_path "/$f")
-		mkdir -p "$(dirname "$to")"
-		cp -a "$1/$f" "$to"
-	done
-}
+# shellcheck source=lab/gluon/lib.sh
+. "$here/lib.sh"
+tree() { put_tree "$1" "$st"; }
 # OpenWrt's own scripts, where their package Makefiles install them.
 ow=$src/openwrt-files/package
 tree "$ow/base-files/files"
@@ -116,12 +110,12 @@ tree "$ow/base-files/files"
 for f in etc/profile etc/preinit usr/sbin/hotplug-call; do
 	sed -i 's,%PATH%,/usr/sbin:/usr/bin:/sbin:/bin,g' "$st/$f"
 done
-install -D -m644 "$ow/system/procd/files/procd.sh" "$(node_path /lib/functions/procd.sh)"
-install -D -m755 "$ow/system/procd/files/reload_config" "$(node_path /sbin/reload_config)"
-install -D -m755 "$ow/system/procd/files/service" "$(node_path /sbin/service)"
+install -D -m644 "$ow/system/procd/files/procd.sh" "$(node_path "$st" /lib/functions/procd.sh)"
+install -D -m755 "$ow/system/procd/files/reload_config" "$(node_path "$st" /sbin/reload_config)"
+install -D -m755 "$ow/system/procd/files/service" "$(node_path "$st" /sbin/service)"
 install -D -m644 "$ow/system/procd/files/hotplug.json" "$st/etc/hotplug.json"
 install -D -m644 "$ow/system/procd/files/hotplug-preinit.json" "$st/etc/hotplug-preinit.json"
-install -D -m644 "$ow/system/uci/files/lib/config/uci.sh" "$(node_path /lib/config/uci.sh)"
+install -D -m644 "$ow/system/uci/files/lib/config/uci.sh" "$(node_path "$st" /lib/config/uci.sh)"
 install -D -m644 "$ow/network/config/firewall/files/firewall.config" "$st/etc/config/firewall"
 install -D -m755 "$ow/network/config/firewall/files/firewall.init" "$st/etc/init.d/firewall"
 install -D -m644 "$ow/network/config/firewall/files/firewall.hotplug" "$st/etc/hotplug.d/iface/20-firewall"
@@ -135,7 +129,7 @@ install -D -m755 "$ow/network/services/dnsmasq/files/dhcp-script.sh" "$st/usr/li
 install -D -m644 "$ow/network/services/dnsmasq/files/dhcpbogushostname.conf" "$st/usr/share/dnsmasq/dhcpbogushostname.conf"
 install -D -m644 "$ow/network/services/dnsmasq/files/rfc6761.conf" "$st/usr/share/dnsmasq/rfc6761.conf"
 install -D -m644 "$ow/network/services/dnsmasq/files/dnsmasq_acl.json" "$st/usr/share/acl.d/dnsmasq_acl.json"
-for f in "$src"/netifd/scripts/*.sh; do install -D -m644 "$f" "$(node_path /lib/netifd/"$(basename "$f")")"; done
+for f in "$src"/netifd/scripts/*.sh; do install -D -m644 "$f" "$(node_path "$st" /lib/netifd/"$(basename "$f")")"; done
 # Gluon's packages that a Babel node runs (gluon-core, client bridge, layer-3 mesh, Babel; the C
 # l3roamd's Gluon glue is installed per node by the lab when a node runs it).
 for p in gluon-core gluon-client-bridge gluon-mesh-layer3-common gluon-mesh-babel; do

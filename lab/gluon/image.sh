@@ -27,18 +27,9 @@ export LUA_PATH="$st/usr/lib/lua/?.lua;$st/usr/lib/lua/?/init.lua;;" LUA_CPATH="
 	> "$image/usr/lib/gluon/site.json"
 echo lab > "$image/usr/lib/gluon/site-version"
 
-# node_path P: where P of a node's / lies in the image (merged /usr).
-node_path() { case $1 in /lib/* | /sbin/* | /bin/*) echo "$image/usr$1" ;; *) echo "$image$1" ;; esac; }
-# put DIR: a package's file tree onto the image.
-put() {
-	(cd "$1" && find . ! -type d) | while IFS= read -r f; do
-		f=${f#./}
-		local to
-		to=$(node_path "/$f")
-		mkdir -p "$(dirname "$to")"
-		cp -a "$1/$f" "$to"
-	done
-}
+# shellcheck source=lab/gluon/lib.sh
+. "$here/lib.sh"
+put() { put_tree "$1" "$image"; }
 for p in gluon-464xlat-clat gluon-464xlat-plat; do
 	put "$top/packages/$p/luasrc"
 done
