@@ -278,3 +278,63 @@ func TestGluonDaemonsRespawn(t *testing.T) {
 		}
 	}
 }
+
+// gluonMesh is an exit and a node of Gluon nodes meshing over a wired link,
+// with a client at the node and the IPv4 "internet" at the exit's WAN:
+//
+//	inet (198.51.100.1, DHCP for the exit's WAN) -- wan: exit :mesh0 -- mesh0: node :lan0 -- client
+type gluonMesh struct {
+	*netlab.Lab
+	exit, node   *gluonNode
+	client, inet string
+}
+
+func newGluonMesh(t *testing.T) *gluonMesh {
+	l := netlab.New(t)
+	m := &gluonMesh{Lab: l, exit: newGluonNode(t, l, "x1"), node: newGluonNode(t, l, "n1")}
+	m.client, m.inet = l.NS("c"), l.NS("i")
+	l.Link(m.exit.ns, "wan", m.inet, "i0")
+	l.Link(m.exit.ns, "lan0", l.NS("xc"), "c0")
+	l.Link(m.exit.ns, "mesh0", m.node.ns, "mesh0")
+	l.Link(m.node.ns, "lan0", m.client, "c0")
+	l.Link(m.node.ns, "wan", l.NS("nu"), "u0")
+	l.Must(m.exit.ns, "ip", "link", "set", "lan0", "address", "02:00:00:00:0a:01")
+	l.Must(m.node.ns, "ip", "link", "set", "lan0", "address", "02:00:00:00:01:01")
+	l.Must(m.inet, "ip", "addr", "add", "198.51.100.1/24", "dev", "i0")
+	l.Start(m.inet, "dnsmasq", "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+		"--port=0", "--interface=i0", "--bind-interfaces", "--dhcp-range=198.51.100.100,198.51.100.150,1h",
+		"--dhcp-option=3,198.51.100.1", "--dhcp-leasefile="+filepath.Join(l.Dir, "inet.leases"))
+	m.exit.boot()
+	m.node.boot()
+	return m
+}
+
+// TestGluonMeshIPv4ThroughCLATAndPLAT: a client of a Gluon node gets a
+// lease and reaches an IPv4 server through the node's CLAT, the Babel mesh
+// and the exit's PLAT, with Gluon's fw3 rules in force on both.
+func TestGluonMeshIPv4ThroughCLATAndPLAT(t *testing.T) {
+	m := newGluonMesh(t)
+	m.exit.must("uci", "set", "platd.plat.enabled=1")
+	m.exit.must("uci", "commit", "platd")
+	m.exit.must("/etc/init.d/platd", "restart")
+	plat := strings.TrimSpace(m.exit.must("uci", "get", "platd.plat.plat_prefix"))
+	if !netlab.WaitFor(90*time.Second, func() bool {
+		out, _ := m.node.exec("xlatctl", "prefixd", "status")
+		return strings.Contains(out, `"current":"`+plat+`"`)
+	}) {
+		out, _ := m.node.exec("xlatctl")
+		routes, _ := m.node.exec("ip", "-6", "route")
+		babel, _ := m.node.exec("sh", "-c", "echo dump | busybox nc ::1 33123")
+		x, _ := m.exit.exec("sh", "-c", "ip -br addr; xlatctl; ip -6 route")
+		t.Fatalf("the node does not use the exit's PLAT %s:\n%s\n%s\n--- node's babeld:\n%s\n--- exit:\n%s", plat, out, routes, babel, x)
+	}
+	dhcp := m.Start(m.client, "dhcp-client", netlab.Helper("dhcp-client", "c0")...)
+	var ip string
+	if !netlab.WaitFor(25*time.Second, func() bool { _, err := fmt.Sscanf(dhcp.Log(), "lease %s", &ip); return err == nil }) {
+		t.Fatalf("no DHCP lease: %s", dhcp.Log())
+	}
+	if out, err := m.Run(m.client, "ping", "-c", "3", "-W", "2", "198.51.100.1"); err != nil {
+		x, _ := m.exit.exec("iptables-legacy-save")
+		t.Fatalf("the client does not reach 198.51.100.1 through CLAT and PLAT: %v\n%s\n--- exit's iptables-legacy-save:\n%s", err, out, x)
+	}
+}
