@@ -276,7 +276,7 @@ func (l *meshLab) gluonUCI(t *testing.T, n *demoNode, site string, i int) map[st
 		"l3roamd.l3roamd.dhcp_leases": filepath.Join(l.Dir, "leases-"+n.ns), "l3roamd.l3roamd.mesh_ifs": strings.Join(n.ifs, ","),
 		// This mesh's hand-built nodes route their clients on br-client; a
 		// Gluon node (lab/gluon) on local-node, as the upgrade script sets.
-		"clatd.clat.client_dev": "br-client",
+		"clatd.clat.client_dev": "br-client", "l3roamd.l3roamd.client_dev": "br-client", "l3roamd.l3roamd.client_bridge": "br-client",
 	} {
 		uci[k] = v
 	}

@@ -289,7 +289,11 @@ type gluonMesh struct {
 	client, inet string
 }
 
-func newGluonMesh(t *testing.T) *gluonMesh {
+func newGluonMesh(t *testing.T) *gluonMesh { return newGluonMeshWAN(t, true) }
+
+// newGluonMeshWAN is newGluonMesh; without wanUp the inet's DHCP server
+// is not started yet (startWAN starts it).
+func newGluonMeshWAN(t *testing.T, wanUp bool) *gluonMesh {
 	l := netlab.New(t)
 	m := &gluonMesh{Lab: l, exit: newGluonNode(t, l, "x1"), node: newGluonNode(t, l, "n1")}
 	m.client, m.inet = l.NS("c"), l.NS("i")
@@ -301,12 +305,27 @@ func newGluonMesh(t *testing.T) *gluonMesh {
 	l.Must(m.exit.ns, "ip", "link", "set", "lan0", "address", "02:00:00:00:0a:01")
 	l.Must(m.node.ns, "ip", "link", "set", "lan0", "address", "02:00:00:00:01:01")
 	l.Must(m.inet, "ip", "addr", "add", "198.51.100.1/24", "dev", "i0")
-	l.Start(m.inet, "dnsmasq", "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-		"--port=0", "--interface=i0", "--bind-interfaces", "--dhcp-range=198.51.100.100,198.51.100.150,1h",
-		"--dhcp-option=3,198.51.100.1", "--dhcp-leasefile="+filepath.Join(l.Dir, "inet.leases"))
+	if wanUp {
+		m.startWAN()
+	}
 	m.exit.boot()
 	m.node.boot()
 	return m
+}
+
+// startWAN starts the DHCP server of the exit's uplink.
+func (m *gluonMesh) startWAN() {
+	m.Start(m.inet, "dnsmasq", "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+		"--port=0", "--interface=i0", "--bind-interfaces", "--dhcp-range=198.51.100.100,198.51.100.150,1h",
+		"--dhcp-option=3,198.51.100.1", "--dhcp-leasefile="+filepath.Join(m.Dir, "inet.leases"))
+}
+
+// enablePLAT turns the exit on as its owner does.
+func (m *gluonMesh) enablePLAT() string {
+	m.exit.must("uci", "set", "platd.plat.enabled=1")
+	m.exit.must("uci", "commit", "platd")
+	m.exit.must("/etc/init.d/platd", "restart")
+	return strings.TrimSpace(m.exit.must("uci", "get", "platd.plat.plat_prefix"))
 }
 
 // TestGluonMeshIPv4ThroughCLATAndPLAT: a client of a Gluon node gets a
@@ -314,10 +333,7 @@ func newGluonMesh(t *testing.T) *gluonMesh {
 // and the exit's PLAT, with Gluon's fw3 rules in force on both.
 func TestGluonMeshIPv4ThroughCLATAndPLAT(t *testing.T) {
 	m := newGluonMesh(t)
-	m.exit.must("uci", "set", "platd.plat.enabled=1")
-	m.exit.must("uci", "commit", "platd")
-	m.exit.must("/etc/init.d/platd", "restart")
-	plat := strings.TrimSpace(m.exit.must("uci", "get", "platd.plat.plat_prefix"))
+	plat := m.enablePLAT()
 	if !netlab.WaitFor(90*time.Second, func() bool {
 		out, _ := m.node.exec("xlatctl", "prefixd", "status")
 		return strings.Contains(out, `"current":"`+plat+`"`)
@@ -336,5 +352,21 @@ func TestGluonMeshIPv4ThroughCLATAndPLAT(t *testing.T) {
 	if out, err := m.Run(m.client, "ping", "-c", "3", "-W", "2", "198.51.100.1"); err != nil {
 		x, _ := m.exit.exec("iptables-legacy-save")
 		t.Fatalf("the client does not reach 198.51.100.1 through CLAT and PLAT: %v\n%s\n--- exit's iptables-legacy-save:\n%s", err, out, x)
+	}
+}
+
+// TestGluonExitWithLateWAN: an exit whose WAN comes up 30 s after boot
+// starts platd then (procd's trigger on wan), not never.
+func TestGluonExitWithLateWAN(t *testing.T) {
+	m := newGluonMeshWAN(t, false)
+	m.enablePLAT()
+	if m.exit.running("platd") {
+		t.Fatal("platd runs without a WAN")
+	}
+	time.Sleep(30 * time.Second) // the WAN's DHCP server comes up late: the point of the test
+	m.startWAN()
+	if !netlab.WaitFor(60*time.Second, func() bool { return m.exit.running("platd") }) {
+		x, _ := m.exit.exec("sh", "-c", "ifstatus wan; logread | grep -i platd")
+		t.Fatalf("platd did not start when WAN came up:\n%s", x)
 	}
 }
