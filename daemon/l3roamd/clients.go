@@ -37,8 +37,9 @@ func (d *daemon) watchNeighbours(ch chan netlink.NeighUpdate) {
 				// learned (not the ports' own, permanent) entries of the bridge;
 				// on Gluon the bridge also learns the node's own local-node
 				// (the next-node MAC) through its local-port: not a client
-				if u.State&netlink.NUD_PERMANENT == 0 && u.MasterIndex > 0 && d.isClientBridge(u.MasterIndex) &&
-					!d.isLocalMAC(u.HardwareAddr) {
+				// (a dump of the links, so only for MACs not known yet)
+				if u.State&netlink.NUD_PERMANENT == 0 && u.MasterIndex > 0 && d.isDev(u.MasterIndex, d.c.clientBridge) &&
+					(d.knows(u.HardwareAddr) || !d.isLocalMAC(u.HardwareAddr)) {
 					d.learn(u.HardwareAddr, netip.Addr{})
 				}
 				continue
@@ -196,7 +197,7 @@ func (d *daemon) release(cl *client) {
 	}
 	if fdb, err := netlink.NeighList(0, unix.AF_BRIDGE); err == nil {
 		for _, n := range fdb {
-			if n.HardwareAddr.String() == cl.mac.String() && d.isClientBridge(n.MasterIndex) {
+			if n.HardwareAddr.String() == cl.mac.String() && d.isDev(n.MasterIndex, d.c.clientBridge) {
 				netlink.NeighDel(&n)
 			}
 		}
@@ -204,19 +205,20 @@ func (d *daemon) release(cl *client) {
 }
 
 // isClientDev reports whether ifindex is the client device.
-func (d *daemon) isClientDev(ifindex int) bool {
+func (d *daemon) isClientDev(ifindex int) bool { return d.isDev(ifindex, d.c.clientDev) }
+
+// isDev reports whether ifindex is the device called name.
+func (d *daemon) isDev(ifindex int, name string) bool {
 	l, err := netlink.LinkByIndex(ifindex)
-	return err == nil && l.Attrs().Name == d.c.clientDev
+	return err == nil && l.Attrs().Name == name
 }
 
-// isClientBridge reports whether ifindex is the bridge clients are learned on.
-func (d *daemon) isClientBridge(ifindex int) bool {
-	bridge := d.c.clientBridge
-	if bridge == "" {
-		bridge = d.c.clientDev
-	}
-	l, err := netlink.LinkByIndex(ifindex)
-	return err == nil && l.Attrs().Name == bridge
+// knows reports whether mac is a client already.
+func (d *daemon) knows(mac net.HardwareAddr) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.clients[mac.String()]
+	return ok
 }
 
 // isLocalMAC reports whether mac is one of this node's own devices'.

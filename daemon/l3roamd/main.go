@@ -24,7 +24,7 @@ type config struct {
 	cli.Common
 	socket       string
 	clientDev    string
-	clientBridge string // where clients' MACs are learned; clientDev when empty
+	clientBridge string // where clients' MACs are learned (-client-bridge, else clientDev)
 	meshIfs      []string
 	nodeIP       netip.Addr
 	nodeClient   netip.Prefix
@@ -113,6 +113,9 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.ip6tables, "ip6tables", "", "ip6tables binary for -backend iptables (default: from PATH)")
 	if err := cli.Parse(fs, &c.Common, args, "l3roamd -node-ip A -node-client-prefix P/64 [flags]"); err != nil {
 		return nil, err
+	}
+	if c.clientBridge == "" {
+		c.clientBridge = c.clientDev
 	}
 	var err error
 	if c.nodeIP, err = netip.ParseAddr(nodeIP); err != nil || !c.nodeIP.Is6() || c.nodeIP.Is4In6() {
