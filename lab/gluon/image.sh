@@ -3,12 +3,12 @@
 # userland of build.sh (BUILD/staging) for one site, into IMAGE (usr/, etc/):
 #   * /lib/gluon/site.json compiled from SITE/site.conf by Gluon's own
 #     scripts/site_config.lua, as package/gluon-site does;
-#   * the packages: every .ipk given (their data, then their postinst with
-#     IPKG_INSTROOT, as an image build runs it) and this project's Gluon
+#   * the packages: the data of every .ipk given and this project's Gluon
 #     packages (packages/gluon-464xlat-*: luasrc);
 #   * the check_site.lua of every Gluon package the image holds, run by
 #     Gluon's lib/gluon/check-site.lua: a site they reject fails here;
-#   * /etc/rc.d: every init script enabled, as OpenWrt's default postinst does;
+#   * /etc/rc.d: every init script enabled by rc.common, which is what the
+#     packages' postinsts (OpenWrt's default one and ours) do in an image build;
 #   * the lab board (/etc/board.d/01_lab, see README.md).
 set -euo pipefail
 here=$(dirname "$(readlink -f "$0")")
@@ -36,15 +36,14 @@ done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for ipk in "$@"; do
-	rm -rf "$tmp/ipk" && mkdir -p "$tmp/ipk/data" "$tmp/ipk/control"
-	tar -xzf "$ipk" -C "$tmp/ipk"
+	rm -rf "$tmp/ipk" && mkdir -p "$tmp/ipk/data"
+	tar -xzf "$ipk" -C "$tmp/ipk" ./data.tar.gz
 	tar -xzf "$tmp/ipk/data.tar.gz" -C "$tmp/ipk/data"
-	tar -xzf "$tmp/ipk/control.tar.gz" -C "$tmp/ipk/control"
 	put "$tmp/ipk/data"
 done
 
 # A root where an image build's scripts find the image over the userland:
-# the postinsts and check-site.lua read $IPKG_INSTROOT/etc, /lib/gluon.
+# check-site.lua and rc.common read $IPKG_INSTROOT/lib/gluon, /etc.
 root=$tmp/root
 mkdir -p "$root"
 cp -a "$st/." "$root/"
