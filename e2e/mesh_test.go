@@ -136,14 +136,14 @@ func (l *meshLab) babeld(t *testing.T, ns string, ifs ...string) {
 	}) {
 		t.Fatalf("babeld in %s did not open its socket", ns)
 	}
-	if _, ok := l.procs["monitor@"+ns]; ns == l.node1 && !ok {
+	if _, ok := l.procs["monitor@"+ns]; (ns == l.node1 || ns == l.exit1) && !ok {
 		// What node1's babeld said and when, for a failing test's report.
 		// (again after babeld restarts: the loop reconnects)
 		l.procs["monitor@"+ns] = l.Start(ns, "babel-monitor-"+ns, "sh", "-c",
 			"while :; do (printf 'monitor\\n'; sleep 3600) | nc -U "+sock+"; sleep 0.2; done | while IFS= read -r l; do echo \"$(date +%T.%N) $l\"; done")
 		t.Cleanup(func() {
 			if t.Failed() {
-				t.Logf("babeld monitor on node1:\n%s", l.procs["monitor@"+ns].Log())
+				t.Logf("babeld monitor on %s:\n%s", ns, l.procs["monitor@"+ns].Log())
 			}
 		})
 	}
@@ -166,13 +166,17 @@ func (l *meshLab) babelCmd(t *testing.T, ns string, lines ...string) {
 	l.T(t).Must(ns, "sh", "-c", fmt.Sprintf("printf '%s\\nquit\\n' | nc -NU %s", strings.Join(lines, "\\n"), l.sock["babeld@"+ns]))
 }
 
-// setCost makes node1's path to exit1 cost c without an outage. babeld 1.12
-// changes a link's cost at run time only by re-creating the interface, which
-// retracts the routes over it for seconds; so the cost is set on the idle one
-// of two parallel links first, then the busy one is priced out, and Babel
-// moves over without P1 ever being unreachable. Each step waits for what
-// babeld on node1 reports, not for a fixed time: a slow neighbour set-up
-// must not look like an outage to prefixd.
+// setCost makes node1's path to exit1 cost c without an outage. babeld
+// 1.13 changes a link's cost at run time only by re-creating the interface,
+// and to the neighbour a re-created interface is a rebooted one (a new hello
+// seqno): node1 keeps its route over that link installed at metric 65535
+// until two hellos got through, though the parallel link is fine (seen in
+// CI under load: over 2 s, and prefixd rightly left an unreachable P1). So
+// the cost is set on the idle one of two parallel links first; then the
+// busy link is taken down at both ends (babeld sees its own interface go
+// down at once, not its peer's carrier loss), which moves both directions to
+// the idle link at once (route_lost); it is priced out while down and comes
+// back up. Each step waits for what the babelds report, not for a fixed time.
 func (l *meshLab) setCost(t *testing.T, c int) {
 	t.Helper()
 	idle := "m-n1b"
@@ -183,8 +187,15 @@ func (l *meshLab) setCost(t *testing.T, c int) {
 	mine := map[string]string{"m-n1": "m-x1", "m-n1b": "m-x1b"}
 	l.babelCmd(t, l.exit1, "flush interface "+idle, fmt.Sprintf("interface %s rxcost %d", idle, c))
 	l.waitRoute(t, meshP1, mine[idle], c, false)
-	l.babelCmd(t, l.exit1, "flush interface "+l.active, fmt.Sprintf("interface %s rxcost 2000", l.active))
+	// and the way back (node1's rxcost is 96 on both links)
+	l.waitRouteIn(t, l.exit1, meshCLAT1, idle, 96, false)
+	l.T(t).Must(l.exit1, "ip", "link", "set", l.active, "down")
+	l.T(t).Must(l.node1, "ip", "link", "set", mine[l.active], "down")
 	l.waitRoute(t, meshP1, mine[idle], c, true)
+	l.waitRouteIn(t, l.exit1, meshCLAT1, idle, 96, true)
+	l.babelCmd(t, l.exit1, "flush interface "+l.active, fmt.Sprintf("interface %s rxcost 2000", l.active))
+	l.T(t).Must(l.node1, "ip", "link", "set", mine[l.active], "up")
+	l.T(t).Must(l.exit1, "ip", "link", "set", l.active, "up")
 	l.active = idle
 }
 
@@ -192,10 +203,16 @@ func (l *meshLab) setCost(t *testing.T, c int) {
 // interface dev with the given metric (and, with installed, selected).
 func (l *meshLab) waitRoute(t *testing.T, prefix, dev string, metric int, installed bool) {
 	t.Helper()
+	l.waitRouteIn(t, l.node1, prefix, dev, metric, installed)
+}
+
+// waitRouteIn is waitRoute for the babeld in namespace ns.
+func (l *meshLab) waitRouteIn(t *testing.T, ns, prefix, dev string, metric int, installed bool) {
+	t.Helper()
 	want := fmt.Sprintf(" metric %d ", metric)
 	var dump string
 	if !netlab.WaitFor(15*time.Second, func() bool {
-		dump, _ = l.Run(l.node1, "sh", "-c", "printf 'dump\nquit\n' | nc -NU "+l.sock["babeld@"+l.node1])
+		dump, _ = l.Run(ns, "sh", "-c", "printf 'dump\nquit\n' | nc -NU "+l.sock["babeld@"+ns])
 		for _, line := range strings.Split(dump, "\n") {
 			if strings.HasPrefix(line, "add route ") && strings.Contains(line, " prefix "+prefix+" ") &&
 				strings.HasSuffix(line, " if "+dev) && strings.Contains(line, want) &&
@@ -205,7 +222,7 @@ func (l *meshLab) waitRoute(t *testing.T, prefix, dev string, metric int, instal
 		}
 		return false
 	}) {
-		t.Fatalf("node1's babeld has no route to %s over %s at metric %d (installed %v):\n%s", prefix, dev, metric, installed, dump)
+		t.Fatalf("%s's babeld has no route to %s over %s at metric %d (installed %v):\n%s", ns, prefix, dev, metric, installed, dump)
 	}
 }
 
