@@ -114,6 +114,7 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 	}
 	var reason string
 	failed := false // leaving a failed PLAT does not use up the re-choice
+	first := false
 	to := ch.current
 	switch {
 	case !ch.current.IsValid():
@@ -128,6 +129,7 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 			return switchRecord{}, false
 		}
 		to, reason = best.Prefix, fmt.Sprintf("first choice, metric %d", best.Metric)
+		first = true
 	case (!haveCur || cur.Metric >= babel.Unreachable) && !(haveCur && cur.Fails > 0) && !ch.graceOver(now):
 		// Babel alone says it is gone: wait out a transient retraction. When
 		// the probes agree (the last one failed), leave at once.
@@ -157,6 +159,13 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 	if !failed {
 		ch.rechooseUntil = time.Time{} // once
 	}
+	if first && ch.nearerFailing(cands, best.Metric) {
+		// A nearer PLAT is failing its probes (at boot: its way back to
+		// this node is still being learned); the margin would keep this
+		// farther one for good once it answers. Re-choose once, as after
+		// babeld came back.
+		ch.rechooseUntil = now.Add(5 * time.Minute)
+	}
 	if !to.IsValid() {
 		ch.started = now
 	}
@@ -172,6 +181,17 @@ func prefixString(p netip.Prefix) string {
 		return ""
 	}
 	return p.String()
+}
+
+// nearerFailing reports whether a candidate with a metric below metric is
+// unusable only because its probes fail.
+func (ch *chooser) nearerFailing(cands map[netip.Prefix]candidate, metric int) bool {
+	for _, c := range cands {
+		if c.Metric < metric && c.Fails >= ch.maxFails {
+			return true
+		}
+	}
+	return false
 }
 
 // betterFor is how long p has been the challenger that beats the current

@@ -241,3 +241,31 @@ func TestBetterMetricMustLastTheDwellTime(t *testing.T) {
 		t.Fatalf("no switch after the dwell time: %+v", rec)
 	}
 }
+
+// At boot the nearest PLAT can fail its probes for a while (its way back to
+// this node's CLAT prefix is still being learned): the first choice falls
+// on a farther one, and the margin would keep it there for good (seen on
+// Gluon nodes: 96 against 192, margin 96). Once that nearer PLAT answers,
+// it is chosen, once, without the margin.
+func TestFirstChoiceMadeWhileTheNearestFailedIsRedoneOnce(t *testing.T) {
+	ch := newChooser()
+	ch.settle = 5 * time.Second
+	failing := map[netip.Prefix]candidate{
+		p1: {Prefix: p1, Metric: 96, Probed: true, Fails: 3},
+		p2: {Prefix: p2, Metric: 192, Probed: true, ProbeOK: true},
+	}
+	ch.decide(t0, failing)
+	if rec, ok := ch.decide(t0.Add(6*time.Second), failing); !ok || rec.To != p2.String() {
+		t.Fatalf("first choice %+v", rec)
+	}
+	// P1 answers from 10 s on; its metric is 96 better, not more.
+	rec, ok := ch.decide(t0.Add(10*time.Second), cands(96, 192))
+	if !ok || rec.To != p1.String() || !strings.Contains(rec.Reason, "re-choice") {
+		t.Fatalf("the nearest PLAT that recovered was not chosen: %+v %v", rec, ok)
+	}
+	// Once: later, P2 better by less than the margin does not move it back.
+	ch.decide(t0.Add(100*time.Second), cands(192, 96))
+	if rec, ok := ch.decide(t0.Add(200*time.Second), cands(192, 96)); ok {
+		t.Fatalf("a second re-choice: %+v", rec)
+	}
+}

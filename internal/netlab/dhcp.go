@@ -40,6 +40,9 @@ func dhcpClient(ifname string) error {
 		}
 	}
 	fmt.Printf("lease %s %d\n", ack.YourIPAddr, int(ack.IPAddressLeaseTime(0)/time.Second))
+	for _, d := range ack.DNS() {
+		fmt.Printf("dns %s\n", d) // option 6, what a client's resolver would use
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	for s := range sig {

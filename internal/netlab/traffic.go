@@ -275,6 +275,22 @@ func helper(args []string) error {
 		return err
 	case "raw-send": // 4|6 FILE: send each length-prefixed packet as it is
 		return rawSend(args[1], args[2])
+	case "dns-lookup": // NAME SERVER: the IPv4 addresses of NAME from the DNS server SERVER (UDP), one "addr A" line each
+		if len(args) != 3 {
+			return fmt.Errorf("usage: dns-lookup NAME SERVER")
+		}
+		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "udp", net.JoinHostPort(args[2], "53"))
+		}}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		addrs, err := r.LookupIP(ctx, "ip4", args[1])
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			fmt.Printf("addr %s\n", a)
+		}
 	default:
 		return fmt.Errorf("unknown mode %q", args[0])
 	}

@@ -1,0 +1,288 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
+)
+
+// gluonMesh is a mesh of Gluon nodes (lab/gluon) with a client and the
+// IPv4 "internet" behind the exits' WANs:
+//
+//	    inet: 198.51.100.1 (br0), DHCP for the exits' WANs
+//	   /wan                      \wan
+//	 x1 --mesh0-- n1 --mesh1-- n2 --mesh0-- x2
+//	 |mesh1       |roam0
+//	srv           client c
+//
+// x1 and x2 are exits (their owners turned the PLAT on), n1 and n2 nodes.
+// srv is a community server meshing over Babel: the site's DNS server
+// (dns.servers, fd42:1ab:0:1::53). The client is a WiFi client as far as
+// the nodes can tell: its port roam0 is a member of a node's br-client,
+// and roaming moves it to the other node's.
+type gluonMesh struct {
+	*netlab.Lab
+	x1, x2, n1, n2 *gluonNode
+	client, inet   string
+	srv            string
+	plat           map[*gluonNode]string // the exits' PLAT /96s
+}
+
+// The lab site's dns.servers, and the name its server answers for the
+// internet's host.
+const (
+	gluonSiteDNS = "fd42:1ab:0:1::53"
+	gluonInetDNS = "inet.lab"
+)
+
+// gluonPorts links a Gluon node's board ports that the test does not use
+// otherwise (lan0, whose MAC is the node's primary MAC, and wan) to an idle
+// namespace, as cables to nowhere.
+func gluonPorts(l *netlab.Lab, n *gluonNode, mac string, wan bool) {
+	idle := l.NS(n.name + "-idle")
+	l.Link(n.ns, "lan0", idle, "p0")
+	l.Must(n.ns, "ip", "link", "set", "lan0", "address", mac)
+	if wan {
+		l.Link(n.ns, "wan", idle, "p1")
+	}
+}
+
+// newInet makes the internet: 198.51.100.1/24 on a bridge for the exits'
+// WAN links.
+func newInet(l *netlab.Lab) string {
+	inet := l.NS("i")
+	l.Must(inet, "ip", "link", "add", "br0", "type", "bridge")
+	l.Must(inet, "ip", "addr", "add", "198.51.100.1/24", "dev", "br0")
+	l.Must(inet, "ip", "link", "set", "br0", "up")
+	return inet
+}
+
+// linkWAN links an exit's wan port to the internet's bridge.
+func linkWAN(l *netlab.Lab, inet string, x *gluonNode, port string) {
+	l.Link(x.ns, "wan", inet, port)
+	l.Must(inet, "ip", "link", "set", port, "master", "br0")
+}
+
+// startWAN starts the DHCP server of the exits' uplinks.
+func startWAN(l *netlab.Lab, inet string) {
+	l.Start(inet, "dnsmasq", "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+		"--port=0", "--interface=br0", "--bind-interfaces", "--dhcp-range=198.51.100.100,198.51.100.150,1h",
+		"--dhcp-option=3,198.51.100.1", "--dhcp-leasefile="+filepath.Join(l.Dir, "inet.leases"),
+		"--pid-file="+filepath.Join(l.Dir, "inet-dnsmasq.pid"))
+}
+
+// bootAll boots nodes side by side.
+func bootAll(nodes ...*gluonNode) {
+	for _, n := range nodes {
+		n.start()
+	}
+	for _, n := range nodes {
+		n.waitInit()
+	}
+}
+
+// enablePLAT turns an exit on as its owner does and returns its PLAT /96.
+func enablePLAT(x *gluonNode) string {
+	x.must("uci", "set", "platd.plat.enabled=1")
+	x.must("uci", "commit", "platd")
+	x.must("reload_config") // platd, prefixd and l3roamd (ROAMs for its PLAT) follow platd's config
+	if !netlab.WaitFor(20*time.Second, func() bool {
+		out, _ := x.exec("xlatctl", "l3roamd", "status")
+		return strings.Contains(strings.ReplaceAll(out, " ", ""), `"own_plat":"fddd:`)
+	}) {
+		out, _ := x.exec("xlatctl", "l3roamd", "status")
+		x.t.Fatalf("%s: l3roamd does not take ROAMs for its PLAT after reload_config: %s", x.name, out)
+	}
+	return strings.TrimSpace(x.must("uci", "get", "platd.plat.plat_prefix"))
+}
+
+func newGluonMesh(t *testing.T) *gluonMesh {
+	l := netlab.New(t)
+	m := &gluonMesh{Lab: l, x1: newGluonNode(t, l, "x1"), x2: newGluonNode(t, l, "x2"),
+		n1: newGluonNode(t, l, "n1"), n2: newGluonNode(t, l, "n2"), plat: map[*gluonNode]string{}}
+	m.client, m.inet, m.srv = l.NS("c"), newInet(l), l.NS("srv")
+	gluonPorts(l, m.x1, "02:00:00:00:0a:01", false)
+	gluonPorts(l, m.x2, "02:00:00:00:0a:02", false)
+	gluonPorts(l, m.n1, "02:00:00:00:01:01", true)
+	gluonPorts(l, m.n2, "02:00:00:00:01:02", true)
+	linkWAN(l, m.inet, m.x1, "i1")
+	linkWAN(l, m.inet, m.x2, "i2")
+	l.Link(m.x1.ns, "mesh0", m.n1.ns, "mesh0")
+	l.Link(m.n1.ns, "mesh1", m.n2.ns, "mesh1")
+	l.Link(m.n2.ns, "mesh0", m.x2.ns, "mesh0")
+	l.Link(m.x1.ns, "mesh1", m.srv, "s0")
+	l.Link(m.n1.ns, "roam0", m.client, "c0")
+	startWAN(l, m.inet)
+	// The exits' owners turn the PLAT on before the nodes boot.
+	bootAll(m.x1, m.x2)
+	m.plat[m.x1], m.plat[m.x2] = enablePLAT(m.x1), enablePLAT(m.x2)
+	bootAll(m.n1, m.n2)
+	// The client's port joins n1's client bridge, as a WiFi station would.
+	l.Must(m.n1.ns, "ip", "link", "set", "roam0", "master", "br-client", "up")
+	m.startServer(t)
+	return m
+}
+
+// startServer brings up srv: the VXLAN Gluon meshes over on x1's mesh1
+// (same VNI, group and port as x1's), babeld on it announcing the site's
+// DNS address, and dnsmasq answering for the internet's host there.
+func (m *gluonMesh) startServer(t *testing.T) {
+	vx := m.x1.must("ip", "-d", "link", "show", "vx_mesh_other")
+	vni := regexp.MustCompile(`vxlan id (\d+)`).FindStringSubmatch(vx)
+	if vni == nil {
+		t.Fatalf("x1 has no VXLAN mesh: %s", vx)
+	}
+	ll := ""
+	if !netlab.WaitFor(10*time.Second, func() bool {
+		out, _ := m.Run(m.srv, "ip", "-6", "-o", "addr", "show", "dev", "s0", "scope", "link", "-tentative")
+		if f := strings.Fields(out); len(f) > 3 {
+			ll = strings.Split(f[3], "/")[0]
+		}
+		return ll != ""
+	}) {
+		t.Fatal("srv has no link-local address on s0")
+	}
+	m.Must(m.srv, "ip", "link", "add", "vx0", "type", "vxlan", "id", vni[1], "local", ll, "group", "ff02::15c", "dev", "s0",
+		"dstport", "4789", "udp6zerocsumtx", "udp6zerocsumrx")
+	m.Must(m.srv, "ip", "link", "set", "vx0", "up")
+	m.Must(m.srv, "ip", "addr", "add", gluonSiteDNS+"/128", "dev", "lo")
+	m.Must(m.srv, "ip", "link", "set", "lo", "up")
+	m.Start(m.srv, "babeld", filepath.Join(gluonBuildDir, "staging/usr/sbin/babeld"),
+		"-I", filepath.Join(m.Dir, "srv-babeld.pid"), "-S", filepath.Join(m.Dir, "srv-babeld.state"),
+		"-C", "redistribute local ip "+gluonSiteDNS+"/128 allow", "-C", "redistribute local deny", "-C", "redistribute deny", "vx0")
+	m.Start(m.srv, "dns", "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+		"--listen-address="+gluonSiteDNS, "--bind-interfaces", "--host-record="+gluonInetDNS+",198.51.100.1",
+		"--pid-file="+filepath.Join(m.Dir, "srv-dnsmasq.pid"))
+}
+
+// hold keeps a failed lab up for a person to look into (XLAT_GLUON_HOLD=1):
+// its node directories are in the log; `bash lab/gluon/node.sh exec DIR CMD`.
+func (m *gluonMesh) hold(t *testing.T) {
+	if os.Getenv("XLAT_GLUON_HOLD") == "" {
+		return
+	}
+	stop := filepath.Join(m.Dir, "stop-holding")
+	fmt.Fprintf(os.Stderr, "holding the lab: nodes %s %s %s %s; touch %s to end\n", m.x1.dir, m.x2.dir, m.n1.dir, m.n2.dir, stop)
+	netlab.WaitFor(15*time.Minute, func() bool { _, err := os.Stat(stop); return err == nil })
+}
+
+// usesPLAT waits until node n's prefixd has chosen plat.
+func (m *gluonMesh) usesPLAT(t *testing.T, n *gluonNode, plat string, within time.Duration) {
+	t.Helper()
+	if !netlab.WaitFor(within, func() bool {
+		out, _ := n.exec("xlatctl", "prefixd", "status")
+		return strings.Contains(out, `"current":"`+plat+`"`)
+	}) {
+		out, _ := n.exec("xlatctl")
+		routes, _ := n.exec("ip", "-6", "route")
+		babel, _ := n.exec("sh", "-c", "echo dump | busybox nc ::1 33123")
+		var ex strings.Builder
+		for x := range m.plat {
+			out, _ := x.exec("sh", "-c", "ip -br addr; xlatctl; ip -6 route; echo dump | busybox nc ::1 33123; logread | grep -i babel | tail -20; ip6tables-legacy-save -c | grep -v '^#'")
+			fmt.Fprintf(&ex, "\n--- %s:\n%s", x.name, out)
+		}
+		t.Fatalf("%s does not use the PLAT %s within %s:\n%s\n%s\n--- its babeld:\n%s%s", n.name, plat, within, out, routes, babel, ex.String())
+	}
+}
+
+// TestGluonMeshIPv4ThroughCLATAndPLAT: on Gluon nodes with fw3's rules in
+// force, a client gets a lease from its node's dnsmasq, resolves a name
+// through the DNS server its lease names (the node's dnsmasq forwarding
+// over IPv6 to the site's dns.servers), reaches that IPv4 host through the
+// node's CLAT and the nearest exit's PLAT, roams to the other node with a
+// download running (byte-exact), and reaches the internet again after the
+// exit its node then uses dies.
+func TestGluonMeshIPv4ThroughCLATAndPLAT(t *testing.T) {
+	if os.Getenv("XLAT_GLUON_MESH") == "" {
+		t.Skip("make test-gluon-mesh")
+	}
+	m := newGluonMesh(t)
+	m.usesPLAT(t, m.n1, m.plat[m.x1], 90*time.Second)
+	m.usesPLAT(t, m.n2, m.plat[m.x2], 30*time.Second)
+
+	dhcp := m.Start(m.client, "dhcp-client", netlab.Helper("dhcp-client", "c0")...)
+	var ip, dns string
+	if !netlab.WaitFor(25*time.Second, func() bool { _, err := fmt.Sscanf(dhcp.Log(), "lease %s", &ip); return err == nil }) {
+		t.Fatalf("no DHCP lease: %s", dhcp.Log())
+	}
+	for _, line := range strings.Split(dhcp.Log(), "\n") {
+		fmt.Sscanf(line, "dns %s", &dns)
+	}
+	if dns != "10.130.0.1" {
+		t.Errorf("the lease names DNS server %q, want next_node.ip4 10.130.0.1", dns)
+	}
+	var inetIP string
+	if out, err := m.Run(m.client, netlab.Helper("dns-lookup", gluonInetDNS, dns)...); err != nil || !strings.Contains(out, "addr ") {
+		cfg, _ := m.n1.exec("sh", "-c", "uci show dhcp; cat /var/etc/dnsmasq.conf*; ip -6 route get "+gluonSiteDNS)
+		t.Fatalf("%s does not resolve through %s: %v\n%s\n--- n1:\n%s", gluonInetDNS, dns, err, out, cfg)
+	} else {
+		fmt.Sscanf(out[strings.Index(out, "addr "):], "addr %s", &inetIP)
+	}
+	if inetIP != "198.51.100.1" {
+		t.Fatalf("%s resolved to %q", gluonInetDNS, inetIP)
+	}
+	if out, err := m.Run(m.client, "ping", "-c", "3", "-W", "2", inetIP); err != nil {
+		x, _ := m.x1.exec("iptables-legacy-save")
+		t.Fatalf("the client does not reach %s through CLAT and PLAT: %v\n%s\n--- x1's iptables-legacy-save:\n%s", inetIP, err, out, x)
+	}
+
+	t.Run("roaming with a running download", func(t *testing.T) {
+		// 6 MB at 1 MB/s through n1's CLAT and x1's PLAT; the client moves
+		// to n2 (another CLAT prefix, nearest to x2) in the middle.
+		fetch, _ := startDownload(t, m.Lab, m.inet, m.client, "roam", inetIP+":5001", 6000000, 1000000)
+		time.Sleep(1500 * time.Millisecond)
+		m.Must(m.n1.ns, "ip", "link", "set", "roam0", "netns", m.n2.ns)
+		m.Must(m.n2.ns, "ip", "link", "set", "roam0", "master", "br-client", "up")
+		if !finished(fetch, 6000000, 40*time.Second) {
+			var b strings.Builder
+			for _, n := range []*gluonNode{m.n1, m.n2, m.x1} {
+				out, _ := n.exec("sh", "-c", "xlatctl l3roamd get_clients; xlatctl l3roamd status; xlatctl clatd status; ip rule; ip route; ip -6 route | grep -v '^fe80'; nft list ruleset; iptables-legacy-save -c | grep -v '^#' | grep -v ' \\[0:0\\] '; conntrack -L 2>&1 | grep -v 33123")
+				fmt.Fprintf(&b, "\n--- %s:\n%s", n.name, out)
+			}
+			m.hold(t)
+			t.Fatalf("the download across the roam: %s%s", fetch.Log(), b.String())
+		}
+		if out, err := m.Run(m.client, "ping", "-c", "2", "-W", "2", inetIP); err != nil {
+			t.Fatalf("new connections after roaming: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("the exit of the client's node dies", func(t *testing.T) {
+		// The client is at n2, whose PLAT is x2's; x2 goes away at once.
+		m.x2.stop()
+		m.usesPLAT(t, m.n2, m.plat[m.x1], 60*time.Second)
+		if !netlab.WaitFor(20*time.Second, func() bool {
+			_, err := m.Run(m.client, "ping", "-c", "1", "-W", "1", inetIP)
+			return err == nil
+		}) {
+			t.Fatal("the client does not reach the internet through the remaining exit")
+		}
+	})
+}
+
+// TestGluonExitWithLateWAN: an exit whose WAN comes up 30 s after boot
+// starts platd then (procd's trigger on wan), not never.
+func TestGluonExitWithLateWAN(t *testing.T) {
+	l := netlab.New(t)
+	x := newGluonNode(t, l, "x1")
+	inet := newInet(l)
+	gluonPorts(l, x, "02:00:00:00:0a:01", false)
+	linkWAN(l, inet, x, "i1")
+	x.boot()
+	enablePLAT(x)
+	if x.running("platd") {
+		t.Fatal("platd runs without a WAN")
+	}
+	time.Sleep(30 * time.Second) // the WAN's DHCP server comes up late: the point of the test
+	startWAN(l, inet)
+	if !netlab.WaitFor(60*time.Second, func() bool { return x.running("platd") }) {
+		out, _ := x.exec("sh", "-c", "ifstatus wan; logread | grep -i platd")
+		t.Fatalf("platd did not start when WAN came up:\n%s", out)
+	}
+}
