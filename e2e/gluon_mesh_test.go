@@ -200,7 +200,7 @@ func (m *gluonMesh) usesPLAT(t *testing.T, n *gluonNode, plat string, within tim
 // exit its node then uses dies.
 func TestGluonMeshIPv4ThroughCLATAndPLAT(t *testing.T) {
 	if os.Getenv("XLAT_GLUON_MESH") == "" {
-		t.Skip("make test-gluon-mesh")
+		t.Skip("make test-gluon-mesh: in 1 of 5 runs a node lacks a neighbouring exit's own routes for minutes (README)")
 	}
 	m := newGluonMesh(t)
 	m.usesPLAT(t, m.n1, m.plat[m.x1], 90*time.Second)
