@@ -42,7 +42,7 @@ func TestInitScriptsStartDaemonsWithFlagsTheyAccept(t *testing.T) {
 		{"platd", []string{"-plat-prefix", "fddd:1337:1338:1234:5678:9abc::/96", "-clat-range", "fddd:1337:1337::/48", "-wan-dev", "br-wan", "-allow", "198.51.100.0/24"}},
 		{"prefixd", []string{"-plat-range", "fddd:1337:1338::/48", "-babel", "[::1]:33123", "-own-plat", "fddd:1337:1338:1234:5678:9abc::/96", "-probe-src", "fddd:1337:1337:1234:5678:9abc:c000:2"}},
 		{"l3roamd", []string{"-node-ip", "fddd:1337:1::1234", "-node-client-prefix", "fddd:1337:2::/64", "-client-prefix", "fddd:1337:1::/64",
-			"-clat-prefix", "fddd:1337:1337:1234:5678:9abc::/96", "-own-plat", "fddd:1337:1338:1234:5678:9abc::/96", "-roam-key-file", "/etc/l3roamd.key", "-backend", "nftables"}},
+			"-clat-prefix", "fddd:1337:1337:1234:5678:9abc::/96", "-own-plat", "fddd:1337:1338:1234:5678:9abc::/96", "-roam-key-file", "/etc/l3roamd.key", "-backend", "iptables"}}, // Gluon: fw3 + iptables-legacy (560),
 	} {
 		args := startCommand(t, c.daemon, n.state)
 		if len(args) == 0 || args[0] != "/usr/sbin/"+c.daemon {
