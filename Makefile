@@ -88,12 +88,10 @@ test-e2e:
 	@[ "$$(id -u)" = 0 ] || { echo "test-e2e needs root (network namespaces)"; exit 1; }
 	$(GO) test -count=1 -timeout 40m ./e2e
 
-# The Gluon mesh (two exits, two nodes: DNS, IPv4 through CLAT and PLAT,
-# roaming, an exit dying): not in make test while a node misses an exit's
-# own routes after some boots (README).
+# The tests on Gluon nodes alone (they are part of test-e2e).
 test-gluon-mesh:
 	@[ "$$(id -u)" = 0 ] || { echo "test-gluon-mesh needs root"; exit 1; }
-	XLAT_GLUON_MESH=1 $(GO) test -count=1 -timeout 20m -run '^TestGluon' -v ./e2e
+	$(GO) test -count=1 -timeout 30m -run '^TestGluon' -v ./e2e
 
 # prefixd's Babel mesh tests alone (they are part of test-e2e).
 test-mesh:

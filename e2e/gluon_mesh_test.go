@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -133,9 +134,13 @@ func newGluonMesh(t *testing.T) *gluonMesh {
 // (same VNI, group and port as x1's), babeld on it announcing the site's
 // DNS address, and dnsmasq answering for the internet's host there.
 func (m *gluonMesh) startServer(t *testing.T) {
-	vx := m.x1.must("ip", "-d", "link", "show", "vx_mesh_other")
-	vni := regexp.MustCompile(`vxlan id (\d+)`).FindStringSubmatch(vx)
-	if vni == nil {
+	var vx string
+	var vni []string
+	if !netlab.WaitFor(30*time.Second, func() bool {
+		vx, _ = m.x1.exec("ip", "-d", "link", "show", "vx_mesh_other")
+		vni = regexp.MustCompile(`vxlan id (\d+)`).FindStringSubmatch(vx)
+		return vni != nil
+	}) {
 		t.Fatalf("x1 has no VXLAN mesh: %s", vx)
 	}
 	ll := ""
@@ -151,14 +156,74 @@ func (m *gluonMesh) startServer(t *testing.T) {
 	m.Must(m.srv, "ip", "link", "add", "vx0", "type", "vxlan", "id", vni[1], "local", ll, "group", "ff02::15c", "dev", "s0",
 		"dstport", "4789", "udp6zerocsumtx", "udp6zerocsumrx")
 	m.Must(m.srv, "ip", "link", "set", "vx0", "up")
+	// babeld's first hello, update and request go out at once: from a
+	// link-local address still in DAD they are lost (see converge)
+	if !netlab.WaitFor(10*time.Second, func() bool {
+		out, _ := m.Run(m.srv, "ip", "-6", "addr", "show", "dev", "vx0", "scope", "link")
+		return strings.Contains(out, "inet6 ") && !strings.Contains(out, "tentative")
+	}) {
+		t.Fatal("srv's vx0 has no usable link-local address")
+	}
 	m.Must(m.srv, "ip", "addr", "add", gluonSiteDNS+"/128", "dev", "lo")
+	m.Must(m.srv, "ip", "addr", "add", gluonSrvWeb+"/128", "dev", "lo")
 	m.Must(m.srv, "ip", "link", "set", "lo", "up")
 	m.Start(m.srv, "babeld", filepath.Join(gluonBuildDir, "staging/usr/sbin/babeld"),
 		"-I", filepath.Join(m.Dir, "srv-babeld.pid"), "-S", filepath.Join(m.Dir, "srv-babeld.state"),
-		"-C", "redistribute local ip "+gluonSiteDNS+"/128 allow", "-C", "redistribute local deny", "-C", "redistribute deny", "vx0")
+		"-C", "redistribute local ip "+gluonSiteDNS+"/128 allow", "-C", "redistribute local ip "+gluonSrvWeb+"/128 allow",
+		"-C", "redistribute local deny", "-C", "redistribute deny", "vx0")
 	m.Start(m.srv, "dns", "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
 		"--listen-address="+gluonSiteDNS, "--bind-interfaces", "--host-record="+gluonInetDNS+",198.51.100.1",
 		"--pid-file="+filepath.Join(m.Dir, "srv-dnsmasq.pid"))
+}
+
+// converge waits until every node has a route to every other node's and to
+// the server's addresses. gluon-mesh-babel gives babeld its mesh interfaces
+// with `update-interval 300`, and babeld sends a neighbour its whole table
+// only on the neighbour's request at start and then every update interval:
+// when that first request is lost (both nodes starting at once, or sent
+// before the interface's link-local address has passed DAD) a node has
+// none of a neighbour's own routes for up to 5 minutes. Seen here in about
+// 1 of 3 boots of this mesh; real Gluon nodes behave the same, so the lab
+// waits it out rather than hide it (session notes).
+func (m *gluonMesh) converge(t *testing.T, nodes ...*gluonNode) {
+	t.Helper()
+	want := map[*gluonNode][]string{}
+	var all []string
+	for _, n := range nodes {
+		ip := strings.SplitN(strings.TrimSpace(n.must("uci", "get", "network.loopback.ip6addr")), "/", 2)[0]
+		all = append(all, ip)
+	}
+	for i, n := range nodes {
+		for j, ip := range all {
+			if i != j {
+				want[n] = append(want[n], ip+" ")
+			}
+		}
+		want[n] = append(want[n], gluonSiteDNS+" ")
+	}
+	start := time.Now()
+	var missing []string
+	if !netlab.WaitFor(330*time.Second, func() bool {
+		missing = nil
+		for _, n := range nodes {
+			routes, _ := n.exec("ip", "-6", "route")
+			for _, w := range want[n] {
+				if !strings.Contains(routes, w) {
+					missing = append(missing, n.name+" -> "+w)
+				}
+			}
+		}
+		routes, _ := m.Run(m.srv, "ip", "-6", "route")
+		for _, ip := range all {
+			if !strings.Contains(routes, ip+" ") {
+				missing = append(missing, "srv -> "+ip)
+			}
+		}
+		return len(missing) == 0
+	}) {
+		t.Fatalf("the mesh did not converge in 330 s (Babel's update interval on Gluon is 300 s); missing routes: %v", missing)
+	}
+	t.Logf("the mesh converged %s after the last boot", time.Since(start).Round(time.Second))
 }
 
 // hold keeps a failed lab up for a person to look into (XLAT_GLUON_HOLD=1):
@@ -199,11 +264,9 @@ func (m *gluonMesh) usesPLAT(t *testing.T, n *gluonNode, plat string, within tim
 // download running (byte-exact), and reaches the internet again after the
 // exit its node then uses dies.
 func TestGluonMeshIPv4ThroughCLATAndPLAT(t *testing.T) {
-	if os.Getenv("XLAT_GLUON_MESH") == "" {
-		t.Skip("make test-gluon-mesh: in 1 of 5 runs a node lacks a neighbouring exit's own routes for minutes (README)")
-	}
 	m := newGluonMesh(t)
-	m.usesPLAT(t, m.n1, m.plat[m.x1], 90*time.Second)
+	m.converge(t, m.x1, m.x2, m.n1, m.n2)
+	m.usesPLAT(t, m.n1, m.plat[m.x1], 30*time.Second)
 	m.usesPLAT(t, m.n2, m.plat[m.x2], 30*time.Second)
 
 	dhcp := m.Start(m.client, "dhcp-client", netlab.Helper("dhcp-client", "c0")...)
@@ -284,5 +347,75 @@ func TestGluonExitWithLateWAN(t *testing.T) {
 	if !netlab.WaitFor(60*time.Second, func() bool { return x.running("platd") }) {
 		out, _ := x.exec("sh", "-c", "ifstatus wan; logread | grep -i platd")
 		t.Fatalf("platd did not start when WAN came up:\n%s", out)
+	}
+}
+
+// gluonSrvWeb is the community server's address outside the client prefix
+// (a host in the mesh, routed by Babel), where the IPv6 downloads come from.
+const gluonSrvWeb = "fd42:1ab:0:2::80"
+
+// TestGluonMixedMeshRoamsIPv6WithTheCL3roamd: a mesh upgraded node by
+// node: n1 runs this project's packages, n2 Gluon's own gluon-l3roamd (the C
+// l3roamd 7c8bceda that Gluon v2023.2.x nodes run). An IPv6 client roams
+// from n1 to n2 and back with a download from the community server running,
+// byte-exact, and both daemons agree on who serves it.
+func TestGluonMixedMeshRoamsIPv6WithTheCL3roamd(t *testing.T) {
+	l := netlab.New(t)
+	m := &gluonMesh{Lab: l, x1: newGluonNode(t, l, "x1"), n1: newGluonNode(t, l, "n1"), n2: newGluonNode(t, l, "n2"), plat: map[*gluonNode]string{}}
+	m.n2.cL3roamd = true
+	m.client, m.inet, m.srv = l.NS("c"), newInet(l), l.NS("srv")
+	gluonPorts(l, m.x1, "02:00:00:00:0a:01", false)
+	gluonPorts(l, m.n1, "02:00:00:00:01:01", true)
+	gluonPorts(l, m.n2, "02:00:00:00:01:02", true)
+	linkWAN(l, m.inet, m.x1, "i1")
+	l.Link(m.x1.ns, "mesh0", m.n1.ns, "mesh0")
+	l.Link(m.n1.ns, "mesh1", m.n2.ns, "mesh1")
+	l.Link(m.x1.ns, "mesh1", m.srv, "s0")
+	l.Link(m.n1.ns, "roam0", m.client, "c0")
+	startWAN(l, m.inet)
+	bootAll(m.x1, m.n1, m.n2)
+	l.Must(m.n1.ns, "ip", "link", "set", "roam0", "master", "br-client", "up")
+	m.startServer(t)
+	m.converge(t, m.x1, m.n1, m.n2)
+
+	// The client's IPv6 address and route, as SLAAC from the router
+	// advertisements of Gluon's gluon-radvd (uradvd: -i local-node -p
+	// prefix6) would make them: uradvd's source is not in the lab's offline
+	// cache (lab/gluon/README.md).
+	mac, _ := net.ParseMAC(strings.TrimSpace(l.Must(m.client, "cat", "/sys/class/net/c0/address")))
+	eui := []byte{mac[0] ^ 2, mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5]}
+	addr := fmt.Sprintf("fd42:1ab:0:1:%x:%x:%x:%x", uint16(eui[0])<<8|uint16(eui[1]), uint16(eui[2])<<8|uint16(eui[3]),
+		uint16(eui[4])<<8|uint16(eui[5]), uint16(eui[6])<<8|uint16(eui[7]))
+	l.Must(m.client, "ip", "-6", "addr", "add", addr+"/64", "dev", "c0", "nodad")
+	// next_node.mac's link-local address, on every node's local-node
+	l.Must(m.client, "ip", "-6", "route", "add", "default", "via", "fe80::1441:95ff:fe40:f7dc", "dev", "c0")
+	if !netlab.WaitFor(90*time.Second, func() bool {
+		_, err := l.Run(m.client, "ping", "-6", "-c", "1", "-W", "1", gluonSrvWeb)
+		return err == nil
+	}) {
+		m.hold(t)
+		t.Fatalf("the client (%s) does not reach the community server %s", addr, gluonSrvWeb)
+	}
+	clients := func(n *gluonNode) string {
+		if n.cL3roamd {
+			out, _ := n.exec("sh", "-c", "echo get_clients | uc /var/run/l3roamd.sock")
+			return out
+		}
+		out, _ := n.exec("xlatctl", "l3roamd", "get_clients")
+		return out
+	}
+	for i, hop := range []struct{ from, to *gluonNode }{{m.n1, m.n2}, {m.n2, m.n1}} {
+		fetch, _ := startDownload(t, l, m.srv, m.client, "to-"+hop.to.name, fmt.Sprintf("[%s]:%d", gluonSrvWeb, 5002+i), 4000000, 1000000)
+		time.Sleep(1500 * time.Millisecond)
+		l.Must(hop.from.ns, "ip", "link", "set", "roam0", "netns", hop.to.ns)
+		l.Must(hop.to.ns, "ip", "link", "set", "roam0", "master", "br-client", "up")
+		if !finished(fetch, 4000000, 40*time.Second) {
+			m.hold(t)
+			t.Fatalf("the IPv6 download across the roam %s -> %s: %s\n--- %s: %s\n--- %s: %s", hop.from.name, hop.to.name, fetch.Log(),
+				hop.from.name, clients(hop.from), hop.to.name, clients(hop.to))
+		}
+		if !strings.Contains(clients(hop.to), mac.String()) {
+			t.Errorf("%s does not serve the client %s after the roam: %s", hop.to.name, mac, clients(hop.to))
+		}
 	}
 }

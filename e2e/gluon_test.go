@@ -25,6 +25,7 @@ var gluonBuildDir = envOr("XLAT_GLUON_BUILD", "/var/tmp/gluon-464xlat-lab")
 var gluonImage struct {
 	once sync.Once
 	dir  string
+	cDir string // the image of a node that runs the C l3roamd (image.sh --c-l3roamd)
 	err  error
 }
 
@@ -65,6 +66,11 @@ func gluonImageDir(t *testing.T) string {
 		gluonImage.dir = filepath.Join(binDir, "gluon-image")
 		gluonImage.err = run("bash", "lab/gluon/image.sh", gluonBuildDir, "lab/gluon/site", gluonImage.dir,
 			filepath.Join(ipk, "gluon-464xlat_0.1.0-r0_x86_64.ipk"), filepath.Join(ipk, "gluon-464xlat-plat-daemon_0.1.0-r0_x86_64.ipk"))
+		if gluonImage.err != nil {
+			return
+		}
+		gluonImage.cDir = filepath.Join(binDir, "gluon-image-c-l3roamd")
+		gluonImage.err = run("bash", "lab/gluon/image.sh", gluonBuildDir, "lab/gluon/site", gluonImage.cDir, "--c-l3roamd")
 	})
 	if gluonImage.err != nil {
 		t.Fatal(gluonImage.err)
@@ -74,11 +80,12 @@ func gluonImageDir(t *testing.T) string {
 
 // gluonNode is one booted node.
 type gluonNode struct {
-	t       *testing.T
-	name    string
-	ns      string // its network namespace
-	dir     string
-	started bool
+	t        *testing.T
+	name     string
+	ns       string // its network namespace
+	dir      string
+	started  bool
+	cL3roamd bool // runs the C l3roamd (gluon-l3roamd) instead of this project's packages
 }
 
 // newGluonNode makes the network namespace of a node; the caller links it
@@ -100,6 +107,9 @@ func (n *gluonNode) boot() {
 func (n *gluonNode) start() {
 	n.t.Helper()
 	img := gluonImageDir(n.t)
+	if n.cL3roamd {
+		img = gluonImage.cDir
+	}
 	out, err := exec.Command("bash", "../lab/gluon/node.sh", "start", n.dir, n.ns, n.name, img,
 		filepath.Join(gluonBuildDir, "staging")).CombinedOutput()
 	if err != nil {

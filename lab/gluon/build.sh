@@ -27,7 +27,7 @@ mkdir -p "$src" "$bld" "$st"
 log=$dir/build.log
 : > "$log"
 jobs=$(nproc)
-for name in libubox uci ubus jsonpath firewall3 procd ubox libnl-tiny netifd iwinfo babeld gluon gluon-packages openwrt-files; do
+for name in libubox uci ubus jsonpath firewall3 procd ubox libnl-tiny netifd iwinfo babeld l3roamd-gluon gluon gluon-packages openwrt-files; do
 	bash "$top/lab/upstream/fetch.sh" "$name" "$src/$name"
 done
 
@@ -68,6 +68,8 @@ mk() {
 		{ tail -30 "$log"; echo "build.sh: $name failed (log: $log)" >&2; exit 1; }
 }
 
+# shellcheck source=lab/gluon/lib.sh
+. "$here/lib.sh"
 lua51="-DLUAPATH=/usr/lib/lua -DLUA_CFLAGS=$luainc"
 cm libubox libubox -DBUILD_LUA=ON -DBUILD_EXAMPLES=OFF $lua51 -DLUA_LIB=lua5.1
 cm uci uci -DBUILD_LUA=ON $lua51
@@ -96,12 +98,26 @@ install -D -m755 "$bld/iwinfo/iwinfo.so" "$st/usr/lib/lua/iwinfo.so"
 cp -a "$here/shims/babeld/." "$src/babeld/"
 mk babeld babeld LDLIBS="-lrt -lcrypto -lb2" CDEBUGFLAGS="-Os -Wall -Wno-deprecated-declarations"
 install -D -m755 "$bld/babeld/babeld" "$st/usr/sbin/babeld"
+# The C l3roamd that Gluon v2023.2.x nodes run (freifunk-gluon/packages pins 7c8bceda), with
+# gluon-l3roamd's glue and uc, into DIR/c-l3roamd: a layer image.sh puts on the nodes that run it
+# instead of this project's packages (they conflict). Its CMakeLists sets its own CFLAGS: libnl-tiny
+# is found through pkg-config in the staging tree.
+c3=$dir/c-l3roamd
+rm -rf "$c3"
+mkdir -p "$bld/l3roamd"
+cp -a "$src/l3roamd-gluon/." "$bld/l3roamd/"
+(cd "$bld/l3roamd" && PKG_CONFIG_SYSROOT_DIR=$st cmake . -DCMAKE_BUILD_TYPE=MinSizeRel \
+	-DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$st/usr/lib" && make -j"$jobs" l3roamd) >> "$log" 2>&1 ||
+	{ tail -30 "$log"; echo "build.sh: l3roamd failed (log: $log)" >&2; exit 1; }
+install -D -m755 "$bld/l3roamd/src/l3roamd" "$c3/usr/sbin/l3roamd"
+for sub in files luasrc; do
+	put_tree "$src/gluon/package/gluon-l3roamd/$sub" "$c3"
+done
+install -D -m755 "$here/shims/uc" "$c3/usr/bin/uc"
 install -D -m644 "$src/gluon-packages/libs/lua-simple-uci/src/simple-uci.lua" "$st/usr/lib/lua/simple-uci.lua"
 install -D -m644 "$src/gluon-packages/admin/pretty-hostname/files/pretty_hostname.lua" "$st/usr/lib/lua/pretty_hostname.lua"
 install -D -m755 "$src/gluon-packages/admin/pretty-hostname/files/pretty-hostname" "$st/usr/bin/pretty-hostname"
 
-# shellcheck source=lab/gluon/lib.sh
-. "$here/lib.sh"
 tree() { put_tree "$1" "$st"; }
 # OpenWrt's own scripts, where their package Makefiles install them.
 ow=$src/openwrt-files/package

@@ -10,11 +10,18 @@
 #   * /etc/rc.d: every init script enabled by rc.common, which is what the
 #     packages' postinsts (OpenWrt's default one and ours) do in an image build;
 #   * the lab board (/etc/board.d/01_lab, see README.md).
+# image.sh BUILD SITE IMAGE --c-l3roamd: the image of a node that runs the C
+# l3roamd (gluon-l3roamd, BUILD/c-l3roamd) instead of this project's packages.
 set -euo pipefail
 here=$(dirname "$(readlink -f "$0")")
 top=$(cd "$here/../.." && pwd)
 build=$1 site=$2 image=$3
 shift 3
+ours=1
+if [ "${1:-}" = --c-l3roamd ]; then
+	ours=0
+	shift
+fi
 st=$build/staging src=$build/src
 site=$(cd "$site" && pwd)
 rm -rf "$image"
@@ -30,9 +37,13 @@ echo lab > "$image/usr/lib/gluon/site-version"
 # shellcheck source=lab/gluon/lib.sh
 . "$here/lib.sh"
 put() { put_tree "$1" "$image"; }
-for p in gluon-464xlat-clat gluon-464xlat-plat; do
-	put "$top/packages/$p/luasrc"
-done
+if [ "$ours" = 1 ]; then
+	for p in gluon-464xlat-clat gluon-464xlat-plat; do
+		put "$top/packages/$p/luasrc"
+	done
+else
+	put "$build/c-l3roamd"
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for ipk in "$@"; do
@@ -51,8 +62,11 @@ cp -a "$image/." "$root/"
 for l in lib sbin bin; do [ -e "$root/$l" ] || ln -s "usr/$l" "$root/$l"; done
 
 # check_site of every Gluon package in the image, with Gluon's check-site.lua
-for cs in "$src"/gluon/package/{gluon-core,gluon-client-bridge,gluon-mesh-layer3-common,gluon-mesh-babel}/check_site.lua \
-	"$top"/packages/gluon-464xlat-clat/check_site.lua "$top"/packages/gluon-464xlat-plat/check_site.lua; do
+checks=("$src"/gluon/package/{gluon-core,gluon-client-bridge,gluon-mesh-layer3-common,gluon-mesh-babel}/check_site.lua)
+if [ "$ours" = 1 ]; then
+	checks+=("$top"/packages/gluon-464xlat-clat/check_site.lua "$top"/packages/gluon-464xlat-plat/check_site.lua)
+fi
+for cs in "${checks[@]}"; do
 	[ -f "$cs" ] || continue
 	IPKG_INSTROOT=$root lua5.1 "$root/lib/gluon/check-site.lua" < "$cs" ||
 		{ echo "image.sh: $(basename "$(dirname "$cs")")'s check_site.lua rejects $site/site.conf" >&2; exit 1; }
