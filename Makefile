@@ -58,7 +58,7 @@ lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	shellcheck -s sh files/etc/init.d/*
-	shellcheck -s sh packages/gluon-464xlat/postinst packages/gluon-464xlat/prerm lab/procd-shim.sh
+	shellcheck -s sh packages/gluon-464xlat/postinst packages/gluon-464xlat/prerm lab/procd-shim.sh packages/gluon-464xlat-*/files/lib/gluon/reload.d/*
 	shellcheck -S warning -x lab/*.sh lab/gluon/*.sh lab/upstream/*.sh .ci/run
 
 test: lint test-unit test-ipk test-feed test-fuzz test-e2e

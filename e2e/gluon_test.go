@@ -300,3 +300,36 @@ func TestGluonDaemonsRespawn(t *testing.T) {
 		}
 	}
 }
+
+// TestGluonReloadTakesTheNewDomainsPrefixes: a domain switch without a
+// reboot (gluon-reload: Gluon's reload.d hooks around gluon-reconfigure)
+// leaves the daemons running with the new domain's prefixes, not the old.
+// The lab site has one domain; the switch is its site.json changing
+// clat_range, as a domain's would, and then what gluon-switch-domain
+// --no-reboot does.
+func TestGluonReloadTakesTheNewDomainsPrefixes(t *testing.T) {
+	_, n, _ := bootGluonNode(t)
+	// (site.json writes the / of a prefix as \/: the address part is replaced)
+	const from, to = "fddd:1337:1337::", "fddd:1337:1339::"
+	for _, d := range []string{"clatd", "l3roamd"} {
+		if !netlab.WaitFor(20*time.Second, func() bool { return n.running(d) }) {
+			t.Fatalf("%s does not run", d)
+		}
+	}
+	n.must("sed", "-i", "s|"+from+"|"+to+"|", "/lib/gluon/site.json")
+	// what gluon-switch-domain --no-reboot does once the domain is set
+	n.must("uci", "set", "gluon.core.reconfigure=1")
+	n.must("uci", "commit", "gluon")
+	if out, err := n.exec("gluon-reload"); err != nil {
+		t.Fatalf("gluon-reload: %v\n%s", err, out)
+	}
+	for _, d := range []string{"clatd", "l3roamd"} {
+		var st string
+		if !netlab.WaitFor(30*time.Second, func() bool {
+			st, _ = n.exec("xlatctl", d, "status")
+			return strings.Contains(strings.ReplaceAll(st, " ", ""), `"clat_prefix":"fddd:1337:1339:`)
+		}) {
+			t.Errorf("%s after gluon-reload still has the old domain's CLAT prefix: %s", d, st)
+		}
+	}
+}

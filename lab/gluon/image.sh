@@ -4,7 +4,7 @@
 #   * /lib/gluon/site.json compiled from SITE/site.conf by Gluon's own
 #     scripts/site_config.lua, as package/gluon-site does;
 #   * the packages: the data of every .ipk given and this project's Gluon
-#     packages (packages/gluon-464xlat-*: luasrc);
+#     packages (packages/gluon-464xlat-*: files and luasrc, as gluon.mk installs them);
 #   * the check_site.lua of every Gluon package the image holds, run by
 #     Gluon's lib/gluon/check-site.lua: a site they reject fails here;
 #   * /etc/rc.d: every init script enabled by rc.common, which is what the
@@ -39,7 +39,9 @@ echo lab > "$image/usr/lib/gluon/site-version"
 put() { put_tree "$1" "$image"; }
 if [ "$ours" = 1 ]; then
 	for p in gluon-464xlat-clat gluon-464xlat-plat; do
-		put "$top/packages/$p/luasrc"
+		for sub in files luasrc; do
+			[ -d "$top/packages/$p/$sub" ] && put "$top/packages/$p/$sub"
+		done
 	done
 else
 	put "$build/c-l3roamd"
