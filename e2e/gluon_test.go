@@ -122,7 +122,7 @@ func (n *gluonNode) start() {
 func (n *gluonNode) waitInit() {
 	n.t.Helper()
 	if !netlab.WaitFor(60*time.Second, func() bool {
-		out, _ := n.exec("logread")
+		out, _ := n.exec("timeout", "5", "logread")
 		return strings.Contains(out, "procd: - init complete -")
 	}) {
 		n.t.Fatalf("%s: init did not complete:\n%s", n.name, n.log())
@@ -130,8 +130,13 @@ func (n *gluonNode) waitInit() {
 }
 
 // exec runs a command on the node, as root over ssh would.
+//
+// Every command is bounded (2 minutes; `timeout` inside the node, so the
+// command itself ends, not only nsenter): once in 30-odd boots a logread
+// issued while logd was starting never returned, and the test hung.
 func (n *gluonNode) exec(args ...string) (string, error) {
-	out, err := exec.Command("bash", append([]string{"../lab/gluon/node.sh", "exec", n.dir}, args...)...).CombinedOutput()
+	args = append([]string{"../lab/gluon/node.sh", "exec", n.dir, "timeout", "-k", "5", "120"}, args...)
+	out, err := exec.Command("bash", args...).CombinedOutput()
 	return string(out), err
 }
 
