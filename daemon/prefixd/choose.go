@@ -64,6 +64,11 @@ type chooser struct {
 	// the threshold: a choice made while babeld was gone rested on no
 	// routes at all, and hysteresis would keep it for good
 	rechooseUntil time.Time
+	// PLATs known when the first choice was made: one that appears later
+	// (a neighbour's routes can take Babel minutes at boot) and is nearer
+	// is chosen once, without the margin, within newcomerUntil
+	knownAtFirst  map[netip.Prefix]bool
+	newcomerUntil time.Time
 	challenger    netip.Prefix // the PLAT better by the margin, and since when
 	betterSince   time.Time
 	lastChange    time.Time // when the candidates' metrics last changed
@@ -143,6 +148,10 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 	case haveBest && best.Prefix != ch.current && best.ProbeOK && best.Metric < cur.Metric &&
 		!now.Before(ch.quietUntil) && now.Before(ch.rechooseUntil) && now.Sub(ch.lastChange) >= ch.settle/2:
 		to, reason = best.Prefix, fmt.Sprintf("re-choice after babeld came back, metric %d < %d", best.Metric, cur.Metric)
+	case haveBest && best.Prefix != ch.current && best.ProbeOK && best.Metric < cur.Metric &&
+		ch.knownAtFirst != nil && !ch.knownAtFirst[best.Prefix] && now.Before(ch.newcomerUntil) && now.Sub(ch.lastChange) >= ch.settle/2:
+		to, reason = best.Prefix, fmt.Sprintf("re-choice: a nearer PLAT appeared after the first choice, metric %d < %d", best.Metric, cur.Metric)
+		ch.knownAtFirst = nil // once
 	case beats && best.ProbeOK && ch.betterFor(now, best.Prefix) >= ch.dwell && now.Sub(ch.lastSwitch) >= ch.holdDown && !now.Before(ch.quietUntil):
 		to, reason = best.Prefix, fmt.Sprintf("better metric %d < %d by more than %d", best.Metric, cur.Metric, ch.margin(cur.Metric))
 	default:
@@ -158,6 +167,13 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 	ch.current, ch.lastSwitch, ch.badSince = to, now, time.Time{}
 	if !failed {
 		ch.rechooseUntil = time.Time{} // once
+	}
+	if first {
+		ch.knownAtFirst = map[netip.Prefix]bool{}
+		for p := range cands {
+			ch.knownAtFirst[p] = true
+		}
+		ch.newcomerUntil = now.Add(10 * time.Minute)
 	}
 	if first && ch.nearerFailing(cands, best.Metric) {
 		// A nearer PLAT is failing its probes (at boot: its way back to

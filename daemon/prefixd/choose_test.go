@@ -269,3 +269,38 @@ func TestFirstChoiceMadeWhileTheNearestFailedIsRedoneOnce(t *testing.T) {
 		t.Fatalf("a second re-choice: %+v", rec)
 	}
 }
+
+// At boot a neighbour's routes can take Babel minutes (Gluon: update
+// interval 300 s): the first choice falls on the only PLAT known, a farther
+// one. A nearer PLAT that appears later is chosen once, without the margin;
+// one that was known at the first choice is not (that is hysteresis).
+func TestANearerPLATAppearingAfterTheFirstChoiceIsChosenOnce(t *testing.T) {
+	ch := newChooser()
+	ch.settle = 5 * time.Second
+	only1 := map[netip.Prefix]candidate{p1: {Prefix: p1, Metric: 192, Probed: true, ProbeOK: true}}
+	ch.decide(t0, only1)
+	if rec, ok := ch.decide(t0.Add(6*time.Second), only1); !ok || rec.To != p1.String() {
+		t.Fatalf("first choice %+v", rec)
+	}
+	// P2 appears after 5 minutes, 96 better (not more than the margin).
+	ch.decide(t0.Add(300*time.Second), cands(192, 96))
+	rec, ok := ch.decide(t0.Add(305*time.Second), cands(192, 96))
+	if !ok || rec.To != p2.String() {
+		t.Fatalf("the nearer PLAT that appeared was not chosen: %+v %v", rec, ok)
+	}
+	// Once: P1 better again by less than the margin stays a non-event.
+	ch.decide(t0.Add(400*time.Second), cands(96, 192))
+	if rec, ok := ch.decide(t0.Add(500*time.Second), cands(96, 192)); ok {
+		t.Fatalf("a second re-choice: %+v", rec)
+	}
+
+	// Known at the first choice: hysteresis holds.
+	ch = newChooser()
+	ch.settle = 5 * time.Second
+	ch.decide(t0, cands(96, 150))
+	ch.decide(t0.Add(6*time.Second), cands(96, 150))
+	ch.decide(t0.Add(60*time.Second), cands(180, 150))
+	if rec, ok := ch.decide(t0.Add(70*time.Second), cands(180, 150)); ok {
+		t.Fatalf("moved below the margin to a PLAT known at the first choice: %+v", rec)
+	}
+}
