@@ -82,21 +82,9 @@ func TestDemo(t *testing.T) {
 
 	head("the client asks n1 for IPv4 by DHCP, and for a name by DNS")
 	t0 := time.Now()
-	dhcp := m.Start(m.client, "dhcp-client", netlab.Helper("dhcp-client", "c0")...)
-	var ip, dns string
-	var lease int
-	if !netlab.WaitFor(25*time.Second, func() bool { _, err := fmt.Sscanf(dhcp.Log(), "lease %s %d", &ip, &lease); return err == nil }) {
-		fail("no DHCP lease: %s", dhcp.Log())
-	}
-	for _, line := range strings.Split(dhcp.Log(), "\n") {
-		fmt.Sscanf(line, "dns %s", &dns)
-	}
+	_, ip, lease, dns := m.lease(t)
 	say("client got %s (lease %d s, DNS %s) in %d ms from n1's dnsmasq", ip, lease, dns, time.Since(t0).Milliseconds())
-	out, err := m.Run(m.client, netlab.Helper("dns-lookup", gluonInetDNS, dns)...)
-	inetIP := ""
-	if i := strings.Index(out, "addr "); err == nil && i >= 0 {
-		fmt.Sscanf(out[i:], "addr %s", &inetIP)
-	}
+	inetIP, out, err := m.lookup(gluonInetDNS, dns)
 	if inetIP == "" {
 		fail("%s does not resolve through %s: %v %s", gluonInetDNS, dns, err, out)
 	}
@@ -129,8 +117,7 @@ func TestDemo(t *testing.T) {
 	roamPings := m.Start(m.client, "ping-roam", "ping", "-i", "0.1", "-W", "1", "-c", "60", inetIP)
 	time.Sleep(2 * time.Second)
 	moved := time.Now()
-	m.Must(m.n1.ns, "ip", "link", "set", "roam0", "netns", m.n2.ns)
-	m.Must(m.n2.ns, "ip", "link", "set", "roam0", "master", "br-client", "up")
+	m.moveClient(m.n1, m.n2)
 	if !finished(fetch, 8000000, 40*time.Second) {
 		fail("the download across the roam: %s", fetch.Log())
 	}

@@ -258,6 +258,37 @@ func (m *gluonMesh) usesPLAT(t *testing.T, n *gluonNode, plat string, within tim
 	}
 }
 
+// lease starts the client's DHCP client and waits for its lease: the
+// address, its lifetime and the DNS server it names (option 6).
+func (m *gluonMesh) lease(t *testing.T) (dhcp *netlab.Proc, ip string, secs int, dns string) {
+	t.Helper()
+	dhcp = m.Start(m.client, "dhcp-client", netlab.Helper("dhcp-client", "c0")...)
+	if !netlab.WaitFor(25*time.Second, func() bool { _, err := fmt.Sscanf(dhcp.Log(), "lease %s %d", &ip, &secs); return err == nil }) {
+		t.Fatalf("no DHCP lease: %s", dhcp.Log())
+	}
+	for _, line := range strings.Split(dhcp.Log(), "\n") {
+		fmt.Sscanf(line, "dns %s", &dns)
+	}
+	return dhcp, ip, secs, dns
+}
+
+// lookup resolves name at the DNS server the client was given; it returns
+// the first IPv4 address ("" if none) and the helper's output.
+func (m *gluonMesh) lookup(name, server string) (addr, out string, err error) {
+	out, err = m.Run(m.client, netlab.Helper("dns-lookup", name, server)...)
+	if i := strings.Index(out, "addr "); err == nil && i >= 0 {
+		fmt.Sscanf(out[i:], "addr %s", &addr)
+	}
+	return addr, out, err
+}
+
+// moveClient moves the client's port from one node's br-client to the
+// other's, as a WiFi station roams.
+func (m *gluonMesh) moveClient(from, to *gluonNode) {
+	m.Must(from.ns, "ip", "link", "set", "roam0", "netns", to.ns)
+	m.Must(to.ns, "ip", "link", "set", "roam0", "master", "br-client", "up")
+}
+
 // TestGluonMeshIPv4ThroughCLATAndPLAT: on Gluon nodes with fw3's rules in
 // force, a client gets a lease from its node's dnsmasq, resolves a name
 // through the DNS server its lease names (the node's dnsmasq forwarding
@@ -271,23 +302,14 @@ func TestGluonMeshIPv4ThroughCLATAndPLAT(t *testing.T) {
 	m.usesPLAT(t, m.n1, m.plat[m.x1], 30*time.Second)
 	m.usesPLAT(t, m.n2, m.plat[m.x2], 30*time.Second)
 
-	dhcp := m.Start(m.client, "dhcp-client", netlab.Helper("dhcp-client", "c0")...)
-	var ip, dns string
-	if !netlab.WaitFor(25*time.Second, func() bool { _, err := fmt.Sscanf(dhcp.Log(), "lease %s", &ip); return err == nil }) {
-		t.Fatalf("no DHCP lease: %s", dhcp.Log())
-	}
-	for _, line := range strings.Split(dhcp.Log(), "\n") {
-		fmt.Sscanf(line, "dns %s", &dns)
-	}
+	_, _, _, dns := m.lease(t)
 	if dns != "10.130.0.1" {
 		t.Errorf("the lease names DNS server %q, want next_node.ip4 10.130.0.1", dns)
 	}
-	var inetIP string
-	if out, err := m.Run(m.client, netlab.Helper("dns-lookup", gluonInetDNS, dns)...); err != nil || !strings.Contains(out, "addr ") {
+	inetIP, out, err := m.lookup(gluonInetDNS, dns)
+	if inetIP == "" {
 		cfg, _ := m.n1.exec("sh", "-c", "uci show dhcp; cat /var/etc/dnsmasq.conf*; ip -6 route get "+gluonSiteDNS)
 		t.Fatalf("%s does not resolve through %s: %v\n%s\n--- n1:\n%s", gluonInetDNS, dns, err, out, cfg)
-	} else {
-		fmt.Sscanf(out[strings.Index(out, "addr "):], "addr %s", &inetIP)
 	}
 	if inetIP != "198.51.100.1" {
 		t.Fatalf("%s resolved to %q", gluonInetDNS, inetIP)
@@ -302,8 +324,7 @@ func TestGluonMeshIPv4ThroughCLATAndPLAT(t *testing.T) {
 		// to n2 (another CLAT prefix, nearest to x2) in the middle.
 		fetch, _ := startDownload(t, m.Lab, m.inet, m.client, "roam", inetIP+":5001", 6000000, 1000000)
 		time.Sleep(1500 * time.Millisecond)
-		m.Must(m.n1.ns, "ip", "link", "set", "roam0", "netns", m.n2.ns)
-		m.Must(m.n2.ns, "ip", "link", "set", "roam0", "master", "br-client", "up")
+		m.moveClient(m.n1, m.n2)
 		if !finished(fetch, 6000000, 40*time.Second) {
 			var b strings.Builder
 			for _, n := range []*gluonNode{m.n1, m.n2, m.x1} {
@@ -409,8 +430,7 @@ func TestGluonMixedMeshRoamsIPv6WithTheCL3roamd(t *testing.T) {
 	for i, hop := range []struct{ from, to *gluonNode }{{m.n1, m.n2}, {m.n2, m.n1}} {
 		fetch, _ := startDownload(t, l, m.srv, m.client, "to-"+hop.to.name, fmt.Sprintf("[%s]:%d", gluonSrvWeb, 5002+i), 4000000, 1000000)
 		time.Sleep(1500 * time.Millisecond)
-		l.Must(hop.from.ns, "ip", "link", "set", "roam0", "netns", hop.to.ns)
-		l.Must(hop.to.ns, "ip", "link", "set", "roam0", "master", "br-client", "up")
+		m.moveClient(hop.from, hop.to)
 		if !finished(fetch, 4000000, 40*time.Second) {
 			m.hold(t)
 			t.Fatalf("the IPv6 download across the roam %s -> %s: %s\n--- %s: %s\n--- %s: %s", hop.from.name, hop.to.name, fetch.Log(),
