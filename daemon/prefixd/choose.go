@@ -64,10 +64,11 @@ type chooser struct {
 	// the threshold: a choice made while babeld was gone rested on no
 	// routes at all, and hysteresis would keep it for good
 	rechooseUntil time.Time
-	// PLATs known when the first choice was made: one that appears later
-	// (a neighbour's routes can take Babel minutes at boot) and is nearer
-	// is chosen once, without the margin, within newcomerUntil
-	knownAtFirst  map[netip.Prefix]bool
+	// PLATs usable when the first choice was made: a nearer one that was
+	// not (its routes can take Babel minutes at boot, or its probes failed
+	// while its way back was being learned) is chosen once, without the
+	// margin, within newcomerUntil
+	usableAtFirst map[netip.Prefix]bool
 	newcomerUntil time.Time
 	challenger    netip.Prefix // the PLAT better by the margin, and since when
 	betterSince   time.Time
@@ -149,9 +150,9 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 		!now.Before(ch.quietUntil) && now.Before(ch.rechooseUntil) && now.Sub(ch.lastChange) >= ch.settle/2:
 		to, reason = best.Prefix, fmt.Sprintf("re-choice after babeld came back, metric %d < %d", best.Metric, cur.Metric)
 	case haveBest && best.Prefix != ch.current && best.ProbeOK && best.Metric < cur.Metric &&
-		ch.knownAtFirst != nil && !ch.knownAtFirst[best.Prefix] && now.Before(ch.newcomerUntil) && now.Sub(ch.lastChange) >= ch.settle/2:
-		to, reason = best.Prefix, fmt.Sprintf("re-choice: a nearer PLAT appeared after the first choice, metric %d < %d", best.Metric, cur.Metric)
-		ch.knownAtFirst = nil // once
+		ch.usableAtFirst != nil && !ch.usableAtFirst[best.Prefix] && now.Before(ch.newcomerUntil) && now.Sub(ch.lastChange) >= ch.settle/2:
+		to, reason = best.Prefix, fmt.Sprintf("re-choice: a nearer PLAT became usable after the first choice, metric %d < %d", best.Metric, cur.Metric)
+		ch.usableAtFirst = nil // once
 	case beats && best.ProbeOK && ch.betterFor(now, best.Prefix) >= ch.dwell && now.Sub(ch.lastSwitch) >= ch.holdDown && !now.Before(ch.quietUntil):
 		to, reason = best.Prefix, fmt.Sprintf("better metric %d < %d by more than %d", best.Metric, cur.Metric, ch.margin(cur.Metric))
 	default:
@@ -169,18 +170,11 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 		ch.rechooseUntil = time.Time{} // once
 	}
 	if first {
-		ch.knownAtFirst = map[netip.Prefix]bool{}
-		for p := range cands {
-			ch.knownAtFirst[p] = true
+		ch.usableAtFirst = map[netip.Prefix]bool{}
+		for p, c := range cands {
+			ch.usableAtFirst[p] = ch.usable(c)
 		}
 		ch.newcomerUntil = now.Add(10 * time.Minute)
-	}
-	if first && ch.nearerFailing(cands, best.Metric) {
-		// A nearer PLAT is failing its probes (at boot: its way back to
-		// this node is still being learned); the margin would keep this
-		// farther one for good once it answers. Re-choose once, as after
-		// babeld came back.
-		ch.rechooseUntil = now.Add(5 * time.Minute)
 	}
 	if !to.IsValid() {
 		ch.started = now
@@ -197,17 +191,6 @@ func prefixString(p netip.Prefix) string {
 		return ""
 	}
 	return p.String()
-}
-
-// nearerFailing reports whether a candidate with a metric below metric is
-// unusable only because its probes fail.
-func (ch *chooser) nearerFailing(cands map[netip.Prefix]candidate, metric int) bool {
-	for _, c := range cands {
-		if c.Metric < metric && c.Fails >= ch.maxFails {
-			return true
-		}
-	}
-	return false
 }
 
 // betterFor is how long p has been the challenger that beats the current
