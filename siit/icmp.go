@@ -234,6 +234,11 @@ func (k *compiled) inner4to6(dst, inner []byte, limit int) (int, bool, Reason) {
 		return 0, false, DropBadInner
 	}
 	if iv.proto == header.ProtoICMP {
+		// Section 4.3: only an Echo can be quoted; an ICMP error about an
+		// ICMP error (or another untranslatable ICMP message) is dropped.
+		if (!iv.frag || iv.offset == 0) && len(inner) > ihl && inner[ihl] != 0 && inner[ihl] != 8 {
+			return 0, false, DropBadInner
+		}
 		iv.proto = header.ProtoICMPv6
 	}
 	declared := h.TotalLen() - ihl

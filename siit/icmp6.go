@@ -145,6 +145,11 @@ func (k *compiled) inner6to4(dst, inner []byte, limit int) (int, bool, Reason) {
 		return 0, false, DropBadInner
 	}
 	if iv.proto == header.ProtoICMPv6 {
+		// Section 5.3: only an Echo can be quoted; an ICMPv6 error about an
+		// ICMPv6 error (or about ND, MLD, ...) is dropped.
+		if (!e.frag || e.fragOff == 0) && len(inner) > e.l4 && inner[e.l4] != 128 && inner[e.l4] != 129 {
+			return 0, false, DropBadInner
+		}
 		iv.proto = header.ProtoICMP
 	}
 	declared := max(h.PayloadLen()-(e.l4-header.IPv6Len), 0)

@@ -85,6 +85,7 @@ const (
 	DropBadInner
 	DropNoHeadroom
 	DropRefusedDst
+	DropMulticast
 	numReasons
 )
 
@@ -108,6 +109,7 @@ var reasonNames = [numReasons]string{
 	DropBadInner:          "bad_inner_packet",
 	DropNoHeadroom:        "no_headroom",
 	DropRefusedDst:        "refused_destination",
+	DropMulticast:         "multicast",
 }
 
 func (r Reason) String() string {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/gluon-464xlat/gluon-464xlat/header"
@@ -332,4 +333,39 @@ func TestRFC7915Section4DFTooBigForIPv6NextHop(t *testing.T) {
 	}
 	// One byte less fits: 1380 bytes of IPv4 are 1400 of IPv6.
 	one(t, tr, build(t, ip4(layers.IPProtocolUDP, client4, server4), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(1380-28)))
+}
+
+// RFC 1812 section 4.3.2.7: no ICMP error about an IPv4 multicast or
+// limited-broadcast packet, not even Time Exceeded for TTL 1 (section 1.2
+// of RFC 7915 leaves multicast untranslated): dropped, counted apart.
+func TestRFC1812Section4_3_2_7NoTimeExceededForMulticast(t *testing.T) {
+	for _, dst := range []net.IP{net.IPv4(224, 0, 0, 251), net.IPv4(239, 1, 2, 3), net.IPv4(255, 255, 255, 255)} {
+		tr := newT(t)
+		l3 := ip4(layers.IPProtocolUDP, client4, dst.To4())
+		l3.TTL = 1
+		res, r := run(t, tr, build(t, l3, &layers.UDP{SrcPort: 5353, DstPort: 5353}, payloadOf(20)), Offload{})
+		if r != DropMulticast || len(res) != 0 {
+			t.Errorf("%s TTL 1: reason %v, %d packets out; want %v and none", dst, r, len(res), DropMulticast)
+		}
+	}
+}
+
+// RFC 7915 section 4.3: an ICMPv4 error whose quoted packet is itself an
+// ICMPv4 error is dropped, not translated (its inner ICMP header would
+// cross untranslated); one quoting an Echo is translated.
+func TestRFC7915Section4_3ErrorAboutAnErrorDropped(t *testing.T) {
+	quoting := func(innerType uint8) []byte {
+		inner := build(t, ip4(layers.IPProtocolICMPv4, server4, client4),
+			&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(innerType, 0)}, payloadOf(28))
+		msg := append([]byte{3, 1, 0, 0, 0, 0, 0, 0}, inner...)
+		binary.BigEndian.PutUint16(msg[2:], header.Checksum(msg, 0))
+		return build(t, ip4(layers.IPProtocolICMPv4, client4, server4), gopacket.Payload(msg))
+	}
+	tr := newT(t)
+	if res, r := run(t, tr, quoting(11), Offload{}); r != DropBadInner || len(res) != 0 {
+		t.Errorf("error quoting Time Exceeded: reason %v, %d packets out", r, len(res))
+	}
+	if res, r := run(t, tr, quoting(8), Offload{}); r != OK || len(res) != 1 {
+		t.Errorf("error quoting an Echo Request: reason %v, %d packets out", r, len(res))
+	}
 }

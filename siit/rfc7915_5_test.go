@@ -252,3 +252,39 @@ func fixICMP6(pkt []byte) {
 	binary.BigEndian.PutUint16(pkt[42:], 0)
 	binary.BigEndian.PutUint16(pkt[42:], header.Checksum(pkt[40:], header.PseudoSum(h.Src(), h.Dst(), header.ProtoICMPv6, len(pkt)-40)))
 }
+
+// RFC 4443 section 2.4 (e.3): no ICMPv6 error about a packet to a multicast
+// address, so an MLD report (ff02::16, hop limit 1, as the kernel sends on
+// the TUN) gets no Time Exceeded; it is dropped and counted as multicast,
+// not as an expired hop limit.
+func TestRFC4443Section2_4NoTimeExceededForMulticast(t *testing.T) {
+	tr := newT(t)
+	l3 := ip6(layers.IPProtocolUDP, client6, net.ParseIP("ff02::16"))
+	l3.HopLimit = 1
+	res, r := run(t, tr, build(t, l3, &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(20)), Offload{})
+	if r != DropMulticast || len(res) != 0 {
+		t.Fatalf("reason %v, %d packets out; want %v and none", r, len(res), DropMulticast)
+	}
+	if tr.Stats.Drops[DropTTLExpired].Load() != 0 {
+		t.Error("counted as ttl_expired")
+	}
+}
+
+// RFC 7915 section 5.3: an ICMPv6 error quoting an ICMPv6 error is dropped;
+// one quoting an Echo Request is translated.
+func TestRFC7915Section5_3ErrorAboutAnErrorDropped(t *testing.T) {
+	quoting := func(innerType uint8) []byte {
+		inner := build(t, ip6(layers.IPProtocolICMPv6, client6, server6),
+			&layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(innerType, 0)}, payloadOf(48))
+		pkt := build(t, ip6(layers.IPProtocolICMPv6, server6, client6), gopacket.Payload(append([]byte{1, 4, 0, 0, 0, 0, 0, 0}, inner...)))
+		fixICMP6(pkt)
+		return pkt
+	}
+	tr := newT(t)
+	if res, r := run(t, tr, quoting(3), Offload{}); r != DropBadInner || len(res) != 0 {
+		t.Errorf("error quoting Time Exceeded: reason %v, %d packets out", r, len(res))
+	}
+	if res, r := run(t, tr, quoting(128), Offload{}); r != OK || len(res) != 1 {
+		t.Errorf("error quoting an Echo Request: reason %v, %d packets out", r, len(res))
+	}
+}

@@ -57,6 +57,12 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 		t.originate4(k, pkt, 3, 5, 0, out)
 		return DropSourceRoute
 	}
+	// Multicast and the limited broadcast are not translated (section 1.2
+	// leaves multicast out), and a router sends no ICMP error about them
+	// (RFC 1812 section 4.3.2.7), so this comes before the TTL check.
+	if d := h.Dst(); d[0]&0xf0 == 224 || d[0] == 255 && d[1] == 255 && d[2] == 255 && d[3] == 255 {
+		return DropMulticast
+	}
 	ttl := h.TTL()
 	if !k.cfg.NoDecrementTTL {
 		if ttl <= 1 {

@@ -89,6 +89,12 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 	if r != OK {
 		return r
 	}
+	// Multicast is not translated (section 1.2), and no ICMPv6 error goes
+	// back about it (RFC 4443 section 2.4 (e.3)): the kernel's own MLD
+	// reports on the TUN (ff02::16, hop limit 1) end here, counted apart.
+	if h.Dst()[0] == 0xff {
+		return DropMulticast
+	}
 	hop := h.HopLimit()
 	if !k.cfg.NoDecrementTTL {
 		if hop <= 1 {
