@@ -141,7 +141,7 @@ func TestMalformedCountedByReason(t *testing.T) {
 		{"loopback dst", mut(good4, func(b []byte) { b[16] = 127; header.IPv4(b).SetChecksum() }), DropUntranslatableDst},
 		{"icmpv6 in ipv4", mut(good4, func(b []byte) { b[9] = 58; header.IPv4(b).SetChecksum() }), DropWrongICMPFamily},
 		{"short ipv6", good6[:39], DropTruncated},
-		{"ipv6 jumbo", mut(good6, func(b []byte) { b[4], b[5] = 0, 0 }), DropBadLength},
+		{"ipv6 payload length 0, no jumbo option", mut(good6, func(b []byte) { b[4], b[5] = 0, 0 }), DropTruncated},
 		{"ipv6 payload length", mut(good6, func(b []byte) { b[5] = 200 }), DropBadLength},
 		{"ipv6 dst outside", mut(good6, func(b []byte) { b[24] = 0x20 }), DropUntranslatableDst},
 		{"icmpv4 in ipv6", mut(good6, func(b []byte) { b[6] = 1 }), DropWrongICMPFamily},

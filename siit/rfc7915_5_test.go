@@ -288,3 +288,52 @@ func TestRFC7915Section5_3ErrorAboutAnErrorDropped(t *testing.T) {
 		t.Errorf("error quoting an Echo Request: reason %v, %d packets out", r, len(res))
 	}
 }
+
+// RFC 7915 section 5.1.1 and RFC 6946: an atomic fragment (Fragment header,
+// offset 0, M clear) carries the whole packet, so an ICMPv6 Echo in one is
+// translated (its checksum is computable), with the Identification's low
+// 16 bits and DF clear; a real first fragment of ICMPv6 is still dropped.
+func TestRFC7915Section5_1_1AtomicFragmentICMPv6(t *testing.T) {
+	tr := newT(t)
+	full := build(t, ip6(layers.IPProtocolICMPv6, client6, server6),
+		&layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(128, 0)}, &layers.ICMPv6Echo{Identifier: 7, SeqNumber: 1}, payloadOf(32))
+	withFrag := func(more bool) []byte {
+		f := append(append([]byte(nil), full[:40]...), make([]byte, 8)...)
+		f[6] = header.ProtoIPv6Frag
+		header.IPv6Frag(f[40:]).Set(header.ProtoICMPv6, 0, more, 0xabcd1234)
+		f = append(f, full[40:]...)
+		header.IPv6(f).SetPayloadLen(len(f) - 40)
+		return f
+	}
+	out := one(t, tr, withFrag(false))
+	checkPacket(t, out)
+	h := header.IPv4(out)
+	if h.Protocol() != header.ProtoICMP || out[20] != 8 || h.ID() != 0x1234 || h.DF() || h.MF() || h.FragOffset() != 0 {
+		t.Fatalf("proto %d type %d id %#x DF %v MF %v offset %d", h.Protocol(), out[20], h.ID(), h.DF(), h.MF(), h.FragOffset())
+	}
+	if res, r := run(t, tr, withFrag(true), Offload{}); r != DropFragmentedICMP || len(res) != 0 {
+		t.Errorf("first fragment of an ICMPv6 message: %v, %d packets out", r, len(res))
+	}
+}
+
+// RFC 7915 section 5.1 "Total Length" and RFC 2675: a Payload Length of
+// zero is a jumbogram only with a Jumbo Payload option in a Hop-by-Hop
+// header (then no IPv4 packet can carry it: dropped as too big); without
+// one it is an empty payload, translated as such (No Next Header here).
+func TestRFC2675PayloadLengthZero(t *testing.T) {
+	tr := newT(t)
+	jumbo := build(t, ip6(layers.IPProtocolUDP, server6, client6), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(10))
+	hbh := []byte{header.ProtoUDP, 0, 0xc2, 4, 0, 1, 0x11, 0x70} // Jumbo Payload length 70000
+	jumbo = append(append(append([]byte(nil), jumbo[:40]...), hbh...), jumbo[40:]...)
+	jumbo[6] = header.ProtoHopOpts
+	header.IPv6(jumbo).SetPayloadLen(0)
+	if res, r := run(t, tr, jumbo, Offload{}); r != DropTooBig || len(res) != 0 {
+		t.Errorf("jumbogram: %v, %d packets out", r, len(res))
+	}
+	empty := build(t, ip6(layers.IPProtocolNoNextHeader, server6, client6))
+	out := one(t, tr, empty)
+	checkPacket(t, out)
+	if h := header.IPv4(out); h.TotalLen() != 20 || h.Protocol() != 59 {
+		t.Errorf("empty payload: total length %d protocol %d", h.TotalLen(), h.Protocol())
+	}
+}

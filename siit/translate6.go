@@ -78,8 +78,8 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 	}
 	h := header.IPv6(pkt)
 	plen := h.PayloadLen()
-	if plen == 0 {
-		return DropBadLength // jumbograms (RFC 2675) cannot become IPv4
+	if plen == 0 && isJumbogram(pkt) {
+		return DropTooBig // RFC 2675: no IPv4 packet is that big
 	}
 	if header.IPv6Len+plen > len(pkt) {
 		return DropBadLength
@@ -120,7 +120,10 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 		t.originate6(k, pkt, 1, 1, 0, out) // administratively prohibited
 		return DropRefusedDst
 	}
-	isICMPErr := e.proto == header.ProtoICMPv6 && !e.frag && e.l4 < len(pkt) && pkt[e.l4] < 128
+	// Section 5.1.1 and RFC 6946: an atomic fragment (offset 0, M clear) is
+	// the whole packet; only a real fragment hides part of an ICMPv6 message.
+	fragmented := e.frag && (e.fragOff != 0 || e.fragMore)
+	isICMPErr := e.proto == header.ProtoICMPv6 && !fragmented && e.l4 < len(pkt) && pkt[e.l4] < 128
 	if !k.map6to4(v.src[:], h.Src()) {
 		if !isICMPErr {
 			return DropUntranslatableSrc
@@ -143,7 +146,7 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 	}
 	switch e.proto {
 	case header.ProtoICMPv6:
-		if e.frag {
+		if fragmented {
 			return DropFragmentedICMP
 		}
 		v.proto = header.ProtoICMP
@@ -174,6 +177,31 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 	out.add(in.Buf, start, header.IPv4MinLen+len(payload), o)
 	t.Stats.Out6to4.Add(1)
 	return OK
+}
+
+// isJumbogram reports a Payload Length of zero made valid by a Jumbo
+// Payload option (type 0xC2) in a Hop-by-Hop Options header (RFC 2675
+// section 2); without one, zero is an empty payload (section 5.1 reads the
+// length as it is).
+func isJumbogram(pkt []byte) bool {
+	if header.IPv6(pkt).NextHeader() != header.ProtoHopOpts || len(pkt) < header.IPv6Len+8 {
+		return false
+	}
+	end := header.IPv6Len + (int(pkt[header.IPv6Len+1])+1)*8
+	for i := header.IPv6Len + 2; i < min(end, len(pkt)); {
+		switch pkt[i] {
+		case 0: // Pad1
+			i++
+			continue
+		case 0xc2:
+			return true
+		}
+		if i+1 >= len(pkt) {
+			return false
+		}
+		i += 2 + int(pkt[i+1])
+	}
+	return false
 }
 
 func (t *Translator) nextID() uint16 {
