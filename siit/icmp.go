@@ -118,7 +118,7 @@ func (t *Translator) icmpErr4to6(k *compiled, pkt []byte, ihl int, v *hdr6, out 
 	m[0], m[1], m[2], m[3] = nt, nc, 0, 0
 	binary.BigEndian.PutUint32(m[4:], param)
 	if len(ext) > 0 {
-		n = pad(m[header.ICMPLen:], n, 8)
+		n = pad4884(m[header.ICMPLen:], n, 8)
 		m[4] = byte(n / 8) // RFC 4884 section 4.5: length in 64-bit words
 		n += copy(m[header.ICMPLen+n:], ext)
 	}
@@ -143,6 +143,21 @@ func split4884(msg []byte, origLen int) (inner, ext []byte) {
 // pad zero-fills b from n up to a multiple of m and returns the new length.
 func pad(b []byte, n, m int) int {
 	for n%m != 0 {
+		b[n] = 0
+		n++
+	}
+	return n
+}
+
+// pad4884 zero-fills the original datagram field of an ICMP error that
+// carries RFC 4884 extensions: to a multiple of the word size (4 for
+// ICMPv4, 8 for ICMPv6) and to at least 128 octets (RFC 4884 sections 4.1
+// and 4.5: with extensions the field MUST hold 128 octets or more). A
+// translated quote changes length by the header difference, so a field
+// that was exactly 128 would otherwise end short or misaligned.
+func pad4884(b []byte, n, word int) int {
+	n = pad(b, n, word)
+	for n < min4884Original {
 		b[n] = 0
 		n++
 	}

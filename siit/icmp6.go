@@ -95,7 +95,7 @@ func (t *Translator) icmpErr6to4(k *compiled, pkt []byte, l4 int, v *hdr4, out *
 		m[4] = ptr
 	}
 	if len(ext) > 0 {
-		n = pad(m[header.ICMPLen:], n, 4)
+		n = pad4884(m[header.ICMPLen:], n, 4)
 		m[5] = byte(n / 4) // RFC 4884 section 4.1: length in 32-bit words
 		n += copy(m[header.ICMPLen+n:], ext)
 	}

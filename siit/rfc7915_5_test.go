@@ -207,7 +207,9 @@ func TestRFC6791UntranslatableErrorSource(t *testing.T) {
 	}
 }
 
-// RFC 4884 section 4.1 via RFC 7915 section 5.2: extensions survive 6->4.
+// RFC 4884 section 4.1 via RFC 7915 section 5.2: extensions survive 6->4,
+// and the original datagram field, 20 bytes shorter once translated, is
+// zero-padded back to the 128 octets RFC 4884 requires with extensions.
 func TestRFC4884ExtensionsFrom6To4(t *testing.T) {
 	tr := newT(t)
 	pkt := icmp6Packet(t, 3, 0, 0, 300)
@@ -219,8 +221,11 @@ func TestRFC4884ExtensionsFrom6To4(t *testing.T) {
 	fixICMP6(pkt)
 	out := one(t, tr, pkt)
 	l := int(out[25]) * 4
-	if l != 108 { // 128 - 20 bytes less header, already 32-bit aligned
-		t.Fatalf("ICMPv4 length %d", l)
+	if l != 128 { // 108 bytes of translated quote, zero-padded to 128
+		t.Fatalf("ICMPv4 length field %d bytes, want 128", l)
+	}
+	if !bytes.Equal(out[28+108:28+128], make([]byte, 20)) {
+		t.Error("padding not zero")
 	}
 	if !bytes.Equal(out[28+l:], ext) {
 		t.Fatalf("extension lost: % x", out[28+l:])
@@ -335,5 +340,37 @@ func TestRFC2675PayloadLengthZero(t *testing.T) {
 	checkPacket(t, out)
 	if h := header.IPv4(out); h.TotalLen() != 20 || h.Protocol() != 59 {
 		t.Errorf("empty payload: total length %d protocol %d", h.TotalLen(), h.Protocol())
+	}
+}
+
+// RFC 4884 section 4.1: a short original datagram (here 64 octets, from a
+// sender that did not pad) is zero-padded to 128 octets when extensions go
+// with it, in both directions.
+func TestRFC4884ShortOriginalPaddedTo128(t *testing.T) {
+	ext := []byte{0x20, 0, 0, 0, 0, 8, 1, 1, 1, 2, 3, 4}
+	binary.BigEndian.PutUint16(ext[2:], header.Checksum(ext, 0))
+
+	tr := newT(t)
+	pkt := icmp6Packet(t, 3, 0, 0, 300)
+	pkt = append(pkt[:48+64:48+64], ext...)
+	pkt[44] = 8 // 64 bytes in 64-bit words
+	header.IPv6(pkt).SetPayloadLen(len(pkt) - 40)
+	fixICMP6(pkt)
+	out := one(t, tr, pkt)
+	if l := int(out[25]) * 4; l != 128 || !bytes.Equal(out[28+l:], ext) {
+		t.Errorf("6->4: length field %d bytes, want 128, extension % x", l, out[28:])
+	}
+
+	p4 := icmp4PacketInner(t, 11, 0, 0, 200)
+	msg := append(append([]byte(nil), p4[20:28]...), p4[28:28+64]...)
+	msg[5] = 16 // 64 bytes in 32-bit words
+	msg = append(msg, ext...)
+	p4 = append(p4[:20:20], msg...)
+	header.IPv4(p4).SetTotalLen(len(p4))
+	header.IPv4(p4).SetChecksum()
+	fixICMP4(p4)
+	out = one(t, tr, p4)
+	if l := int(out[44]) * 8; l != 128 || !bytes.Equal(out[48+l:], ext) {
+		t.Errorf("4->6: length field %d bytes, want 128, extension % x", l, out[48:])
 	}
 }
