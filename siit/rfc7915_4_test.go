@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -367,5 +368,28 @@ func TestRFC7915Section4_3ErrorAboutAnErrorDropped(t *testing.T) {
 	}
 	if res, r := run(t, tr, quoting(8), Offload{}); r != OK || len(res) != 1 {
 		t.Errorf("error quoting an Echo Request: reason %v, %d packets out", r, len(res))
+	}
+}
+
+// RFC 7915 section 4.1 "Source Address": a packet from an illegal IPv4
+// source (0.0.0.0, 127.0.0.1) is dropped, but an ICMPv4 error from one is
+// translated (its source embedded in the RFC 6052 prefix) for troubleshooting.
+func TestRFC7915Section4_1IllegalSourceOfICMPError(t *testing.T) {
+	for _, src := range []net.IP{net.IPv4(0, 0, 0, 0), net.IPv4(127, 0, 0, 1)} {
+		tr := newT(t)
+		inner := build(t, ip4(layers.IPProtocolUDP, server4, client4), &layers.UDP{SrcPort: 53, DstPort: 1000}, payloadOf(20))
+		msg := append([]byte{3, 3, 0, 0, 0, 0, 0, 0}, inner...)
+		binary.BigEndian.PutUint16(msg[2:], header.Checksum(msg, 0))
+		out := one(t, tr, build(t, ip4(layers.IPProtocolICMPv4, src.To4(), server4), gopacket.Payload(msg)))
+		checkPacket(t, out)
+		want := netip.MustParseAddr("fddd:1337:1338:1234:5678:9abc::").As16()
+		copy(want[12:], src.To4())
+		if got := header.IPv6(out).Src(); !bytes.Equal(got, want[:]) || out[40] != 1 || out[41] != 4 {
+			t.Errorf("error from %s: source %v, type %d code %d", src, net.IP(got), out[40], out[41])
+		}
+		udp := build(t, ip4(layers.IPProtocolUDP, src.To4(), server4), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(10))
+		if res, r := run(t, tr, udp, Offload{}); r != DropUntranslatableSrc || len(res) != 0 {
+			t.Errorf("UDP from %s: %v, %d packets out", src, r, len(res))
+		}
 	}
 }

@@ -73,7 +73,13 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 	}
 	var src6, dst6 [16]byte
 	if !k.map4to6(src6[:], h.Src()) {
-		return DropUntranslatableSrc
+		// Section 4.1 "Source Address": a packet from an illegal source
+		// (0.0.0.0, 127.0.0.1, ...) is dropped, but an ICMPv4 error from one
+		// is translated all the same, for troubleshooting.
+		if !k.illegalSourceOfError(pkt, ihl) {
+			return DropUntranslatableSrc
+		}
+		k.cfg.Pool6.Embed(src6[:], h.Src())
 	}
 	if !k.map4to6(dst6[:], h.Dst()) {
 		return DropUntranslatableDst
@@ -135,6 +141,15 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 	out.add(in.Buf, start, n+len(payload), o)
 	t.Stats.Out4to6.Add(1)
 	return OK
+}
+
+// illegalSourceOfError reports an unfragmented ICMPv4 error whose source is
+// in 0.0.0.0/8 or 127.0.0.0/8, when there is an RFC 6052 prefix to embed it.
+func (k *compiled) illegalSourceOfError(pkt []byte, ihl int) bool {
+	h := header.IPv4(pkt)
+	s := h.Src()
+	return k.cfg.Pool6.Valid() && (s[0] == 0 || s[0] == 127) && h.Protocol() == header.ProtoICMP &&
+		!h.IsFragment() && len(pkt) > ihl && isICMPv4Error(pkt[ihl])
 }
 
 func fragLen(frag bool) int {
