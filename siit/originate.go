@@ -70,7 +70,7 @@ func isICMPv4Error(typ uint8) bool {
 // lowest IPv6 MTU (RFC 7915 section 4 and 4.1 "Fragment Header"): the
 // Identification is the IPv4 one, offsets continue those of an IPv4 fragment.
 func (t *Translator) fragment4to6(k *compiled, v *hdr6, payload []byte, out *Batch) Reason {
-	chunk := (k.lowMTU6 - header.IPv6Len - header.IPv6FragLen) &^ 7
+	chunk := (k.fragMTU6 - header.IPv6Len - header.IPv6FragLen) &^ 7
 	if (len(payload)+chunk-1)/chunk > MaxOut {
 		return DropTooBig
 	}

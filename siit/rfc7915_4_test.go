@@ -393,3 +393,54 @@ func TestRFC7915Section4_1IllegalSourceOfICMPError(t *testing.T) {
 		}
 	}
 }
+
+// RFC 792 and RFC 1812 section 4.3.2.3: the Fragmentation Needed quotes the
+// datagram as it arrived; the translator must not have rewritten its UDP
+// checksum (to the IPv6 pseudo-header) or a TCP SYN's MSS before the size
+// check.
+func TestRFC1812Section4_3_2_3FragNeededQuotesTheDatagramAsItArrived(t *testing.T) {
+	c := testConfig(t)
+	c.MTU6, c.MaxMSS = 1400, 1200
+	tr, _ := New(c)
+	udp := build(t, ip4(layers.IPProtocolUDP, client4, server4), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(1400-28))
+	tcp := build(t, ip4(layers.IPProtocolTCP, client4, server4), &layers.TCP{SrcPort: 1, DstPort: 2, SYN: true, Window: 100,
+		Options: []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xb4}}}}, payloadOf(1400-44))
+	for name, pkt := range map[string][]byte{"UDP": udp, "TCP SYN": tcp} {
+		orig := append([]byte(nil), pkt...)
+		res, r := run(t, tr, pkt, Offload{})
+		if r != DropTooBig || len(res) != 1 {
+			t.Fatalf("%s: %v %d", name, r, len(res))
+		}
+		if quote := res[0][28:]; !bytes.Equal(quote, orig[:len(quote)]) {
+			t.Errorf("%s: the quote differs from the datagram that arrived", name)
+		}
+	}
+}
+
+// RFC 7915 sections 4 and 4.1: without DF, the IPv6 packets leave no bigger
+// than the smaller of the lowest IPv6 MTU and the IPv6 next hop's MTU; an
+// IPv4 fragment with DF set that is too big for the IPv6 next hop gets
+// Fragmentation Needed (MTU6 - 28: IPv6 and Fragment header), not fragments.
+func TestRFC7915Section4FragmentToTheSmallerMTUAndDFFragments(t *testing.T) {
+	c := testConfig(t)
+	c.LowestIPv6MTU, c.MTU6 = 1500, 1400
+	tr, _ := New(c)
+	l3 := ip4(layers.IPProtocolUDP, client4, server4)
+	l3.Flags = 0
+	res, r := run(t, tr, build(t, l3, &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(1450)), Offload{})
+	if r != OK || len(res) < 2 {
+		t.Fatalf("no DF, 1478 bytes: %v, %d packets", r, len(res))
+	}
+	for i, f := range res {
+		if len(f) > 1400 {
+			t.Errorf("fragment %d is %d bytes, over the IPv6 next hop's 1400", i, len(f))
+		}
+	}
+	frag := ip4(layers.IPProtocolUDP, client4, server4)
+	frag.Flags = layers.IPv4DontFragment | layers.IPv4MoreFragments
+	pkt := build(t, frag, &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(1400))
+	res, r = run(t, tr, pkt, Offload{})
+	if r != DropTooBig || len(res) != 1 || res[0][20] != 3 || res[0][21] != 4 || binary.BigEndian.Uint16(res[0][26:]) != 1372 {
+		t.Fatalf("DF fragment too big: %v, %d packets, want Fragmentation Needed MTU 1372", r, len(res))
+	}
+}

@@ -99,16 +99,40 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 			// the whole length, unknowable per fragment; such packets are dropped.
 			return DropFragmentedICMP
 		}
-		v.proto = header.ProtoICMPv6
-		if r, done := t.icmp4to6(k, pkt, ihl, &v, in.Offload.NeedsCsum, out); done {
-			return r
-		}
 	case header.ProtoICMPv6:
 		return DropWrongICMPFamily
 	case header.ProtoHopOpts, header.ProtoRouting, header.ProtoIPv6Frag, header.ProtoDstOpts:
 		// Copied into Next Header (section 4.1) these would be read as IPv6
 		// extension headers that are not there.
 		return DropExtHeaders
+	}
+	// Sizes are decided on the datagram as it arrived, before any field is
+	// rewritten: a Fragmentation Needed quotes it unchanged (RFC 792,
+	// RFC 1812 section 4.3.2.3). An ICMPv4 error is rebuilt within 1280
+	// bytes whatever its size.
+	fragment := false
+	isError := proto == header.ProtoICMP && len(payload) > 0 && isICMPv4Error(payload[0])
+	if in.Offload.GSOType == GSONone && !isError {
+		size := header.IPv6Len + fragLen(isFrag) + len(payload)
+		switch {
+		case h.DF() && k.cfg.MTU6 > 0 && size > k.cfg.MTU6:
+			// Section 4: DF set (fragment or not) and too big for the IPv6
+			// next hop: Fragmentation Needed, never fragmented here.
+			mtu := k.cfg.MTU6 - (header.IPv6Len - header.IPv4MinLen) - fragLen(isFrag)
+			t.originate4(k, pkt, 3, 4, uint32(max(mtu, header.IPv4MinMTU)), out)
+			return DropTooBig
+		case !h.DF() && size > k.fragMTU6:
+			// Section 4: without DF, fragments fit the smaller of the lowest
+			// IPv6 MTU and the IPv6 next hop's.
+			fragment = true
+		}
+	}
+	switch proto {
+	case header.ProtoICMP:
+		v.proto = header.ProtoICMPv6
+		if r, done := t.icmp4to6(k, pkt, ihl, &v, in.Offload.NeedsCsum, out); done {
+			return r
+		}
 	case header.ProtoTCP, header.ProtoUDP:
 		if !isFrag || firstFrag {
 			if r := t.fixTransport4to6(k, pkt, ihl, &v, in.Offload.NeedsCsum, isFrag); r != OK {
@@ -116,17 +140,8 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 			}
 		}
 	}
-	if in.Offload.GSOType == GSONone {
-		size := header.IPv6Len + len(payload)
-		if !h.DF() && !isFrag && size > k.lowMTU6 || isFrag && size+header.IPv6FragLen > k.lowMTU6 {
-			// Section 4: fragment so every piece fits the lowest IPv6 MTU.
-			return t.fragment4to6(k, &v, payload, out)
-		}
-		if h.DF() && k.cfg.MTU6 > 0 && size+fragLen(isFrag) > k.cfg.MTU6 {
-			// Section 4: DF set and too big for the IPv6 next hop.
-			t.originate4(k, pkt, 3, 4, uint32(max(k.cfg.MTU6-(header.IPv6Len-header.IPv4MinLen), header.IPv4MinMTU)), out)
-			return DropTooBig
-		}
+	if fragment {
+		return t.fragment4to6(k, &v, payload, out)
 	}
 	start := in.Start + ihl - header.IPv6Len - fragLen(isFrag)
 	if start < minStart {
