@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"net/netip"
 	"sync/atomic"
+
+	"github.com/gluon-464xlat/gluon-464xlat/header"
 )
 
 // Config is the translator's address plan and policy. It is immutable once
@@ -103,6 +105,9 @@ func compile(c Config) (*compiled, error) {
 	}
 	if !c.Pool6791.Is4() || !c.Addr4.Is4() {
 		return nil, fmt.Errorf("siit: pool6791 and addr4 must be IPv4 addresses")
+	}
+	if c.MTU4 != 0 && c.MTU4 < header.IPv4MinMTU {
+		return nil, fmt.Errorf("siit: IPv4 next-hop MTU %d is below 68 (RFC 791)", c.MTU4)
 	}
 	if c.MTU6 != 0 && c.MTU6 < 1280 {
 		return nil, fmt.Errorf("siit: IPv6 next-hop MTU %d is below 1280 (RFC 8200 section 5)", c.MTU6)

@@ -90,3 +90,28 @@ func (t *Translator) fragment4to6(k *compiled, v *hdr6, payload []byte, out *Bat
 	t.Stats.Out4to6.Add(uint64(out.N))
 	return OK
 }
+
+// fragment6to4 cuts an IPv4 payload into fragments that fit the IPv4 next
+// hop (MTU4; RFC 7915 section 1.4): DF clear, the Identification of v,
+// offsets continuing those of an IPv6 fragment.
+func (t *Translator) fragment6to4(k *compiled, v *hdr4, payload []byte, out *Batch) Reason {
+	chunk := (k.cfg.MTU4 - header.IPv4MinLen) &^ 7
+	if chunk <= 0 || (len(payload)+chunk-1)/chunk > MaxOut {
+		return DropTooBig
+	}
+	base, lastMore := v.offset, v.more
+	v.frag = true
+	pos := 0
+	for off := 0; off < len(payload); off += chunk {
+		n := min(chunk, len(payload)-off)
+		start := pos + Headroom
+		v.offset, v.more = base+off, off+n < len(payload) || lastMore
+		v.write(t.scratch[start:], n)
+		copy(t.scratch[start+header.IPv4MinLen:], payload[off:off+n])
+		out.add(t.scratch, start, header.IPv4MinLen+n, Offload{})
+		pos = start + header.IPv4MinLen + n
+	}
+	t.Stats.Fragments.Add(uint64(out.N))
+	t.Stats.Out6to4.Add(uint64(out.N))
+	return OK
+}

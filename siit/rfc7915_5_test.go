@@ -374,3 +374,46 @@ func TestRFC4884ShortOriginalPaddedTo128(t *testing.T) {
 		t.Errorf("4->6: length field %d bytes, want 128, extension % x", l, out[48:])
 	}
 }
+
+// RFC 7915 section 1.4 (and 5.1 "Flags"): nothing leaves bigger than the
+// IPv4 next hop's MTU. An IPv6 packet over 1280 bytes gets Packet Too Big
+// (MTU4 + 20, quoting the packet as it arrived); one of at most 1280 bytes,
+// or one whose Packet Too Big would say less than 1280 (which IPv6 hosts
+// ignore, RFC 8201 section 4), is fragmented to fit.
+func TestRFC7915Section1_4IPv4NextHopMTU(t *testing.T) {
+	udp := func(n int) []byte {
+		return build(t, ip6(layers.IPProtocolUDP, server6, client6), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(n-48))
+	}
+	c := testConfig(t)
+	c.MTU4 = 1400
+	tr, _ := New(c)
+	big := udp(1500)
+	res, r := run(t, tr, append([]byte(nil), big...), Offload{})
+	if r != DropTooBig || len(res) != 1 {
+		t.Fatalf("1500-byte IPv6, MTU4 1400: %v, %d packets", r, len(res))
+	}
+	if m := res[0][40:]; m[0] != 2 || binary.BigEndian.Uint32(m[4:]) != 1420 || !bytes.Equal(m[8:], big[:len(m)-8]) {
+		t.Errorf("want Packet Too Big MTU 1420 quoting the packet: type %d mtu %d", m[0], binary.BigEndian.Uint32(m[4:]))
+	}
+	for _, mtu4 := range []int{1000, 1200} {
+		c.MTU4 = mtu4
+		tr, _ := New(c)
+		pkt := udp(map[int]int{1000: 1280, 1200: 1500}[mtu4])
+		res, r := run(t, tr, pkt, Offload{})
+		if r != OK || len(res) < 2 {
+			t.Fatalf("MTU4 %d: %v, %d packets", mtu4, r, len(res))
+		}
+		var data []byte
+		for i, f := range res {
+			checkPacket(t, f)
+			h := header.IPv4(f)
+			if len(f) > mtu4 || h.DF() || h.FragOffset() != len(data) || h.MF() != (i < len(res)-1) {
+				t.Errorf("MTU4 %d fragment %d: %d bytes DF %v offset %d MF %v", mtu4, i, len(f), h.DF(), h.FragOffset(), h.MF())
+			}
+			data = append(data, f[20:]...)
+		}
+		if header.Checksum(data, header.PseudoSum(server4, client4, header.ProtoUDP, len(data))) != 0 {
+			t.Errorf("MTU4 %d: reassembled UDP checksum wrong", mtu4)
+		}
+	}
+}

@@ -144,11 +144,25 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 		}
 		v.df = size > 1260
 	}
+	if e.proto == header.ProtoICMPv6 && fragmented {
+		return DropFragmentedICMP
+	}
+	// Section 1.4 / 5.1: the IPv4 next hop's MTU, decided on the packet as
+	// it arrived (a Packet Too Big quotes it unchanged). An IPv6 packet
+	// over 1280 bytes (DF set) gets Packet Too Big, as IPv6 sources expect;
+	// a smaller one, or one whose MTU would be under 1280 (ignored by IPv6
+	// hosts, RFC 8201 section 4), is fragmented here.
+	fragment := false
+	isError := e.proto == header.ProtoICMPv6 && len(payload) > 0 && payload[0] < 128
+	if k.cfg.MTU4 > 0 && in.Offload.GSOType == GSONone && !isError && header.IPv4MinLen+len(payload) > k.cfg.MTU4 {
+		if ptb := k.cfg.MTU4 + header.IPv6Len - header.IPv4MinLen; v.df && ptb >= header.IPv6MinMTU {
+			t.originate6(k, pkt, 2, 0, uint32(ptb), out)
+			return DropTooBig
+		}
+		fragment = true
+	}
 	switch e.proto {
 	case header.ProtoICMPv6:
-		if fragmented {
-			return DropFragmentedICMP
-		}
 		v.proto = header.ProtoICMP
 		if r, done := t.icmp6to4(k, pkt, e.l4, &v, in.Offload.NeedsCsum, out); done {
 			return r
@@ -163,6 +177,9 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 				return r
 			}
 		}
+	}
+	if fragment {
+		return t.fragment6to4(k, &v, payload, out)
 	}
 	if header.IPv4MinLen+len(payload) > header.IPv4MaxTotal {
 		return DropTooBig
