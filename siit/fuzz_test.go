@@ -109,27 +109,56 @@ func seeds(f *testing.F, v4 bool) {
 	}
 }
 
+// fuzzTranslators are the configurations every fuzz input goes through:
+// the CLAT's, and one with small next-hop MTUs on both sides and an MSS
+// clamp, so the PMTU, fragmentation and clamping paths see garbage too.
+func fuzzTranslators(f *testing.F) []*Translator {
+	small := testConfig(f)
+	small.MTU4, small.MTU6, small.MaxMSS = 576, 1280, 1000
+	trSmall, err := New(small)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return []*Translator{newT(f), trSmall}
+}
+
+// fuzzOffloads are the TUN offload flags an input is also tried with: as
+// the kernel hands over a packet whose checksum it has left to finish, and
+// a TCP super-packet (garbage or not, the translator must cope).
+func fuzzOffloads(gso uint8) []Offload {
+	return []Offload{{}, {NeedsCsum: true}, {GSOType: gso, GSOSize: 536, NeedsCsum: true}}
+}
+
 // FuzzTranslate4to6: no panic; emitted packets have consistent lengths and
-// correct checksums.
+// correct checksums (where none is left to the kernel), in every
+// configuration and with every offload.
 func FuzzTranslate4to6(f *testing.F) {
 	seeds(f, true)
-	tr := newT(f)
+	trs := fuzzTranslators(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 0 {
 			data[0] = 0x40 | data[0]&0x0f
 		}
-		fuzzOne(t, tr, data, Offload{})
+		for _, tr := range trs {
+			for _, o := range fuzzOffloads(GSOTCPv4) {
+				fuzzOne(t, tr, data, o)
+			}
+		}
 	})
 }
 
 // FuzzTranslate6to4: the same invariants the other way.
 func FuzzTranslate6to4(f *testing.F) {
 	seeds(f, false)
-	tr := newT(f)
+	trs := fuzzTranslators(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 0 {
 			data[0] = 0x60 | data[0]&0x0f
 		}
-		fuzzOne(t, tr, data, Offload{})
+		for _, tr := range trs {
+			for _, o := range fuzzOffloads(GSOTCPv6) {
+				fuzzOne(t, tr, data, o)
+			}
+		}
 	})
 }
