@@ -165,6 +165,42 @@ func isSpecial4(a []byte) bool {
 	return a[0] == 0 || a[0] == 127 || a[0] >= 224
 }
 
+// wellKnownPrefix is 64:ff9b::/96 (RFC 6052 section 2.1).
+var wellKnownPrefix = [16]byte{0, 0x64, 0xff, 0x9b}
+
+// WellKnown reports whether p is the Well-Known Prefix 64:ff9b::/96.
+func (p Prefix6052) WellKnown() bool { return p.bits == 96 && p.addr == wellKnownPrefix }
+
+// nonGlobal4 are the IPv4 ranges that are not global (RFC 5735 section 3,
+// less 192.88.99.0/24, which is routed globally; plus RFC 6598's shared
+// space): RFC 6052 section 3.1 forbids them behind the Well-Known Prefix.
+var nonGlobal4 = [...]mask4{
+	{0x00000000, 0xff000000}, // 0/8
+	{0x0a000000, 0xff000000}, // 10/8
+	{0x64400000, 0xffc00000}, // 100.64/10
+	{0x7f000000, 0xff000000}, // 127/8
+	{0xa9fe0000, 0xffff0000}, // 169.254/16
+	{0xac100000, 0xfff00000}, // 172.16/12
+	{0xc0000000, 0xffffff00}, // 192.0.0/24
+	{0xc0000200, 0xffffff00}, // 192.0.2/24
+	{0xc0a80000, 0xffff0000}, // 192.168/16
+	{0xc6120000, 0xfffe0000}, // 198.18/15
+	{0xc6336400, 0xffffff00}, // 198.51.100/24
+	{0xcb007100, 0xffffff00}, // 203.0.113/24
+	{0xe0000000, 0xe0000000}, // 224/4, 240/4 and 255.255.255.255
+}
+
+// isNonGlobal4 reports an address in nonGlobal4.
+func isNonGlobal4(a []byte) bool {
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	for _, m := range nonGlobal4 {
+		if v&m.mask == m.addr {
+			return true
+		}
+	}
+	return false
+}
+
 // isSpecial6 reports IPv6 addresses that are never translated: unspecified,
 // loopback, link-local and multicast.
 func isSpecial6(a []byte) bool {

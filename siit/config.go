@@ -155,8 +155,8 @@ func (k *compiled) map4to6(dst, v4 []byte) bool {
 		copyHostBits(dst[:16], e.v6[:], v4[:4], 32-e.v4bits)
 		return true
 	}
-	if !k.cfg.Pool6.Valid() || isSpecial4(v4) {
-		return false
+	if !k.cfg.Pool6.Valid() || isSpecial4(v4) || k.cfg.Pool6.WellKnown() && isNonGlobal4(v4) {
+		return false // RFC 6052 section 3.1: no non-global IPv4 behind 64:ff9b::/96
 	}
 	k.cfg.Pool6.Embed(dst, v4)
 	return true
@@ -179,7 +179,7 @@ func (k *compiled) map6to4(dst, v6 []byte) bool {
 	if !k.cfg.Pool6.Valid() || !k.cfg.Pool6.Extract(dst, v6) {
 		return false
 	}
-	return !isSpecial4(dst)
+	return !isSpecial4(dst) && !(k.cfg.Pool6.WellKnown() && isNonGlobal4(dst))
 }
 
 // Translator translates packets with one Config. Use one Translator per
