@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/gluon-464xlat/gluon-464xlat/header"
 )
@@ -190,6 +191,9 @@ type Translator struct {
 	Stats   Stats
 	scratch []byte // ICMP errors and fragments are built here
 	ipID    uint32 // Identification for IPv4 packets made from unfragmented IPv6
+	// the bucket of allowError
+	errTokens float64
+	errRefill time.Time
 }
 
 // New returns a Translator for c.
@@ -198,7 +202,7 @@ func New(c Config) (*Translator, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Translator{scratch: make([]byte, scratchSize)}
+	t := &Translator{scratch: make([]byte, scratchSize), errTokens: errorBurst, errRefill: time.Now()}
 	t.cfg.Store(k)
 	return t, nil
 }

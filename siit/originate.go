@@ -2,9 +2,36 @@ package siit
 
 import (
 	"encoding/binary"
+	"time"
 
 	"github.com/gluon-464xlat/gluon-464xlat/header"
 )
+
+// errorLimit is the rate of the ICMP errors a translator originates: a
+// token bucket of errorBurst, refilled at errorsPerSecond (Linux's default
+// icmp_msgs_per_sec and burst). RFC 4443 section 2.4 (f) requires a limit
+// for ICMPv6 errors, RFC 1812 section 4.3.2.8 asks one for ICMPv4; a flood
+// of expiring or unmappable packets must not become a flood of errors.
+const (
+	errorsPerSecond = 1000
+	errorBurst      = 50
+)
+
+// allowError takes a token from the error bucket, or counts a suppressed
+// error. The clock is read only on this path, never per translated packet.
+func (t *Translator) allowError() bool {
+	now := time.Now()
+	if t.errTokens < errorBurst {
+		t.errTokens = min(errorBurst, t.errTokens+now.Sub(t.errRefill).Seconds()*errorsPerSecond)
+	}
+	t.errRefill = now
+	if t.errTokens < 1 {
+		t.Stats.ICMPErrorsLimited.Add(1)
+		return false
+	}
+	t.errTokens--
+	return true
+}
 
 // originate4 sends an ICMPv4 error of the translator's own (as the router it
 // is, RFC 7915 section 4.1) back to the source of orig, from Addr4. No error
@@ -17,6 +44,9 @@ func (t *Translator) originate4(k *compiled, orig []byte, typ, code uint8, param
 		return
 	}
 	if h.Protocol() == header.ProtoICMP && len(orig) > ihl && isICMPv4Error(orig[ihl]) {
+		return
+	}
+	if !t.allowError() {
 		return
 	}
 	b := t.scratch[Headroom:]
@@ -41,6 +71,9 @@ func (t *Translator) originate6(k *compiled, orig []byte, typ, code uint8, param
 		return
 	}
 	if h.NextHeader() == header.ProtoICMPv6 && len(orig) > header.IPv6Len && orig[header.IPv6Len] < 128 {
+		return
+	}
+	if !t.allowError() {
 		return
 	}
 	b := t.scratch[Headroom:]

@@ -125,9 +125,11 @@ type Stats struct {
 	Out4to6    atomic.Uint64 // packets emitted towards IPv6
 	Out6to4    atomic.Uint64 // packets emitted towards IPv4
 	ICMPErrors atomic.Uint64 // ICMP errors the translator originated
-	Fragments  atomic.Uint64 // fragments it produced
-	GSO        atomic.Uint64 // offloaded super-packets translated whole
-	Drops      [numReasons]atomic.Uint64
+	// ICMP errors not sent: over the rate limit (RFC 4443 section 2.4 (f))
+	ICMPErrorsLimited atomic.Uint64
+	Fragments         atomic.Uint64 // fragments it produced
+	GSO               atomic.Uint64 // offloaded super-packets translated whole
+	Drops             [numReasons]atomic.Uint64
 }
 
 // Snapshot is a plain copy of Stats, summable and JSON-friendly.
@@ -135,6 +137,7 @@ type Snapshot struct {
 	Out4to6    uint64            `json:"out_4to6"`
 	Out6to4    uint64            `json:"out_6to4"`
 	ICMPErrors uint64            `json:"icmp_errors_sent"`
+	Limited    uint64            `json:"icmp_errors_rate_limited"`
 	Fragments  uint64            `json:"fragments_made"`
 	GSO        uint64            `json:"gso_packets"`
 	Drops      map[string]uint64 `json:"drops"`
@@ -145,6 +148,7 @@ func (n *Snapshot) Add(s *Stats) {
 	n.Out4to6 += s.Out4to6.Load()
 	n.Out6to4 += s.Out6to4.Load()
 	n.ICMPErrors += s.ICMPErrors.Load()
+	n.Limited += s.ICMPErrorsLimited.Load()
 	n.Fragments += s.Fragments.Load()
 	n.GSO += s.GSO.Load()
 	if n.Drops == nil {

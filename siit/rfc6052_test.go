@@ -30,8 +30,14 @@ func TestRFC6052Section3_1NonGlobalBehindTheWellKnownPrefix(t *testing.T) {
 		}
 		v6 := append(net.ParseIP("64:ff9b::").To16()[:12:12], v4...)
 		pkt = build(t, ip6(layers.IPProtocolUDP, v6, global6), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(10))
-		if res, r := run(t, tr, pkt, Offload{}); r != DropUntranslatableSrc || len(res) != 0 {
-			t.Errorf("6->4 from %s behind the WKP: %v, %d packets", a, r, len(res))
+		res, r := run(t, tr, pkt, Offload{})
+		if r != DropUntranslatableSrc {
+			t.Errorf("6->4 from %s behind the WKP: %v", a, r)
+		}
+		for _, p := range res { // at most the ICMPv6 error of RFC 7915 section 5.4
+			if p[0]>>4 != 6 || p[40] != 1 {
+				t.Errorf("6->4 from %s behind the WKP: sent % x", a, p[:min(len(p), 48)])
+			}
 		}
 	}
 	one(t, tr, build(t, ip4(layers.IPProtocolUDP, net.IPv4(1, 1, 1, 1).To4(), global4), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(10)))

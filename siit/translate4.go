@@ -136,6 +136,11 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 	case header.ProtoTCP, header.ProtoUDP:
 		if !isFrag || firstFrag {
 			if r := t.fixTransport4to6(k, pkt, ihl, &v, in.Offload.NeedsCsum, isFrag); r != OK {
+				if r == DropUDPZeroChecksum {
+					// Section 4.5: the dropped zero-checksum UDP gets
+					// Destination Unreachable, administratively prohibited.
+					t.originate4(k, pkt, 3, 13, 0, out)
+				}
 				return r
 			}
 		}

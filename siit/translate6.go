@@ -114,6 +114,9 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 	}
 	v := hdr4{tos: h.TrafficClass(), ttl: hop, proto: e.proto}
 	if !k.map6to4(v.dst[:], h.Dst()) {
+		// Section 5.4: a packet dropped for an address that does not map
+		// gets Destination Unreachable, administratively prohibited.
+		t.originate6(k, pkt, 1, 1, 0, out)
 		return DropUntranslatableDst
 	}
 	if len(k.deny4) > 0 && k.denied4(v.dst[:]) {
@@ -126,6 +129,7 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 	isICMPErr := e.proto == header.ProtoICMPv6 && !fragmented && e.l4 < len(pkt) && pkt[e.l4] < 128
 	if !k.map6to4(v.src[:], h.Src()) {
 		if !isICMPErr {
+			t.originate6(k, pkt, 1, 1, 0, out) // section 5.4, as above
 			return DropUntranslatableSrc
 		}
 		v.src = k.pool6791 // RFC 6791 / RFC 7915 section 5.1 "Source Address"
