@@ -124,10 +124,58 @@ func newGluonMesh(t *testing.T) *gluonMesh {
 	bootAll(m.x1, m.x2)
 	m.plat[m.x1], m.plat[m.x2] = enablePLAT(m.x1), enablePLAT(m.x2)
 	bootAll(m.n1, m.n2)
+	meshUp(t, m.x1, m.x2, m.n1, m.n2)
 	// The client's port joins n1's client bridge, as a WiFi station would.
 	l.Must(m.n1.ns, "ip", "link", "set", "roam0", "master", "br-client", "up")
 	m.startServer(t)
 	return m
+}
+
+// meshUp waits until every node's netifd has its wired mesh up: the
+// interface on the VXLAN that Gluon's babeld meshes over. While several
+// nodes boot at once, a lab node's netifd can lose its mesh bridge's
+// carrier: its netlink socket overflows (ENOBUFS), netifd rereads the links
+// from a dump taken before the bridge had carrier, and the kernel's later
+// RTM_NEWLINK for the bridge never reaches it (strace of netifd, 1 boot of
+// about 20 in the lab; Gluon has seen netifd miss a bridge's carrier on
+// routers too, gluon#3130 and #3676). The interface then waits for a link
+// netifd thinks is absent, for good. The lab does once what Gluon's
+// people advise on a router, `ifdown` and `ifup` of the interface (netifd
+// claims the bridge again and reads its carrier afresh), says so in the
+// log, and fails if that does not bring the mesh up.
+func meshUp(t *testing.T, nodes ...*gluonNode) {
+	t.Helper()
+	for _, n := range nodes {
+		up := func() bool {
+			out, _ := n.exec("ubus", "call", "network.interface.mesh_other_mesh", "status")
+			return strings.Contains(out, `"up": true`)
+		}
+		if netlab.WaitFor(30*time.Second, up) {
+			continue
+		}
+		t.Logf("%s: no mesh 30 s after the boot (netifd lost its bridge's carrier?); ifdown/ifup mesh_other:\n%s", n.name, n.network())
+		n.must("sh", "-c", "ifdown mesh_other && ifup mesh_other")
+		if !netlab.WaitFor(30*time.Second, up) {
+			t.Fatalf("%s: no mesh after ifdown/ifup mesh_other either", n.name)
+		}
+	}
+	// gluon-mesh-babel gives babeld the mesh interfaces only on interface
+	// events after babeld started (its reload); events from before its
+	// start are lost to it.
+	for _, n := range nodes {
+		inBabel := func() bool {
+			out, _ := n.exec("sh", "-c", "echo dump | busybox nc ::1 33123")
+			return strings.Contains(out, "add interface vx_mesh_other up true")
+		}
+		if netlab.WaitFor(30*time.Second, inBabel) {
+			continue
+		}
+		t.Logf("%s: babeld has no mesh interface 30 s after the boot; /etc/init.d/gluon-mesh-babel reload:\n%s", n.name, n.network())
+		n.must("/etc/init.d/gluon-mesh-babel", "reload")
+		if !netlab.WaitFor(30*time.Second, inBabel) {
+			t.Fatalf("%s: babeld has no mesh interface after a reload either", n.name)
+		}
+	}
 }
 
 // startServer brings up srv: the VXLAN Gluon meshes over on x1's mesh1
@@ -204,8 +252,22 @@ func (m *gluonMesh) converge(t *testing.T, nodes ...*gluonNode) {
 	}
 	start := time.Now()
 	var missing []string
+	lonely := map[*gluonNode]bool{}
 	// babeld spreads its updates: the next full one is 0.75-1.25 intervals away
 	if !netlab.WaitFor(400*time.Second, func() bool {
+		// Hellos go every 4 s: a node without a Babel neighbour after 90 s
+		// has a dead link, which no update interval mends.
+		if time.Since(start) > 90*time.Second {
+			for _, n := range nodes {
+				if !lonely[n] && n.babelNeighbours() == 0 {
+					lonely[n] = true
+					t.Errorf("%s's babeld has no neighbour 90 s after the boot", n.name)
+				}
+			}
+			if len(lonely) > 0 {
+				t.FailNow()
+			}
+		}
 		missing = nil
 		for _, n := range nodes {
 			routes, _ := n.exec("ip", "-6", "route")
@@ -397,6 +459,7 @@ func TestGluonMixedMeshRoamsIPv6WithTheCL3roamd(t *testing.T) {
 	l.Link(m.n1.ns, "roam0", m.client, "c0")
 	startWAN(l, m.inet)
 	bootAll(m.x1, m.n1, m.n2)
+	meshUp(t, m.x1, m.n1, m.n2)
 	l.Must(m.n1.ns, "ip", "link", "set", "roam0", "master", "br-client", "up")
 	m.startServer(t)
 	m.converge(t, m.x1, m.n1, m.n2)

@@ -150,11 +150,46 @@ func (n *gluonNode) must(args ...string) string {
 	return out
 }
 
-// log is the node's syslog and console, for a failure message.
+// log is the node's syslog and console, for a failure message, without
+// the lines that only drown the rest: udhcpc's discover every 3 s on a
+// WAN port that has no server (counted), and kernel lines (the kernel log
+// is not per namespace: every node's logd reads, and so takes, some of
+// every node's kernel lines).
 func (n *gluonNode) log() string {
 	out, _ := n.exec("logread")
+	var b strings.Builder
+	discovers := 0
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case strings.Contains(line, "udhcpc: broadcasting discover"):
+			discovers++
+		case strings.Contains(line, " kern."):
+		default:
+			b.WriteString(line + "\n")
+		}
+	}
 	con, _ := os.ReadFile(filepath.Join(n.dir, "console.log"))
-	return out + "\n--- console:\n" + string(con)
+	return fmt.Sprintf("%s(%d udhcpc discovers and the kernel lines left out)\n--- console:\n%s", b.String(), discovers, con)
+}
+
+// babelNeighbours counts the neighbours of the node's babeld (Gluon's, on
+// its local port 33123).
+func (n *gluonNode) babelNeighbours() int {
+	out, _ := n.exec("sh", "-c", "echo dump | busybox nc ::1 33123")
+	return strings.Count(out, "add neighbour ")
+}
+
+// network is what the node's kernel, netifd and babeld say about its
+// links, for a failure message: which of them is wrong tells a dead port
+// (carrier), a bridge netifd never saw up, and a Babel interface never
+// added or without neighbours apart.
+func (n *gluonNode) network() string {
+	out, _ := n.exec("sh", "-c", `ip -br link; ip -br -6 addr show scope link; bridge link; `+
+		`echo "babel routes: $(ip -6 route show proto babel | wc -l)"; `+
+		`echo dump | busybox nc ::1 33123 | grep -E "^my-id|add (interface|neighbour)"; `+
+		`echo "netifd up:" $(ubus call network.interface dump | jsonfilter -e '@.interface[@.up=true].interface'); `+
+		`echo "netifd down:" $(ubus call network.interface dump | jsonfilter -e '@.interface[@.up=false].interface')`)
+	return out
 }
 
 func (n *gluonNode) stop() {
@@ -162,6 +197,7 @@ func (n *gluonNode) stop() {
 		return
 	}
 	if n.t.Failed() {
+		n.t.Logf("--- %s's network:\n%s", n.name, n.network())
 		n.t.Logf("--- %s's log:\n%s", n.name, tailOf(n.log(), 6000))
 	}
 	exec.Command("bash", "../lab/gluon/node.sh", "stop", n.dir).Run()

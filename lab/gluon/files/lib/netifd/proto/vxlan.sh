@@ -3,12 +3,17 @@
 # OpenWrt's vxlan package, whose source is not in the lab's offline cache:
 # proto vxlan6 as Gluon's gluon_wired uses it (a VXLAN over the link-local
 # address of a wired mesh port, multicast peer, VNI from the domain seed).
-# It makes the device with iproute2 instead of through netifd's tunnel
-# handler; the device, its name, MAC, VNI, group and port are the same.
+#
+# Like OpenWrt's handler it only describes the tunnel: netifd's own tunnel
+# code (system_add_vxlan) makes the device, and the interface depends on its
+# tunlink interface, so netifd sets it up again whenever the mesh port's
+# interface comes back (a link that flaps while a node boots). A handler
+# that makes the device itself and gives up on an error leaves the node
+# without its mesh for good: an earlier version of this file did, in about
+# one boot in ten.
 # shellcheck disable=SC2034,SC1091,SC3043
 
 . /lib/functions.sh
-. /lib/functions/network.sh
 . ../netifd-proto.sh
 init_proto "$@"
 
@@ -26,24 +31,37 @@ proto_vxlan6_init_config() {
 }
 
 proto_vxlan6_setup() {
-	local cfg="$1" ip6addr peer6addr tunlink vid port macaddr dev
-	json_get_vars ip6addr peer6addr tunlink vid port macaddr
-	network_get_device dev "$tunlink" || dev="$tunlink"
-	ip link del "$cfg" 2> /dev/null
-	if ! ip link add "$cfg" type vxlan id "${vid:-0}" local "$ip6addr" group "$peer6addr" dev "$dev" \
-		dstport "${port:-4789}" udp6zerocsumtx udp6zerocsumrx; then
-		proto_notify_error "$cfg" VXLAN_CREATE_FAILED
-		proto_block_restart "$cfg"
-		return 1
+	local cfg="$1" ip6addr peer6addr tunlink vid port macaddr rxcsum txcsum
+	json_get_vars ip6addr peer6addr tunlink vid port macaddr rxcsum txcsum
+
+	# set up again when the tunlink interface comes (back) up
+	( proto_add_host_dependency "$cfg" '' "$tunlink" )
+
+	if [ -z "$ip6addr" ] || [ -z "$peer6addr" ]; then
+		proto_notify_error "$cfg" MISSING_ADDRESS
+		exit
 	fi
-	[ -n "$macaddr" ] && ip link set "$cfg" address "$macaddr"
-	ip link set "$cfg" up
+
 	proto_init_update "$cfg" 1
+	proto_add_tunnel
+	json_add_string mode vxlan6
+	json_add_string link "$tunlink"
+	json_add_string local "$ip6addr"
+	json_add_string remote "$peer6addr"
+	json_add_object data
+	[ -n "$vid" ] && json_add_int id "$vid"
+	[ -n "$port" ] && json_add_int port "$port"
+	[ -n "$macaddr" ] && json_add_string macaddr "$macaddr"
+	[ -n "$rxcsum" ] && json_add_boolean rxcsum "$rxcsum"
+	[ -n "$txcsum" ] && json_add_boolean txcsum "$txcsum"
+	json_close_object
+	proto_close_tunnel
 	proto_send_update "$cfg"
 }
 
+# netifd removes the tunnel device itself
 proto_vxlan6_teardown() {
-	ip link del "$1" 2> /dev/null
+	:
 }
 
 add_protocol vxlan6
