@@ -25,6 +25,12 @@ config_get_bool() {
 	*) eval "$1=0" ;;
 	esac
 }
+config_list_foreach() { # section option function: once per list value
+	_fn=$3
+	_l=$(sed -n "s/^$_cfg\\.$1\\.$2=\\(.*\\)\$/\\1/p" "$UCI_STATE")
+	eval "set -- $_l"
+	for _x; do "$_fn" "$_x"; done
+}
 logger() { echo "logger: $*" >&2; }
 procd_open_instance() { :; }
 procd_close_instance() { :; }

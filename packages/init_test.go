@@ -34,11 +34,19 @@ func TestInitScriptsStartDaemonsWithFlagsTheyAccept(t *testing.T) {
 	n := newNode(t, "12:34:56:78:9a:bc", existing+"platd.plat.wan_dev='br-wan'\n")
 	n.upgrade(clatUp)
 	n.upgrade(platUp)
+	// an admin's extra EAMs (a UCI list)
+	f, err := os.OpenFile(n.state, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("clatd.clat.eam='192.0.2.0/24=2001:db8:1::/120' '198.51.100.7/32=2001:db8:2::7/128'\n")
+	f.Close()
 	for _, c := range []struct {
 		daemon string
 		want   []string
 	}{
-		{"clatd", []string{"-clat-prefix", "fddd:1337:1337:1234:5678:9abc::/96", "-client-net", "10.130.0.0/16", "-client-dev", "local-node"}},
+		{"clatd", []string{"-clat-prefix", "fddd:1337:1337:1234:5678:9abc::/96", "-client-net", "10.130.0.0/16", "-client-dev", "local-node",
+			"-eam", "192.0.2.0/24=2001:db8:1::/120"}},
 		{"platd", []string{"-plat-prefix", "fddd:1337:1338:1234:5678:9abc::/96", "-clat-range", "fddd:1337:1337::/48", "-wan-dev", "br-wan", "-allow", "198.51.100.0/24"}},
 		{"prefixd", []string{"-plat-range", "fddd:1337:1338::/48", "-babel", "[::1]:33123", "-own-plat", "fddd:1337:1338:1234:5678:9abc::/96", "-probe-src", "fddd:1337:1337:1234:5678:9abc:c000:2"}},
 		{"l3roamd", []string{"-node-ip", "fddd:1337:1::1234", "-node-client-prefix", "fddd:1337:2::/64", "-client-prefix", "fddd:1337:1::/64",

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strings"
 
 	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
 	"github.com/gluon-464xlat/gluon-464xlat/siit"
@@ -26,6 +27,31 @@ type config struct {
 	noRoutes  bool
 	lowMTU6   int
 	mssClamp  bool
+	eams      eamFlag // -eam: more RFC 7757 mappings than the client network's
+}
+
+// eamFlag collects repeated -eam V4PREFIX=V6PREFIX flags, each checked as
+// RFC 7757 asks (siit.NewEAM).
+type eamFlag []siit.EAM
+
+func (f *eamFlag) String() string { return fmt.Sprint([]siit.EAM(*f)) }
+
+func (f *eamFlag) Set(s string) error {
+	v4s, v6s, ok := strings.Cut(s, "=")
+	if !ok {
+		return fmt.Errorf("%q: want V4PREFIX=V6PREFIX", s)
+	}
+	v4, err4 := netip.ParsePrefix(v4s)
+	v6, err6 := netip.ParsePrefix(v6s)
+	if err4 != nil || err6 != nil {
+		return fmt.Errorf("%q: want V4PREFIX=V6PREFIX", s)
+	}
+	e, err := siit.NewEAM(v4, v6)
+	if err != nil {
+		return err
+	}
+	*f = append(*f, e)
+	return nil
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -41,6 +67,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.lowMTU6, "lowest-ipv6-mtu", 1280, "IPv4 packets without DF are fragmented to fit this (RFC 7915 section 4)")
 	fs.BoolVar(&c.mssClamp, "mss-clamp", true, "clamp TCP MSS in SYNs to what fits -mtu")
 	fs.BoolVar(&c.noRoutes, "no-routes", false, "do not install routes and rules (an init script does)")
+	fs.Var(&c.eams, "eam", "an explicit address mapping V4PREFIX=V6PREFIX (RFC 7757) besides the client network's; repeatable; routing those ranges here is up to you")
 	if err := cli.ParseTUN(fs, &c.TUN, args, "clatd -clat-prefix P/96 -client-net A.B.C.D/N [flags]"); err != nil {
 		return nil, err
 	}
@@ -79,7 +106,7 @@ func (c *config) translatorConfig(plat string) (siit.Config, error) {
 	if err != nil {
 		return siit.Config{}, err
 	}
-	sc := siit.Config{EAMs: []siit.EAM{eam}, LowestIPv6MTU: c.lowMTU6, MTU6: c.MTU}
+	sc := siit.Config{EAMs: append([]siit.EAM{eam}, c.eams...), LowestIPv6MTU: c.lowMTU6, MTU6: c.MTU}
 	if c.mssClamp {
 		sc.MaxMSS = c.MTU - 60
 	}

@@ -1,0 +1,36 @@
+package clatd
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+var required = []string{"-clat-prefix", "fddd:1337:1337:1234:5678:9abc::/96", "-client-net", "10.130.0.0/16"}
+
+// clatd takes any number of RFC 7757 EAMs besides the client network's,
+// each checked by siit.NewEAM, and the translator gets them all.
+func TestEAMFlagRepeatable(t *testing.T) {
+	c, err := parseFlags(append(required, "-eam", "192.0.2.0/24=2001:db8:1::/120", "-eam", "198.51.100.7/32=2001:db8:2::7/128"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := c.translatorConfig("fddd:1337:1338:1234:5678:9abc::/96")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sc.EAMs) != 3 || sc.EAMs[1].V6 != netip.MustParsePrefix("2001:db8:1::/120") || sc.EAMs[2].V4 != netip.MustParsePrefix("198.51.100.7/32") {
+		t.Fatalf("EAMs %v", sc.EAMs)
+	}
+}
+
+// A malformed EAM, or one whose suffix lengths differ, is a flag error
+// naming it (the daemon exits 2 with that line).
+func TestEAMFlagRejectsBadMappings(t *testing.T) {
+	for _, bad := range []string{"192.0.2.0/24", "192.0.2.0/24=nonsense", "192.0.2.0/24=2001:db8::/64"} {
+		_, err := parseFlags(append(required, "-eam", bad))
+		if err == nil || !strings.Contains(err.Error(), "eam") {
+			t.Errorf("-eam %s: %v", bad, err)
+		}
+	}
+}
