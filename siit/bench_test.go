@@ -59,6 +59,7 @@ func TestTranslateAllocatesNothing(t *testing.T) {
 		build(t, ip4(layers.IPProtocolTCP, client4, server4), &layers.TCP{SrcPort: 1, DstPort: 2, ACK: true}, payloadOf(1400)),
 		build(t, ip6(layers.IPProtocolUDP, server6, client6), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(64)),
 		icmp4Packet(t, 3, 3, 0), icmp6Packet(t, 1, 4, 0, 300),
+		fragNoDF(t), // fragmented to the lowest IPv6 MTU
 	} {
 		buf := make([]byte, Headroom+len(pkt))
 		var out Batch
@@ -70,4 +71,11 @@ func TestTranslateAllocatesNothing(t *testing.T) {
 			t.Errorf("%d allocs per packet, want 0", int(n))
 		}
 	}
+}
+
+// fragNoDF is a 1500-byte IPv4 UDP packet without DF.
+func fragNoDF(t testing.TB) []byte {
+	l3 := ip4(layers.IPProtocolUDP, client4, server4)
+	l3.Flags = 0
+	return build(t, l3, &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(1472))
 }

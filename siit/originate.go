@@ -103,48 +103,50 @@ func isICMPv4Error(typ uint8) bool {
 // lowest IPv6 MTU (RFC 7915 section 4 and 4.1 "Fragment Header"): the
 // Identification is the IPv4 one, offsets continue those of an IPv4 fragment.
 func (t *Translator) fragment4to6(k *compiled, v *hdr6, payload []byte, out *Batch) Reason {
-	chunk := (k.fragMTU6 - header.IPv6Len - header.IPv6FragLen) &^ 7
-	if (len(payload)+chunk-1)/chunk > MaxOut {
-		return DropTooBig
-	}
 	base, lastMore := v.offset, v.more
 	v.frag = true
-	pos := 0
-	for off := 0; off < len(payload); off += chunk {
-		n := min(chunk, len(payload)-off)
-		start := pos + Headroom
-		v.offset, v.more = base+off, off+n < len(payload) || lastMore
-		hl := v.write(t.scratch[start:], n)
-		copy(t.scratch[start+hl:], payload[off:off+n])
-		out.add(t.scratch, start, hl+n, Offload{})
-		pos = start + hl + n
+	r := t.fragment((k.fragMTU6-header.IPv6Len-header.IPv6FragLen)&^7, payload, out, func(b []byte, off, n int, last bool) int {
+		v.offset, v.more = base+off, !last || lastMore
+		return v.write(b, n)
+	})
+	if r == OK {
+		t.Stats.Out4to6.Add(uint64(out.N))
 	}
-	t.Stats.Fragments.Add(uint64(out.N))
-	t.Stats.Out4to6.Add(uint64(out.N))
-	return OK
+	return r
 }
 
 // fragment6to4 cuts an IPv4 payload into fragments that fit the IPv4 next
 // hop (MTU4; RFC 7915 section 1.4): DF clear, the Identification of v,
 // offsets continuing those of an IPv6 fragment.
 func (t *Translator) fragment6to4(k *compiled, v *hdr4, payload []byte, out *Batch) Reason {
-	chunk := (k.cfg.MTU4 - header.IPv4MinLen) &^ 7
+	base, lastMore := v.offset, v.more
+	v.frag = true
+	r := t.fragment((k.cfg.MTU4-header.IPv4MinLen)&^7, payload, out, func(b []byte, off, n int, last bool) int {
+		v.offset, v.more = base+off, !last || lastMore
+		v.write(b, n)
+		return header.IPv4MinLen
+	})
+	if r == OK {
+		t.Stats.Out6to4.Add(uint64(out.N))
+	}
+	return r
+}
+
+// fragment lays payload out in scratch in pieces of chunk bytes (a multiple
+// of 8), each behind the header head writes for it (returning its length).
+func (t *Translator) fragment(chunk int, payload []byte, out *Batch, head func(b []byte, off, n int, last bool) int) Reason {
 	if chunk <= 0 || (len(payload)+chunk-1)/chunk > MaxOut {
 		return DropTooBig
 	}
-	base, lastMore := v.offset, v.more
-	v.frag = true
 	pos := 0
 	for off := 0; off < len(payload); off += chunk {
 		n := min(chunk, len(payload)-off)
 		start := pos + Headroom
-		v.offset, v.more = base+off, off+n < len(payload) || lastMore
-		v.write(t.scratch[start:], n)
-		copy(t.scratch[start+header.IPv4MinLen:], payload[off:off+n])
-		out.add(t.scratch, start, header.IPv4MinLen+n, Offload{})
-		pos = start + header.IPv4MinLen + n
+		hl := head(t.scratch[start:], off, n, off+n == len(payload))
+		copy(t.scratch[start+hl:], payload[off:off+n])
+		out.add(t.scratch, start, hl+n, Offload{})
+		pos = start + hl + n
 	}
 	t.Stats.Fragments.Add(uint64(out.N))
-	t.Stats.Out6to4.Add(uint64(out.N))
 	return OK
 }
