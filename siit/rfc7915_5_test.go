@@ -417,3 +417,33 @@ func TestRFC7915Section1_4IPv4NextHopMTU(t *testing.T) {
 		}
 	}
 }
+
+// RFC 7915 section 5.1 "Total Length": an IPv6 packet whose Fragment header
+// is followed by another extension header SHOULD be dropped; translated,
+// only its first fragment would lose that header (an 8-byte hole, two
+// Protocol values: IPv4 reassembly fails). Every fragment is dropped, and
+// the first is answered as section 5.4 allows (1/1).
+func TestRFC7915Section5_1FragmentHeaderThenExtensionHeaderDropped(t *testing.T) {
+	tr := newT(t)
+	full := build(t, ip6(layers.IPProtocolUDP, server6, client6), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(392))
+	data := append([]byte{header.ProtoUDP, 0, 1, 4, 0, 0, 0, 0}, full[40:]...) // Destination Options (PadN) + UDP
+	for i, off := range []int{0, 200} {
+		f := append(append([]byte(nil), full[:40]...), make([]byte, 8)...)
+		f[6] = header.ProtoIPv6Frag
+		header.IPv6Frag(f[40:]).Set(header.ProtoDstOpts, off, i == 0, 0xabcd1234)
+		f = append(f, data[off:min(off+200, len(data))]...)
+		header.IPv6(f).SetPayloadLen(len(f) - 40)
+		res, r := run(t, tr, f, Offload{})
+		if r != DropExtHeaders {
+			t.Errorf("fragment at %d: %v", off, r)
+		}
+		for _, p := range res {
+			if p[0]>>4 != 6 || p[40] != 1 || p[41] != 1 {
+				t.Errorf("fragment at %d: sent % x", off, p[:min(len(p), 48)])
+			}
+		}
+		if i == 0 && len(res) != 1 {
+			t.Errorf("first fragment: %d packets back, want the 1/1 error", len(res))
+		}
+	}
+}

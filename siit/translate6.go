@@ -16,7 +16,17 @@ type ext6 struct {
 	fragID    uint32
 	fragOff   int
 	fragMore  bool
-	routingAt int // offset of a Routing header with Segments Left > 0, or -1
+	routingAt int  // offset of a Routing header with Segments Left > 0, or -1
+	fragExt   bool // an extension header follows the Fragment header
+}
+
+// isExt6 reports the extension headers walkExt6 knows (RFC 7915 section 5.1).
+func isExt6(nh uint8) bool {
+	switch nh {
+	case header.ProtoHopOpts, header.ProtoDstOpts, header.ProtoRouting, header.ProtoIPv6Frag:
+		return true
+	}
+	return false
 }
 
 // walkExt6 follows the extension headers of an IPv6 packet (RFC 7915 section
@@ -56,6 +66,14 @@ func walkExt6(pkt []byte, partial bool) (ext6, Reason) {
 			e.frag, e.fragID, e.fragOff, e.fragMore = true, f.ID(), f.Offset(), f.More()
 			nh = f.NextHeader()
 			off += header.IPv6FragLen
+			if isExt6(nh) {
+				// Section 5.1 "Total Length": a Fragment header followed by
+				// another extension header SHOULD be dropped (the IPv4
+				// fragments could not be reassembled: only the first would
+				// lose it).
+				e.fragExt = true
+				return e, DropExtHeaders
+			}
 			if e.fragOff != 0 {
 				// Headers after it belong to the fragmentable part: not ours to parse.
 				e.proto, e.l4 = nh, off
@@ -85,15 +103,18 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 		return DropBadLength
 	}
 	pkt = pkt[:header.IPv6Len+plen]
-	e, r := walkExt6(pkt, false)
-	if r != OK {
-		return r
-	}
 	// Multicast is not translated (section 1.2), and no ICMPv6 error goes
 	// back about it (RFC 4443 section 2.4 (e.3)): the kernel's own MLD
 	// reports on the TUN (ff02::16, hop limit 1) end here, counted apart.
 	if h.Dst()[0] == 0xff {
 		return DropMulticast
+	}
+	e, r := walkExt6(pkt, false)
+	if r != OK {
+		if e.fragExt && e.fragOff == 0 {
+			t.originate6(k, pkt, 1, 1, 0, out) // section 5.4
+		}
+		return r
 	}
 	hop := h.HopLimit()
 	if !k.cfg.NoDecrementTTL {
