@@ -2,6 +2,9 @@ package siit
 
 import (
 	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"os"
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
@@ -92,8 +95,16 @@ func fuzzOne(t *testing.T, tr *Translator, data []byte, o Offload) {
 }
 
 func seeds(f *testing.F, v4 bool) {
-	tr := newT(f)
-	_ = tr
+	// every input of the conformance corpus of that family
+	if js, err := os.ReadFile(corpusFile); err == nil {
+		var cases []confCase
+		json.Unmarshal(js, &cases)
+		for _, c := range cases {
+			if in, err := hex.DecodeString(c.In); err == nil && len(in) > 0 && (in[0]>>4 == 4) == v4 {
+				f.Add(in)
+			}
+		}
+	}
 	if v4 {
 		f.Add(build(f, ip4(layers.IPProtocolUDP, client4, server4), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(20)))
 		f.Add(build(f, ip4(layers.IPProtocolTCP, client4, server4), &layers.TCP{SrcPort: 1, DstPort: 2, SYN: true}, payloadOf(0)))
