@@ -213,3 +213,29 @@ func TestDeny4RefusesWithAdminProhibited(t *testing.T) {
 	other := net.ParseIP("fddd:1337:1338:1234:5678:9abc:c633:6481") // 198.51.100.129
 	one(t, tr, build(t, ip6(layers.IPProtocolUDP, client6, other), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(10)))
 }
+
+// An Echo handed over with its checksum left to the kernel (NeedsCsum) is
+// translated with a whole checksum (ICMPv4 has no pseudo-header to start
+// from), so the flag must not travel on: the kernel would add the message
+// sum a second time.
+func TestEchoWithChecksumLeftToTheKernelLeavesWhole(t *testing.T) {
+	tr := newT(t)
+	for _, pkt := range [][]byte{icmp4Packet(t, 8, 0, 0), icmp6Packet(t, 128, 0, 0, 0)} {
+		if pkt[0]>>4 == 4 {
+			pkt[22], pkt[23] = 0, 0 // what a TUN hands over: no sum yet
+		} else {
+			h := header.IPv6(pkt)
+			binary.BigEndian.PutUint16(pkt[42:], header.Fold(header.PseudoSum(h.Src(), h.Dst(), header.ProtoICMPv6, len(pkt)-40)))
+		}
+		var out Batch
+		buf := make([]byte, Headroom+len(pkt))
+		copy(buf[Headroom:], pkt)
+		if r := tr.Translate(&Packet{Buf: buf, Start: Headroom, Len: len(pkt), Offload: Offload{NeedsCsum: true}}, &out); r != OK || out.N != 1 {
+			t.Fatalf("%v %d", r, out.N)
+		}
+		if out.Pkts[0].Offload.NeedsCsum {
+			t.Errorf("IPv%d echo: NeedsCsum still set on a whole checksum", pkt[0]>>4)
+		}
+		checkPacket(t, out.Pkts[0].Bytes())
+	}
+}

@@ -110,7 +110,7 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 	// rewritten: a Fragmentation Needed quotes it unchanged (RFC 792,
 	// RFC 1812 section 4.3.2.3). An ICMPv4 error is rebuilt within 1280
 	// bytes whatever its size.
-	fragment := false
+	fragment, csumDone := false, false
 	isError := proto == header.ProtoICMP && len(payload) > 0 && isICMPv4Error(payload[0])
 	if in.Offload.GSOType == GSONone && !isError {
 		size := header.IPv6Len + fragLen(isFrag) + len(payload)
@@ -133,6 +133,7 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 		if r, done := t.icmp4to6(k, pkt, ihl, &v, in.Offload.NeedsCsum, out); done {
 			return r
 		}
+		csumDone = true // an Echo's checksum is whole now (fixEchoChecksum)
 	case header.ProtoTCP, header.ProtoUDP:
 		if !isFrag || firstFrag {
 			if r := t.fixTransport4to6(k, pkt, ihl, &v, in.Offload.NeedsCsum, isFrag); r != OK {
@@ -154,6 +155,9 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 	}
 	n := v.write(in.Buf[start:], len(payload))
 	o := in.Offload
+	if csumDone {
+		o.NeedsCsum = false // nothing left for the kernel to finish
+	}
 	if o.GSOType&^GSOECN == GSOTCPv4 {
 		o.GSOType = GSOTCPv6 | o.GSOType&GSOECN
 		t.Stats.GSO.Add(1)

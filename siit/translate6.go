@@ -177,7 +177,7 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 	// over 1280 bytes (DF set) gets Packet Too Big, as IPv6 sources expect;
 	// a smaller one, or one whose MTU would be under 1280 (ignored by IPv6
 	// hosts, RFC 8201 section 4), is fragmented here.
-	fragment := false
+	fragment, csumDone := false, false
 	isError := e.proto == header.ProtoICMPv6 && len(payload) > 0 && payload[0] < 128
 	if k.cfg.MTU4 > 0 && in.Offload.GSOType == GSONone && !isError && header.IPv4MinLen+len(payload) > k.cfg.MTU4 {
 		if ptb := k.cfg.MTU4 + header.IPv6Len - header.IPv4MinLen; v.df && ptb >= header.IPv6MinMTU {
@@ -192,6 +192,7 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 		if r, done := t.icmp6to4(k, pkt, e.l4, &v, in.Offload.NeedsCsum, out); done {
 			return r
 		}
+		csumDone = true // an Echo's checksum is whole now (fixEchoChecksum)
 	case header.ProtoICMP:
 		return DropWrongICMPFamily
 	case header.ProtoTCP, header.ProtoUDP:
@@ -212,6 +213,9 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 	start := in.Start + e.l4 - header.IPv4MinLen
 	v.write(in.Buf[start:], len(payload))
 	o := in.Offload
+	if csumDone {
+		o.NeedsCsum = false // nothing left for the kernel to finish
+	}
 	if o.GSOType&^GSOECN == GSOTCPv6 {
 		o.GSOType = GSOTCPv4 | o.GSOType&GSOECN
 		t.Stats.GSO.Add(1)
