@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -221,5 +223,20 @@ func TestCLATBadFlagsExit2(t *testing.T) {
 		if code != 2 || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.HasPrefix(out, "clatd: ") {
 			t.Errorf("%v: exit %d, output %q; want exit 2 and one line", args, code, out)
 		}
+	}
+}
+
+// A deleted TUN device makes every read fail: clatd must neither spin on
+// the errors (a CPU per queue) nor keep running without its device; it
+// exits non-zero at once, for procd to start it (and the device) again.
+func TestCLATExitsWhenItsDeviceIsDeleted(t *testing.T) {
+	l := newCLATLab(t)
+	l.Must(l.node, "ip", "link", "del", "clat")
+	if !netlab.WaitFor(5*time.Second, l.clatd.Exited) {
+		cpu, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", l.clatd.Pid()))
+		t.Fatalf("clatd still runs 5 s after its device was deleted (stat: %s)", cpu)
+	}
+	if code := l.clatd.ExitCode(); code != 1 || !strings.Contains(l.clatd.Log(), "TUN device is gone") {
+		t.Fatalf("exit code %d, log:\n%s", code, l.clatd.Log())
 	}
 }

@@ -137,3 +137,16 @@ func WaitForStop() os.Signal {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	return <-sig
 }
+
+// WaitForStopOr blocks until SIGINT or SIGTERM (it returns the signal) or
+// until gone is closed (it returns nil).
+func WaitForStopOr(gone <-chan struct{}) os.Signal {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case s := <-sig:
+		return s
+	case <-gone:
+		return nil
+	}
+}

@@ -148,6 +148,18 @@ func (p *Proc) Stop() error {
 	return p.err
 }
 
+// Pid is the process's PID (`ip netns exec` execs the program).
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// ExitCode is the exit status of an ended process (-1 while it runs or
+// when a signal ended it).
+func (p *Proc) ExitCode() int {
+	if !p.Exited() {
+		return -1
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
 // Exited reports whether the process has ended.
 func (p *Proc) Exited() bool {
 	select {

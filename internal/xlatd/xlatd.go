@@ -40,7 +40,13 @@ type Engine struct {
 	workers []*worker
 	wg      sync.WaitGroup
 	mu      sync.Mutex // serialises SetConfig
+	gone    chan struct{}
+	goneMu  sync.Once
 }
+
+// Gone is closed when the TUN device went away under the daemon (deleted
+// by someone): the daemon should exit, and procd starts it again.
+func (e *Engine) Gone() <-chan struct{} { return e.gone }
 
 // worker translates the packets of one TUN queue.
 type worker struct {
@@ -49,13 +55,14 @@ type worker struct {
 	readErrs   atomic.Uint64
 	writeErrs  atomic.Uint64
 	lastErrLog time.Time
-	cpu        int // pinned to this CPU, or -1
+	cpu        int    // pinned to this CPU, or -1
+	gone       func() // tells the engine the device is gone
 }
 
 // Start opens the TUN, brings it up with the MTU and starts one translating
 // goroutine per queue.
 func Start(o Options, sc siit.Config) (*Engine, error) {
-	e := &Engine{}
+	e := &Engine{gone: make(chan struct{})}
 	var err error
 	if e.Dev, err = tun.Open(o.Dev, o.Queues, o.Offload); err != nil {
 		return nil, err
@@ -70,7 +77,7 @@ func Start(o Options, sc siit.Config) (*Engine, error) {
 			e.Close()
 			return nil, err
 		}
-		w := &worker{q: q, tr: tr, cpu: -1}
+		w := &worker{q: q, tr: tr, cpu: -1, gone: func() { e.goneMu.Do(func() { close(e.gone) }) }}
 		if o.PinCPUs {
 			w.cpu = i % runtime.NumCPU()
 		}
@@ -114,15 +121,26 @@ func (w *worker) loop() {
 	}
 	p := siit.Packet{Buf: make([]byte, bufSize)}
 	var out siit.Batch
+	backoff := time.Duration(0)
 	for {
 		if err := w.q.Read(&p, siit.Headroom); err != nil {
 			if errors.Is(err, os.ErrClosed) {
 				return
 			}
 			w.readErrs.Add(1)
+			if deviceGone(err) {
+				slog.Error("tun device gone", "err", err)
+				w.gone()
+				return
+			}
 			w.logErr("tun read", err)
+			// An error that repeats must not cost a CPU: wait longer each
+			// time, up to a second, until a read succeeds again.
+			backoff = min(max(2*backoff, time.Millisecond), time.Second)
+			time.Sleep(backoff)
 			continue
 		}
+		backoff = 0
 		w.tr.Translate(&p, &out)
 		for i := 0; i < out.N; i++ {
 			if err := w.q.Write(&out.Pkts[i]); err != nil {
@@ -134,6 +152,13 @@ func (w *worker) loop() {
 			}
 		}
 	}
+}
+
+// deviceGone reports the read errors of a TUN queue whose network device
+// was deleted: the kernel detaches the queue and answers EBADFD (ENODEV
+// and ENXIO where a driver says so instead).
+func deviceGone(err error) bool {
+	return errors.Is(err, unix.EBADFD) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO)
 }
 
 // logErr rate-limits error logs to one a second per queue.
