@@ -48,7 +48,9 @@ func (s *routeSource) run(done <-chan struct{}) {
 	for {
 		c, err := babel.Dial(s.addr)
 		if err == nil {
-			err = c.Monitor()
+			if err = c.Monitor(); err != nil {
+				c.Close() // connected, but babeld did not take the command
+			}
 		}
 		if err != nil {
 			if s.setMode("kernel-routes") {
@@ -68,8 +70,18 @@ func (s *routeSource) run(done <-chan struct{}) {
 		if s.setMode("babel-socket") {
 			slog.Info("following babeld", "addr", s.addr)
 		}
-		go func() { <-done; c.Close() }()
+		// done ends follow by closing the connection; this one connection's
+		// watcher ends with it (one per reconnect would pile up).
+		lost := make(chan struct{})
+		go func() {
+			select {
+			case <-done:
+				c.Close()
+			case <-lost:
+			}
+		}()
 		s.follow(c)
+		close(lost)
 		select {
 		case <-done:
 			return

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -108,5 +109,46 @@ func TestConcurrentPeerSyncs(t *testing.T) {
 	}
 	if !p.status().Synced || plat != "fddd::19:0:0/96" || len(dels) < 20 {
 		t.Fatalf("synced %v plat %q dels %d", p.status().Synced, plat, len(dels))
+	}
+}
+
+// Each reconnection to babeld used to leave a goroutine behind (waiting for
+// the daemon's end to close a connection long gone): babeld restarting or
+// hanging up over months grew prefixd without bound. After many reconnects
+// the goroutine count is what it was.
+func TestRouteSourceReconnectsLeaveNothingBehind(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "babeld.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	conns := make(chan struct{}, 1000)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprint(c, "BABEL 1.0\nversion fake\nok\n")
+			bufio.NewScanner(c).Scan() // "monitor"
+			c.Close()                  // and hang up at once
+			conns <- struct{}{}
+		}
+	}()
+	s := &routeSource{addr: path, platRange: netip.MustParsePrefix("fddd:1337:1338::/48"), table: babel.NewTable(), change: make(chan struct{}, 1)}
+	done := make(chan struct{})
+	go s.run(done)
+	for i := 0; i < 5; i++ { // settle
+		<-conns
+	}
+	before := runtime.NumGoroutine()
+	for i := 0; i < 200; i++ {
+		<-conns
+	}
+	after := runtime.NumGoroutine()
+	close(done)
+	if after > before+3 {
+		t.Fatalf("%d goroutines after 200 reconnects, %d before", after, before)
 	}
 }
