@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -404,5 +407,38 @@ func platFollowsWAN(t *testing.T, backend ...string) {
 	}
 	if out := l.Must(l.exit, "conntrack", "-L", "-p", "tcp", "--orig-src", "192.0.0.6"); !strings.Contains(out, "dst=203.0.113.3") {
 		t.Errorf("the new session is not NATed to the new address:\n%s", out)
+	}
+}
+
+// A burst of address events overflows platd's netlink socket (ENOBUFS),
+// which ends its subscription; platd must subscribe again and still
+// follow the uplink's address (issue 15). 5000 addresses come and go on a
+// bridge device in the exit's namespace, then the WAN address changes.
+func TestPLATFollowsWANAddressAfterAnEventFlood(t *testing.T) {
+	l := newPlatLab(t)
+	l.Must(l.exit, "ip", "link", "add", "flood0", "type", "bridge")
+	l.Must(l.exit, "ip", "link", "set", "flood0", "up")
+	var add, del strings.Builder
+	for i := 0; i < 5000; i++ {
+		fmt.Fprintf(&add, "addr add 10.%d.%d.1/32 dev flood0\n", i/200, i%200)
+		fmt.Fprintf(&del, "addr del 10.%d.%d.1/32 dev flood0\n", i/200, i%200)
+	}
+	// platd is stopped meanwhile, as a busy router's daemon falls behind:
+	// its socket overflows for certain.
+	l.platd.Signal(syscall.SIGSTOP)
+	for _, batch := range []string{add.String(), del.String()} {
+		f := filepath.Join(l.Dir, "batch")
+		os.WriteFile(f, []byte(batch), 0o644)
+		l.Must(l.exit, "ip", "-batch", f)
+	}
+	l.platd.Signal(syscall.SIGCONT)
+	l.Must(l.exit, "ip", "addr", "del", "203.0.113.2/24", "dev", "wan0")
+	l.Must(l.exit, "ip", "addr", "add", "203.0.113.3/24", "dev", "wan0")
+	if !netlab.WaitFor(10*time.Second, func() bool { return l.pstatus(t)["wan_address"] == "203.0.113.3" }) {
+		t.Fatalf("platd no longer follows the WAN after the flood: still %v, %v restarts\n%s",
+			l.pstatus(t)["wan_address"], l.pstatus(t)["wan_watch_restarts"], l.platd.Log())
+	}
+	if n, _ := l.pstatus(t)["wan_watch_restarts"].(float64); n < 1 {
+		t.Errorf("the flood did not end the subscription (%v restarts): the test tests nothing", n)
 	}
 }

@@ -1,6 +1,9 @@
 package platd
 
-import "net/netip"
+import (
+	"net/netip"
+	"sync"
+)
 
 // natBackend is what platd needs from the kernel's firewall: the gate, the
 // anti-spoof rule, the refusals, NAT66 and the IPv4 SNAT (see nft.go for
@@ -21,7 +24,50 @@ func (n *nftNAT) isFull() bool { return n.full.Load() }
 
 func newBackend(c *config) (natBackend, error) {
 	if c.backend == "iptables" {
-		return newIPTablesNAT(c)
+		b, err := newIPTablesNAT(c)
+		if err != nil {
+			return nil, err
+		}
+		return &serialNAT{b: b}, nil
 	}
-	return &nftNAT{}, nil
+	return &serialNAT{b: &nftNAT{}}, nil
+}
+
+// serialNAT runs a backend's operations one at a time: the WAN watcher
+// reinstalls, the conntrack watcher gates, status reads counters and stop
+// removes, each from its own goroutine; a backend keeps its kernel handles
+// in plain fields.
+type serialNAT struct {
+	mu sync.Mutex
+	b  natBackend
+}
+
+func (s *serialNAT) install(c *config, wan netip.Addr) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.install(c, wan)
+}
+
+func (s *serialNAT) remove() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.remove()
+}
+
+func (s *serialNAT) counters() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.counters()
+}
+
+func (s *serialNAT) setFull(on bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.setFull(on)
+}
+
+func (s *serialNAT) isFull() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.isFull()
 }

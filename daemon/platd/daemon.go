@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,7 +26,10 @@ type daemon struct {
 	ctl     *ctlsock.Server
 	started time.Time
 	wan     atomic.Pointer[netip.Addr] // the uplink address sessions are NATed to
-	done    chan struct{}              // stops followWAN
+	done    chan struct{}              // stops the watchers
+	watch   sync.WaitGroup             // the watchers, which stop waits for
+	// times the WAN address subscription failed and was made again
+	wanWatchRestarts atomic.Uint64
 }
 
 // mgmtAddr is PLAT::192.0.0.1, where the exit answers ICMPv6 echo (prefixd's
@@ -64,8 +68,9 @@ func start(c *config) (*daemon, error) {
 		d.stop()
 		return nil, err
 	}
-	go d.followWAN(d.done)
-	go d.watchConntrack(2*time.Second, d.done)
+	d.watch.Add(2)
+	go func() { defer d.watch.Done(); d.followWAN(d.done) }()
+	go func() { defer d.watch.Done(); d.watchConntrack(2*time.Second, d.done) }()
 	return d, nil
 }
 
@@ -98,6 +103,9 @@ func (d *daemon) stop() error {
 		d.ctl.Close()
 	}
 	close(d.done)
+	// A watcher reinstalling the rules right now would otherwise land its
+	// table after remove: wait for both to end first.
+	d.watch.Wait()
 	errs := []error{d.eng.Close()} // the route first, then the rules: see start
 	if err := d.nat.remove(); err != nil && !errors.Is(err, unix.ENOENT) {
 		errs = append(errs, err)
@@ -120,6 +128,7 @@ type status struct {
 	Sessions   sessionSummary    `json:"sessions"`
 	Full       bool              `json:"refusing_new_sessions"`
 	Conntrack  [2]int            `json:"conntrack_entries_limit"`
+	WANWatch   uint64            `json:"wan_watch_restarts"`
 }
 
 func (d *daemon) status() status {
@@ -132,6 +141,7 @@ func (d *daemon) status() status {
 	s.Sessions = d.summary()
 	s.Full = d.nat.isFull()
 	s.Conntrack = [2]int{sysctl.ConntrackCount(), d.conntrackLimit()}
+	s.WANWatch = d.wanWatchRestarts.Load()
 	return s
 }
 
