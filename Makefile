@@ -17,7 +17,7 @@ FUZZTIME ?= 500000x
 # DESIGN.md section 5: OpenWrt arch -> Go target
 TARGETS := mips_24kc:mips:softfloat mipsel_24kc:mipsle:softfloat arm_cortex-a7_neon-vfpv4:arm:7 aarch64_cortex-a53:arm64: x86_64:amd64:
 
-.PHONY: test-gluon-mesh bench-mem test-feed bench-roam ipk size test-ipk test-mesh all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat bench-plat bench-failover demo clean deps
+.PHONY: test-race test-gluon-mesh bench-mem test-feed bench-roam ipk size test-ipk test-mesh all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat bench-plat bench-failover demo clean deps
 
 all: build
 
@@ -61,7 +61,7 @@ lint:
 	shellcheck -s sh packages/gluon-464xlat/postinst packages/gluon-464xlat/prerm lab/procd-shim.sh packages/gluon-464xlat-*/files/lib/gluon/reload.d/*
 	shellcheck -S warning -x lab/*.sh lab/gluon/*.sh lab/upstream/*.sh .ci/run
 
-test: lint test-unit test-ipk test-feed test-fuzz test-e2e
+test: lint test-unit test-race test-ipk test-feed test-fuzz test-e2e
 
 # The OpenWrt package built by OpenWrt's own golang-package.mk (pinned, from
 # $$UPSTREAM_CACHE or its repository) with the Go of OpenWrt 23.05 (1.21.13),
@@ -71,6 +71,11 @@ test-feed:
 
 test-unit:
 	$(GO) test -count=1 ./siit ./header ./intercom ./tun ./internal/... ./daemon/... ./cmd/... ./packages
+
+# The daemons' and their libraries' tests under the race detector: they
+# run goroutines around shared state (watchers, status, control sockets).
+test-race:
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./daemon/... ./internal/...
 
 # Every .ipk of make ipk unpacks to the expected files, control fields and
 # executables for its architecture.
