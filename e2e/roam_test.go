@@ -529,3 +529,48 @@ func TestRoamLegacyBackend(t *testing.T) {
 	}
 	l.reach(t, l.client, "198.51.100.1")
 }
+
+// A burst of neighbour events overflows l3roamd's netlink socket (ENOBUFS),
+// which ends its subscription; l3roamd must subscribe again and still
+// learn clients (issue 15): node1's l3roamd is stopped while 40000
+// neighbour entries come and go on a bridge of its node, then a client
+// shows up.
+func TestRoamStillLearnsClientsAfterANeighbourEventFlood(t *testing.T) {
+	l := newMeshLabWith(t, true)
+	l.startRoam(t, roamOpts{})
+	l.Must(l.node1, "ip", "link", "add", "flood0", "type", "bridge")
+	l.Must(l.node1, "ip", "link", "set", "flood0", "up")
+	var add, del strings.Builder
+	for i := 0; i < 20000; i++ {
+		fmt.Fprintf(&add, "neigh add 10.%d.%d.1 lladdr 02:00:00:%02x:%02x:%02x dev flood0\n", i/200, i%200, i>>16, i>>8&255, i&255)
+		fmt.Fprintf(&del, "neigh del 10.%d.%d.1 dev flood0\n", i/200, i%200)
+	}
+	l.Must(l.node1, "ip", "addr", "add", "10.0.0.1/8", "dev", "flood0")
+	p := l.procs["l3roamd@"+l.node1]
+	p.Signal(syscall.SIGSTOP)
+	for _, batch := range []string{add.String(), del.String()} {
+		f := filepath.Join(l.Dir, "batch")
+		os.WriteFile(f, []byte(batch), 0o644)
+		l.Must(l.node1, "ip", "-batch", f)
+	}
+	p.Signal(syscall.SIGCONT)
+	st := func() map[string]any { return statusOf(t, l.sock["l3roamd@"+l.node1]) }
+	if !netlab.WaitFor(10*time.Second, func() bool { c, _ := st()["counters"].(map[string]any); return n(c, "neighbour_watch_restarts") >= 1 }) {
+		t.Fatalf("the flood did not end the subscription, or it was not made again (counters %v)", st()["counters"])
+	}
+	// A client node1 has never seen (the lab's client with a new MAC)
+	// comes: only a working subscription learns it.
+	const newMAC = "02:c1:1e:00:00:bb"
+	l.Must(l.client, "ip", "link", "set", "c0", "address", newMAC)
+	l.reach(t, l.client, "198.51.100.1")
+	if !netlab.WaitFor(10*time.Second, func() bool {
+		for _, c := range l.roamClients(t, l.node1) {
+			if c.MAC == newMAC {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("node1's l3roamd did not learn a new client after the flood: %v", l.roamClients(t, l.node1))
+	}
+}

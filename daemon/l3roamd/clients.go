@@ -20,8 +20,49 @@ const routeProto = 158
 // learns on one of its ports (any frame of a client that just arrived,
 // like the C daemon's station events), then ARP for its IPv4 and NDP for
 // its IPv6 from the neighbour table.
+// subscribeNeighbours subscribes to the neighbour and bridge FDB events,
+// with a dump of what is there now (ListExisting): a new subscription is
+// also a resync.
+func (d *daemon) subscribeNeighbours() (chan netlink.NeighUpdate, error) {
+	ch := make(chan netlink.NeighUpdate, 256)
+	err := netlink.NeighSubscribeWithOptions(ch, d.done, netlink.NeighSubscribeOptions{
+		ListExisting:      true,
+		ReceiveBufferSize: 1 << 20, // a limit, not an allocation
+		ErrorCallback:     func(err error) { slog.Warn("neighbour events", "err", err) },
+	})
+	return ch, err
+}
+
+// watchNeighbours learns clients from neighbour and FDB events. A burst of
+// events can overflow the socket (ENOBUFS), which ends the subscription:
+// it is made again (after a pause growing while it keeps failing), its
+// dump catches up on what was missed, and status counts the restarts.
 func (d *daemon) watchNeighbours(ch chan netlink.NeighUpdate) {
 	defer d.wg.Done()
+	pause := time.Second
+	for {
+		if ch != nil {
+			d.followNeighbours(ch)
+		}
+		select {
+		case <-d.done:
+			return
+		case <-time.After(pause):
+		}
+		d.inc("neighbour_watch_restarts")
+		var err error
+		if ch, err = d.subscribeNeighbours(); err != nil {
+			slog.Error("subscribing to neighbour events again", "err", err)
+			ch, pause = nil, min(2*pause, 10*time.Second)
+			continue
+		}
+		slog.Warn("neighbour events: subscribed again after a failure")
+		pause = time.Second
+	}
+}
+
+// followNeighbours applies one subscription's events until it ends.
+func (d *daemon) followNeighbours(ch chan netlink.NeighUpdate) {
 	for {
 		select {
 		case <-d.done:

@@ -117,8 +117,8 @@ func start(c *config) (*daemon, error) {
 	if d.ctl, err = ctlsock.Listen(c.socket, d.commands()); err != nil {
 		return nil, err
 	}
-	neigh := make(chan netlink.NeighUpdate, 256)
-	if err := netlink.NeighSubscribeWithOptions(neigh, d.done, netlink.NeighSubscribeOptions{ListExisting: true}); err != nil {
+	neigh, err := d.subscribeNeighbours()
+	if err != nil {
 		close(d.done)
 		d.ctl.Close()
 		return nil, fmt.Errorf("neighbour table: %w", err)
