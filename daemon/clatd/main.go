@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/gluon-464xlat/gluon-464xlat/internal/addrplan"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
 	"github.com/gluon-464xlat/gluon-464xlat/siit"
 )
@@ -122,12 +123,8 @@ func (c *config) translatorConfig(plat string) (siit.Config, error) {
 	return sc, nil
 }
 
-// ownAddr is CLAT::192.0.0.2 (RFC 7335 range), the node's address in its CLAT prefix.
-func (c *config) ownAddr() netip.Addr {
-	a := c.clat.Addr().As16()
-	copy(a[12:], []byte{192, 0, 0, 2})
-	return netip.AddrFrom16(a)
-}
+// ownAddr is CLAT::192.0.0.2, the node's address in its CLAT prefix.
+func (c *config) ownAddr() netip.Addr { return addrplan.CLATOwn(c.clat) }
 
 // Main runs the daemon with args (without the program name) until SIGINT or SIGTERM.
 func Main(args []string) {

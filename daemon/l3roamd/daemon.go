@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gluon-464xlat/gluon-464xlat/intercom"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/addrplan"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/ipv6"
@@ -442,7 +443,7 @@ func (d *daemon) onInfoXLAT(m *intercom.Message, from netip.Addr) {
 func (d *daemon) sendRoam(ip4 netip.Addr, lease uint32, clatd, platc netip.Prefix) {
 	x := &intercom.XLAT{ClientIP: ip4, Lease: lease, CLATD: clatd, CLATB: d.c.clat}
 	b := intercom.Roam(d.header(), x, d.c.key, uint32(time.Now().Unix()))
-	dst, src := embed(platc, netip.MustParseAddr("192.0.0.1")), embed(d.c.clat, netip.MustParseAddr("192.0.0.2"))
+	dst, src := addrplan.PLATMgmt(platc), addrplan.CLATOwn(d.c.clat)
 	go func() {
 		for i, wait := range []time.Duration{0, 200 * time.Millisecond, 800 * time.Millisecond} {
 			select {
@@ -490,7 +491,7 @@ func authReason(err error) string {
 // CLATD::ip in conntrack; the kernel now rewrites CLATB::ip to it on the
 // way in and back on the way out.
 func (d *daemon) onRoam(m *intercom.Message, from, to netip.Addr) {
-	if !d.c.ownPLAT.IsValid() || to != embed(d.c.ownPLAT, netip.MustParseAddr("192.0.0.1")) {
+	if !d.c.ownPLAT.IsValid() || to != addrplan.PLATMgmt(d.c.ownPLAT) {
 		d.drop("roam_not_for_this_plat", from, fmt.Errorf("to %s", to))
 		return
 	}
@@ -501,11 +502,11 @@ func (d *daemon) onRoam(m *intercom.Message, from, to netip.Addr) {
 	}
 	// Only the node the client is at now may say so: from its own
 	// CLATB::192.0.0.2 (clients cannot send from the mesh's ranges).
-	if from != embed(x.CLATB, netip.MustParseAddr("192.0.0.2")) {
+	if from != addrplan.CLATOwn(x.CLATB) {
 		d.drop("roam_wrong_source", from, fmt.Errorf("ROAM for %s from %s", x.CLATB, from))
 		return
 	}
-	home, now := embed(x.CLATD, x.ClientIP), embed(x.CLATB, x.ClientIP)
+	home, now := addrplan.In96(x.CLATD, x.ClientIP), addrplan.In96(x.CLATB, x.ClientIP)
 	d.mu.Lock()
 	if x.CLATB == x.CLATD {
 		delete(d.roams, home)

@@ -11,6 +11,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/addrplan"
 )
 
 // l3roamd's own table holds every piece of roaming state the kernel needs,
@@ -116,8 +118,8 @@ func (n *nftState) apply(d *desired, now time.Time) error {
 	proam := map[netip.Prefix]map[netip.Addr]time.Time{}
 	if d.own.IsValid() {
 		for ip4, x := range d.xlat {
-			me := embed(d.own, ip4)
-			origin = append(origin, roamed{now: me, home: embed(x.clatd, ip4), expires: x.expires})
+			me := addrplan.In96(d.own, ip4)
+			origin = append(origin, roamed{now: me, home: addrplan.In96(x.clatd, ip4), expires: x.expires})
 			platc = append(platc, roamed{now: me, home: x.platc.Addr(), expires: x.expires})
 			if x.platc.IsValid() && x.platc != d.plat {
 				if proam[x.platc] == nil {

@@ -31,14 +31,6 @@ type roamed struct {
 	expires   time.Time
 }
 
-// embed puts IPv4 a into the low 32 bits of the /96 p.
-func embed(p netip.Prefix, a netip.Addr) netip.Addr {
-	b := p.Addr().As16()
-	v := a.As4()
-	copy(b[12:], v[:])
-	return netip.AddrFrom16(b)
-}
-
 // nodeClientIP is the C l3roamd's address for a client: the node-client
 // /64 followed by the modified EUI-64 of its MAC (RFC 4291 appendix A).
 func nodeClientIP(p netip.Prefix, mac net.HardwareAddr) netip.Addr {

@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/gluon-464xlat/gluon-464xlat/internal/addrplan"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/sysctl"
 )
 
@@ -147,9 +148,9 @@ func natNeeds(d *desired) map[netip.Addr]roamedHere {
 		return need
 	}
 	for ip4, s := range d.xlat {
-		r := roamedHere{me: embed(d.own, ip4), clatd: s.clatd, platc: s.platc}
+		r := roamedHere{me: addrplan.In96(d.own, ip4), clatd: s.clatd, platc: s.platc}
 		if s.clatd.IsValid() && s.clatd != d.own {
-			r.home = embed(s.clatd, ip4)
+			r.home = addrplan.In96(s.clatd, ip4)
 		}
 		if !s.platc.IsValid() || !d.plat.IsValid() || s.platc == d.plat {
 			r.platc = netip.Prefix{}
@@ -168,7 +169,7 @@ func (x *xtState) apply(d *desired, now time.Time) error {
 	byPLATC, byCLATD := map[netip.Prefix][]setEntry{}, map[netip.Prefix][]setEntry{}
 	if d.own.IsValid() {
 		for ip4, s := range d.xlat {
-			clients = append(clients, setEntry{embed(d.own, ip4), prefixOrDash(s.clatd) + " " + prefixOrDash(s.platc), s.expires})
+			clients = append(clients, setEntry{addrplan.In96(d.own, ip4), prefixOrDash(s.clatd) + " " + prefixOrDash(s.platc), s.expires})
 		}
 	}
 	need := natNeeds(d)
@@ -217,7 +218,7 @@ func (x *xtState) apply(d *desired, now time.Time) error {
 	var homes []netip.Addr
 	for ip4, s := range d.xlat {
 		if s.clatd.IsValid() {
-			homes = append(homes, embed(s.clatd, ip4))
+			homes = append(homes, addrplan.In96(s.clatd, ip4))
 		}
 	}
 	x.syncHomeRoutes(homes)

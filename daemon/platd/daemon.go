@@ -13,6 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/gluon-464xlat/gluon-464xlat/internal/addrplan"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/sysctl"
@@ -34,7 +35,7 @@ type daemon struct {
 
 // mgmtAddr is PLAT::192.0.0.1, where the exit answers ICMPv6 echo (prefixd's
 // probes) and l3roamd listens (DESIGN.md section 2).
-func (c *config) mgmtAddr() netip.Addr { return c.addr6(netip.MustParseAddr("192.0.0.1")) }
+func (c *config) mgmtAddr() netip.Addr { return c.addr6(addrplan.PLATMgmt4) }
 
 func start(c *config) (*daemon, error) {
 	d := &daemon{c: c, started: time.Now(), done: make(chan struct{})}

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gluon-464xlat/gluon-464xlat/internal/addrplan"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
 	"github.com/gluon-464xlat/gluon-464xlat/siit"
 )
@@ -125,7 +126,7 @@ func (c *config) addr6(v4 netip.Addr) netip.Addr {
 // TUN is covered by one masquerade rule.
 func (c *config) translatorConfig() siit.Config {
 	return siit.Config{
-		Pool6: c.plat, Addr4: c.natAddr4, Pool6791: c.natAddr4, Addr6: c.addr6(netip.MustParseAddr("192.0.0.1")),
+		Pool6: c.plat, Addr4: c.natAddr4, Pool6791: c.natAddr4, Addr6: c.addr6(addrplan.PLATMgmt4),
 		MTU6: c.MTU, Deny4: denyList(c.allow),
 	}
 }

@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv6"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/addrplan"
 )
 
 // prober sends ICMPv6 echo requests to PLAT::192.0.0.1 of every candidate,
@@ -29,12 +31,8 @@ type probeState struct {
 	rtt    time.Duration
 }
 
-// mgmtAddr is PLAT::192.0.0.1 (RFC 6052 /96 embedding).
-func mgmtAddr(p netip.Prefix) netip.Addr {
-	a := p.Addr().As16()
-	copy(a[12:], []byte{192, 0, 0, 1})
-	return netip.AddrFrom16(a)
-}
+// mgmtAddr is PLAT::192.0.0.1.
+func mgmtAddr(p netip.Prefix) netip.Addr { return addrplan.PLATMgmt(p) }
 
 // round probes the given PLATs once and waits up to the timeout.
 func (pr *prober) round(plats []netip.Prefix) error {
