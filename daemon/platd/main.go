@@ -52,7 +52,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&clatRange, "clat-range", "", "sources served (required): the mesh's clat_range, e.g. fddd:1337:1337::/48")
 	fs.StringVar(&c.wanDev, "wan-dev", "", "uplink interface whose IPv4 address sessions are NATed to (required)")
 	fs.StringVar(&ports, "port-range", "61000-65535", "IPv4 source ports for NAT64 sessions, apart from the router's own masquerading")
-	fs.StringVar(&natAddr, "nat-addr", "192.0.0.6", "IPv4 address between the stateless step and the SNAT (RFC 7335 range)")
+	fs.StringVar(&natAddr, "nat-addr", addrplan.PLATNAT4.String(), "IPv4 address between the stateless step and the SNAT (RFC 7335 range)")
 	fs.StringVar(&allow, "allow", "", "comma-separated IPv4 prefixes to serve although special-purpose (e.g. a lab's 198.51.100.0/24)")
 	fs.IntVar(&maxSessions, "max-sessions", 0, "refuse new IPv4 sessions (with ICMP) beyond this many; 0: no limit")
 	fs.IntVar(&c.conntrackLimit, "conntrack-limit", 0, "refuse new sessions while this many conntrack entries exist; 0: 95% of nf_conntrack_max")
