@@ -138,17 +138,5 @@ func Main(args []string) {
 		os.Exit(1)
 	}
 	slog.Info("clatd running", "dev", c.Dev, "clat", c.clat, "plat", c.plat, "client_net", c.clientNet, "queues", c.Queues, "offload", !c.NoOffload)
-	sig := cli.WaitForStopOr(d.eng.Gone())
-	if sig == nil {
-		// Someone deleted the TUN device: stop what is left and exit
-		// non-zero, so procd starts the daemon (and the device) again.
-		slog.Error("clatd stopping: its TUN device is gone", "dev", c.Dev)
-		d.stop()
-		os.Exit(1)
-	}
-	slog.Info("clatd stopping", "signal", sig.String())
-	if err := d.stop(); err != nil {
-		slog.Error("clatd stop", "err", err)
-		os.Exit(1)
-	}
+	cli.RunTUNDaemon("clatd", c.Dev, d.eng.Gone(), d.stop)
 }

@@ -144,17 +144,5 @@ func Main(args []string) {
 	}
 	slog.Info("platd running", "dev", c.Dev, "plat", c.plat, "clat_range", c.clatRange, "wan", c.wanDev,
 		"ports", fmt.Sprintf("%d-%d", c.portMin, c.portMax), "queues", c.Queues, "backend", c.backend)
-	sig := cli.WaitForStopOr(d.eng.Gone())
-	if sig == nil {
-		// Someone deleted the TUN device: stop what is left and exit
-		// non-zero, so procd starts the daemon (and the device) again.
-		slog.Error("platd stopping: its TUN device is gone", "dev", c.Dev)
-		d.stop()
-		os.Exit(1)
-	}
-	slog.Info("platd stopping", "signal", sig.String())
-	if err := d.stop(); err != nil {
-		slog.Error("platd stop", "err", err)
-		os.Exit(1)
-	}
+	cli.RunTUNDaemon("platd", c.Dev, d.eng.Gone(), d.stop)
 }

@@ -138,15 +138,23 @@ func WaitForStop() os.Signal {
 	return <-sig
 }
 
-// WaitForStopOr blocks until SIGINT or SIGTERM (it returns the signal) or
-// until gone is closed (it returns nil).
-func WaitForStopOr(gone <-chan struct{}) os.Signal {
+// RunTUNDaemon waits until SIGINT or SIGTERM, or until the daemon's TUN
+// device is gone (someone deleted it), and stops the daemon (name) with
+// stop. It exits non-zero when the device went away or stop failed: procd
+// then starts the daemon, and with it the device, again.
+func RunTUNDaemon(name, dev string, gone <-chan struct{}, stop func() error) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	select {
 	case s := <-sig:
-		return s
+		slog.Info(name+" stopping", "signal", s.String())
 	case <-gone:
-		return nil
+		slog.Error(name+" stopping: its TUN device is gone", "dev", dev)
+		stop()
+		os.Exit(1)
+	}
+	if err := stop(); err != nil {
+		slog.Error(name+" stop", "err", err)
+		os.Exit(1)
 	}
 }
