@@ -104,21 +104,32 @@ func TestSwitchOnlyWhenThresholdCrossed(t *testing.T) {
 	}
 }
 
+// One PLAT's metric swings around the other's (240 and 150 against 192),
+// so a choice by the lowest metric would switch at every step. With the
+// threshold nothing switches; with the threshold and the hold-down turned
+// off, the same swing switches at every step: the test can see flapping.
 func TestOscillationDoesNotFlap(t *testing.T) {
-	ch := newChooser()
-	ch.decide(t0, cands(96, 192))
-	switches := 0
-	for i := 0; i < 100; i++ {
-		m := 280
-		if i%2 == 1 {
-			m = 310 // around the threshold of 292
+	swing := func(ch *chooser) int {
+		ch.decide(t0, cands(96, 192)) // on P1
+		switches := 0
+		for i := 1; i <= 100; i++ {
+			m := 240
+			if i%2 == 0 {
+				m = 150
+			}
+			if _, ok := ch.decide(t0.Add(time.Duration(i)*time.Minute), cands(m, 192)); ok {
+				switches++
+			}
 		}
-		if _, ok := ch.decide(t0.Add(time.Duration(i)*time.Second), cands(m, 192)); ok {
-			switches++
-		}
+		return switches
 	}
-	if switches != 1 {
-		t.Fatalf("%d switches while one metric oscillated around the threshold, want 1", switches)
+	if n := swing(newChooser()); n != 0 {
+		t.Fatalf("%d switches while P1's metric swung 48 around P2's, want 0", n)
+	}
+	loose := newChooser()
+	loose.absThreshold, loose.relThreshold, loose.holdDown = 0, 0, 0
+	if n := swing(loose); n < 90 {
+		t.Fatalf("without hysteresis the swing switched only %d times: the test could not see flapping", n)
 	}
 }
 
