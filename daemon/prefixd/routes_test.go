@@ -15,10 +15,11 @@ import (
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
 )
 
-// fakeBabeld greets like babeld, answers "monitor" with the given lines and
-// hangs up: the route source must count the malformed ones, keep the good
-// ones, and reconnect when babeld comes back.
-func fakeBabeld(t *testing.T, path string, lines []string) net.Listener {
+// fakeBabeld greets like babeld, answers "monitor" with the given lines,
+// keeps the connection for hold and hangs up (then calls hungUp, if any):
+// the route source must count the malformed lines, keep the good ones, and
+// reconnect when babeld comes back.
+func fakeBabeld(t *testing.T, path string, lines []string, hold time.Duration, hungUp func()) net.Listener {
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
@@ -36,8 +37,11 @@ func fakeBabeld(t *testing.T, path string, lines []string) net.Listener {
 					fmt.Fprintln(c, l)
 				}
 			}
-			time.Sleep(200 * time.Millisecond)
+			time.Sleep(hold)
 			c.Close()
+			if hungUp != nil {
+				hungUp()
+			}
 		}
 	}()
 	return ln
@@ -51,7 +55,7 @@ func TestRouteSourceSurvivesMalformedLinesAndReconnects(t *testing.T) {
 		"\x00\x01\x02 garbage",
 		"add route 3 prefix not-a-prefix from ::/0 installed yes id r3 metric 96",
 		good,
-	})
+	}, 200*time.Millisecond, nil)
 	defer ln.Close()
 	s := &routeSource{addr: path, platRange: netip.MustParsePrefix("fddd:1337:1338::/48"), table: babel.NewTable(), change: make(chan struct{}, 1)}
 	done := make(chan struct{})
@@ -118,24 +122,9 @@ func TestConcurrentPeerSyncs(t *testing.T) {
 // the goroutine count is what it was.
 func TestRouteSourceReconnectsLeaveNothingBehind(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "babeld.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	conns := make(chan struct{}, 1000)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprint(c, "BABEL 1.0\nversion fake\nok\n")
-			bufio.NewScanner(c).Scan() // "monitor"
-			c.Close()                  // and hang up at once
-			conns <- struct{}{}
-		}
-	}()
+	ln := fakeBabeld(t, path, nil, 0, func() { conns <- struct{}{} }) // hangs up at once
+	defer ln.Close()
 	s := &routeSource{addr: path, platRange: netip.MustParsePrefix("fddd:1337:1338::/48"), table: babel.NewTable(), change: make(chan struct{}, 1)}
 	done := make(chan struct{})
 	go s.run(done)
