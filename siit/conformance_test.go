@@ -48,8 +48,10 @@ type confCase struct {
 func corpusConfig(t testing.TB, name string) Config {
 	t.Helper()
 	switch name {
-	case "clat": // DESIGN.md's CLAT: client EAM, PLAT /96 (network-specific)
-		return testConfig(t)
+	case "clat": // DESIGN.md's CLAT as clatd runs it by default: client EAM, PLAT /96, -mtu 1500, MSS clamp
+		c := testConfig(t)
+		c.MTU6, c.MaxMSS = 1500, 1440
+		return c
 	case "clat-mtu": // the same with known next-hop MTUs
 		c := testConfig(t)
 		c.MTU4, c.MTU6 = 1400, 1400
@@ -373,16 +375,17 @@ func (b *corpusBuilder) icmp4Errors(m model) {
 				withV6(t, c6, s6, 0, 63, icmp6Err(c6, s6, 4, 0, uint32(n), in6)))
 		}
 	}
-	// Fragmentation Needed: MTU + 20 (IPv6 header 20 bytes longer); a zero
-	// MTU (pre-RFC 1191 router) takes the plateau below the quoted total
-	// length (RFC 1191 section 5); this translator never says less than
-	// 1280 (an IPv6 host ignores less, RFC 8201 section 4), a choice.
+	// Fragmentation Needed: MTU + 20 (IPv6 header 20 bytes longer), within
+	// the IPv6 next hop's MTU (1500 here); a zero MTU (pre-RFC 1191 router)
+	// takes the plateau below the quoted total length (RFC 1191 section 5);
+	// this translator never says less than 1280 (an IPv6 host ignores less,
+	// RFC 8201 section 4), a choice.
 	for _, mtu := range []uint16{1400, 1500, 1260, 576, 0} {
 		want := uint32(mtu) + 20
 		if mtu == 0 {
 			want = 68 + 20 // the plateau below the quoted 88 bytes (RFC 1191 section 7)
 		}
-		want = max(want, 1280)
+		want = max(min(want, 1500), 1280)
 		in := withV4(t, client4, server4, 0, 64, false, layers.IPProtocolICMPv4, icmp4Err(3, 4, uint32(mtu), in4))
 		b.add(fmt.Sprintf("4to6 fragmentation needed mtu %d -> packet too big %d", mtu, want), "RFC 7915 4.2 Code 4, RFC 1191 5", "clat", in,
 			withV6(t, c6, s6, 0, 63, icmp6Err(c6, s6, 2, 0, want, in6)))

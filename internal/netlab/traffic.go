@@ -275,6 +275,12 @@ func helper(args []string) error {
 		return err
 	case "raw-send": // 4|6 FILE: send each length-prefixed packet as it is
 		return rawSend(args[1], args[2])
+	case "raw-capture": // 4|6 IFACE SECONDS FILE: the IP packets of that family arriving on IFACE, length-prefixed
+		if len(args) != 5 {
+			return fmt.Errorf("usage: raw-capture 4|6 IFACE SECONDS FILE")
+		}
+		secs, _ := strconv.Atoi(args[3])
+		return rawCapture(args[1], args[2], time.Duration(secs)*time.Second, args[4])
 	case "dns-lookup": // NAME SERVER: the IPv4 addresses of NAME from the DNS server SERVER (UDP), one "addr A" line each
 		if len(args) != 3 {
 			return fmt.Errorf("usage: dns-lookup NAME SERVER")
@@ -305,6 +311,60 @@ func WritePackets(path string, pkts [][]byte) error {
 		b.Write(p)
 	}
 	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// rawCapture writes the IP packets (no link header) of one family that
+// arrive on iface within d to path, length-prefixed as WritePackets does;
+// it prints "ready" once it listens.
+func rawCapture(family, iface string, d time.Duration, path string) error {
+	proto := uint16(syscall.ETH_P_IP)
+	if family == "6" {
+		proto = syscall.ETH_P_IPV6
+	}
+	htons := proto<<8 | proto>>8
+	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_DGRAM, int(htons))
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: htons, Ifindex: ifi.Index}); err != nil {
+		return err
+	}
+	tv := syscall.NsecToTimeval(int64(100 * time.Millisecond))
+	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
+	fmt.Println("ready")
+	var pkts [][]byte
+	buf := make([]byte, 65536)
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		n, from, err := syscall.Recvfrom(fd, buf, 0)
+		if err != nil {
+			continue
+		}
+		if ll, ok := from.(*syscall.SockaddrLinklayer); ok && ll.Pkttype == syscall.PACKET_OUTGOING {
+			continue
+		}
+		pkts = append(pkts, append([]byte(nil), buf[:n]...))
+	}
+	return WritePackets(path, pkts)
+}
+
+// ReadPackets reads what WritePackets wrote.
+func ReadPackets(path string) ([][]byte, error) {
+	data, err := os.ReadFile(path)
+	var pkts [][]byte
+	for len(data) >= 2 {
+		n := int(data[0])<<8 | int(data[1])
+		if len(data) < 2+n {
+			break
+		}
+		pkts = append(pkts, data[2:2+n])
+		data = data[2+n:]
+	}
+	return pkts, err
 }
 
 // rawSend sends whole IP packets, headers included, through a raw socket
