@@ -25,11 +25,16 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
-	for _, d := range []string{"clatd", "platd", "prefixd", "l3roamd", "gluon-464xlat"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, d), "../cmd/"+d)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Println("e2e: build", d, err)
+	// What ships: the one multi-call binary, each daemon a symlink to it.
+	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "gluon-464xlat"), "../cmd/gluon-464xlat")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Println("e2e: build gluon-464xlat", err)
+		os.Exit(1)
+	}
+	for _, d := range []string{"clatd", "platd", "prefixd", "l3roamd", "xlatctl"} {
+		if err := os.Symlink("gluon-464xlat", filepath.Join(dir, d)); err != nil {
+			fmt.Println("e2e:", err)
 			os.Exit(1)
 		}
 	}
