@@ -70,7 +70,6 @@ type compiled struct {
 	addr4    [4]byte
 	addr6    [16]byte
 	pool6791 [4]byte
-	lowMTU6  int
 	fragMTU6 int // what 4->6 fragments fit: min(LowestIPv6MTU, MTU6)
 	deny4    []mask4
 }
@@ -113,7 +112,7 @@ func compile(c Config) (*compiled, error) {
 	if c.MTU6 != 0 && c.MTU6 < 1280 {
 		return nil, fmt.Errorf("siit: IPv6 next-hop MTU %d is below 1280 (RFC 8200 section 5)", c.MTU6)
 	}
-	k := &compiled{cfg: c, lowMTU6: c.LowestIPv6MTU, addr4: c.Addr4.As4(), pool6791: c.Pool6791.As4()}
+	k := &compiled{cfg: c, addr4: c.Addr4.As4(), pool6791: c.Pool6791.As4()}
 	k.fragMTU6 = c.LowestIPv6MTU
 	if c.MTU6 > 0 {
 		k.fragMTU6 = min(k.fragMTU6, c.MTU6)

@@ -7,8 +7,8 @@ import (
 	"github.com/gluon-464xlat/gluon-464xlat/header"
 )
 
-// errorLimit is the rate of the ICMP errors a translator originates: a
-// token bucket of errorBurst, refilled at errorsPerSecond (Linux's default
+// The ICMP errors a translator originates are rate-limited: a token
+// bucket of errorBurst, refilled at errorsPerSecond (Linux's default
 // icmp_msgs_per_sec and burst). RFC 4443 section 2.4 (f) requires a limit
 // for ICMPv6 errors, RFC 1812 section 4.3.2.8 asks one for ICMPv4; a flood
 // of expiring or unmappable packets must not become a flood of errors.

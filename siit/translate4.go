@@ -71,12 +71,19 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 		}
 		ttl--
 	}
+	proto := h.Protocol()
+	isFrag := h.IsFragment()
+	firstFrag := h.FragOffset() == 0
+	payload := pkt[ihl:]
+	// An unfragmented ICMPv4 error: it may come from an illegal source, and
+	// it is rebuilt within 1280 bytes whatever its size (below).
+	isError := proto == header.ProtoICMP && !isFrag && len(payload) > 0 && isICMPv4Error(payload[0])
 	var src6, dst6 [16]byte
 	if !k.map4to6(src6[:], h.Src()) {
 		// Section 4.1 "Source Address": a packet from an illegal source
-		// (0.0.0.0, 127.0.0.1, ...) is dropped, but an ICMPv4 error from one
+		// (0.0.0.0/8, 127.0.0.0/8) is dropped, but an ICMPv4 error from one
 		// is translated all the same, for troubleshooting.
-		if !k.illegalSourceOfError(pkt, ihl) {
+		if s := h.Src(); !isError || !k.cfg.Pool6.Valid() || s[0] != 0 && s[0] != 127 {
 			return DropUntranslatableSrc
 		}
 		k.cfg.Pool6.Embed(src6[:], h.Src())
@@ -84,10 +91,6 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 	if !k.map4to6(dst6[:], h.Dst()) {
 		return DropUntranslatableDst
 	}
-	proto := h.Protocol()
-	isFrag := h.IsFragment()
-	firstFrag := h.FragOffset() == 0
-	payload := pkt[ihl:]
 	v := hdr6{tc: h.TOS(), hop: ttl, proto: proto, id: uint32(h.ID()), offset: h.FragOffset(), more: h.MF(), frag: isFrag}
 	copy(v.src[:], src6[:])
 	copy(v.dst[:], dst6[:])
@@ -108,10 +111,8 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 	}
 	// Sizes are decided on the datagram as it arrived, before any field is
 	// rewritten: a Fragmentation Needed quotes it unchanged (RFC 792,
-	// RFC 1812 section 4.3.2.3). An ICMPv4 error is rebuilt within 1280
-	// bytes whatever its size.
+	// RFC 1812 section 4.3.2.3).
 	fragment, csumDone := false, false
-	isError := proto == header.ProtoICMP && len(payload) > 0 && isICMPv4Error(payload[0])
 	if in.Offload.GSOType == GSONone && !isError {
 		size := header.IPv6Len + fragLen(isFrag) + len(payload)
 		switch {
@@ -165,15 +166,6 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 	out.add(in.Buf, start, n+len(payload), o)
 	t.Stats.Out4to6.Add(1)
 	return OK
-}
-
-// illegalSourceOfError reports an unfragmented ICMPv4 error whose source is
-// in 0.0.0.0/8 or 127.0.0.0/8, when there is an RFC 6052 prefix to embed it.
-func (k *compiled) illegalSourceOfError(pkt []byte, ihl int) bool {
-	h := header.IPv4(pkt)
-	s := h.Src()
-	return k.cfg.Pool6.Valid() && (s[0] == 0 || s[0] == 127) && h.Protocol() == header.ProtoICMP &&
-		!h.IsFragment() && len(pkt) > ihl && isICMPv4Error(pkt[ihl])
 }
 
 func fragLen(frag bool) int {

@@ -178,8 +178,7 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 	// a smaller one, or one whose MTU would be under 1280 (ignored by IPv6
 	// hosts, RFC 8201 section 4), is fragmented here.
 	fragment, csumDone := false, false
-	isError := e.proto == header.ProtoICMPv6 && len(payload) > 0 && payload[0] < 128
-	if k.cfg.MTU4 > 0 && in.Offload.GSOType == GSONone && !isError && header.IPv4MinLen+len(payload) > k.cfg.MTU4 {
+	if k.cfg.MTU4 > 0 && in.Offload.GSOType == GSONone && !isICMPErr && header.IPv4MinLen+len(payload) > k.cfg.MTU4 {
 		if ptb := k.cfg.MTU4 + header.IPv6Len - header.IPv4MinLen; v.df && ptb >= header.IPv6MinMTU {
 			t.originate6(k, pkt, 2, 0, uint32(ptb), out)
 			return DropTooBig
