@@ -370,7 +370,7 @@ func ReadPackets(path string) ([][]byte, error) {
 // rawSend sends whole IP packets, headers included, through a raw socket
 // (IPPROTO_RAW implies header-included for both families on Linux).
 func rawSend(family, path string) error {
-	data, err := os.ReadFile(path)
+	pkts, err := ReadPackets(path)
 	if err != nil {
 		return err
 	}
@@ -384,13 +384,7 @@ func rawSend(family, path string) error {
 	}
 	defer syscall.Close(fd)
 	sent := 0
-	for len(data) >= 2 {
-		n := int(data[0])<<8 | int(data[1])
-		if len(data) < 2+n {
-			break
-		}
-		p := data[2 : 2+n]
-		data = data[2+n:]
+	for _, p := range pkts {
 		var sa syscall.Sockaddr
 		if af == syscall.AF_INET {
 			s4 := &syscall.SockaddrInet4{}
