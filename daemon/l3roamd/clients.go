@@ -16,10 +16,6 @@ import (
 // routeProto marks l3roamd's host routes (the C daemon's protocol number).
 const routeProto = 158
 
-// watchNeighbours learns clients from the client bridge: a MAC the bridge
-// learns on one of its ports (any frame of a client that just arrived,
-// like the C daemon's station events), then ARP for its IPv4 and NDP for
-// its IPv6 from the neighbour table.
 // subscribeNeighbours subscribes to the neighbour and bridge FDB events,
 // with a dump of what is there now (ListExisting): a new subscription is
 // also a resync.
@@ -61,7 +57,11 @@ func (d *daemon) watchNeighbours(ch chan netlink.NeighUpdate) {
 	}
 }
 
-// followNeighbours applies one subscription's events until it ends.
+// followNeighbours applies one subscription's events until it ends: it
+// learns clients from the client bridge, a MAC the bridge learns on one of
+// its ports (any frame of a client that just arrived, like the C daemon's
+// station events), then ARP for its IPv4 and NDP for its IPv6 from the
+// neighbour table.
 func (d *daemon) followNeighbours(ch chan netlink.NeighUpdate) {
 	for {
 		select {
