@@ -146,35 +146,33 @@ func newGluonMesh(t *testing.T) *gluonMesh {
 func meshUp(t *testing.T, nodes ...*gluonNode) {
 	t.Helper()
 	for _, n := range nodes {
-		up := func() bool {
+		n.mendOnce(t, "no mesh (netifd lost its bridge's carrier?)", func() bool {
 			out, _ := n.exec("ubus", "call", "network.interface.mesh_other_mesh", "status")
 			return strings.Contains(out, `"up": true`)
-		}
-		if netlab.WaitFor(30*time.Second, up) {
-			continue
-		}
-		t.Logf("%s: no mesh 30 s after the boot (netifd lost its bridge's carrier?); ifdown/ifup mesh_other:\n%s", n.name, n.network())
-		n.must("sh", "-c", "ifdown mesh_other && ifup mesh_other")
-		if !netlab.WaitFor(30*time.Second, up) {
-			t.Fatalf("%s: no mesh after ifdown/ifup mesh_other either", n.name)
-		}
+		}, "sh", "-c", "ifdown mesh_other && ifup mesh_other")
 	}
 	// gluon-mesh-babel gives babeld the mesh interfaces only on interface
 	// events after babeld started (its reload); events from before its
 	// start are lost to it.
 	for _, n := range nodes {
-		inBabel := func() bool {
-			out, _ := n.exec("sh", "-c", "echo dump | busybox nc ::1 33123")
-			return strings.Contains(out, "add interface vx_mesh_other up true")
-		}
-		if netlab.WaitFor(30*time.Second, inBabel) {
-			continue
-		}
-		t.Logf("%s: babeld has no mesh interface 30 s after the boot; /etc/init.d/gluon-mesh-babel reload:\n%s", n.name, n.network())
-		n.must("/etc/init.d/gluon-mesh-babel", "reload")
-		if !netlab.WaitFor(30*time.Second, inBabel) {
-			t.Fatalf("%s: babeld has no mesh interface after a reload either", n.name)
-		}
+		n.mendOnce(t, "babeld has no mesh interface", func() bool {
+			return strings.Contains(n.babelDump(), "add interface vx_mesh_other up true")
+		}, "/etc/init.d/gluon-mesh-babel", "reload")
+	}
+}
+
+// mendOnce waits 30 s for ok on the node; if it does not hold, it says so
+// in the log, runs the remedy on the node once, and fails the test unless
+// ok holds within 30 s more.
+func (n *gluonNode) mendOnce(t *testing.T, problem string, ok func() bool, remedy ...string) {
+	t.Helper()
+	if netlab.WaitFor(30*time.Second, ok) {
+		return
+	}
+	t.Logf("%s: %s 30 s after the boot; %v:\n%s", n.name, problem, remedy, n.network())
+	n.must(remedy...)
+	if !netlab.WaitFor(30*time.Second, ok) {
+		t.Fatalf("%s: %s, also after %v", n.name, problem, remedy)
 	}
 }
 
@@ -310,7 +308,7 @@ func (m *gluonMesh) usesPLAT(t *testing.T, n *gluonNode, plat string, within tim
 	}) {
 		out, _ := n.exec("xlatctl")
 		routes, _ := n.exec("ip", "-6", "route")
-		babel, _ := n.exec("sh", "-c", "echo dump | busybox nc ::1 33123")
+		babel := n.babelDump()
 		var ex strings.Builder
 		for x := range m.plat {
 			out, _ := x.exec("sh", "-c", "ip -br addr; xlatctl; ip -6 route; echo dump | busybox nc ::1 33123; logread | grep -i babel | tail -20; ip6tables-legacy-save -c | grep -v '^#'")

@@ -172,12 +172,15 @@ func (n *gluonNode) log() string {
 	return fmt.Sprintf("%s(%d udhcpc discovers and the kernel lines left out)\n--- console:\n%s", b.String(), discovers, con)
 }
 
-// babelNeighbours counts the neighbours of the node's babeld (Gluon's, on
-// its local port 33123).
-func (n *gluonNode) babelNeighbours() int {
+// babelDump is what the node's babeld (Gluon's, on its local port 33123)
+// says it has: interfaces, neighbours, routes.
+func (n *gluonNode) babelDump() string {
 	out, _ := n.exec("sh", "-c", "echo dump | busybox nc ::1 33123")
-	return strings.Count(out, "add neighbour ")
+	return out
 }
+
+// babelNeighbours counts the neighbours of the node's babeld.
+func (n *gluonNode) babelNeighbours() int { return strings.Count(n.babelDump(), "add neighbour ") }
 
 // network is what the node's kernel, netifd and babeld say about its
 // links, for a failure message: which of them is wrong tells a dead port

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
@@ -44,3 +45,16 @@ func TestMain(m *testing.M) {
 }
 
 func bin(name string) string { return filepath.Join(binDir, name) }
+
+// floodWhileStopped runs each `ip -batch` script in ns while p is stopped,
+// as a busy router's daemon falls behind: its netlink socket overflows for
+// certain. p runs again afterwards, also when a script fails.
+func floodWhileStopped(l *netlab.Lab, ns string, p *netlab.Proc, batches ...string) {
+	p.Signal(syscall.SIGSTOP)
+	defer p.Signal(syscall.SIGCONT)
+	for _, b := range batches {
+		f := filepath.Join(l.Dir, "batch")
+		os.WriteFile(f, []byte(b), 0o644)
+		l.Must(ns, "ip", "-batch", f)
+	}
+}

@@ -3,10 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -423,15 +421,7 @@ func TestPLATFollowsWANAddressAfterAnEventFlood(t *testing.T) {
 		fmt.Fprintf(&add, "addr add 10.%d.%d.1/32 dev flood0\n", i/200, i%200)
 		fmt.Fprintf(&del, "addr del 10.%d.%d.1/32 dev flood0\n", i/200, i%200)
 	}
-	// platd is stopped meanwhile, as a busy router's daemon falls behind:
-	// its socket overflows for certain.
-	l.platd.Signal(syscall.SIGSTOP)
-	for _, batch := range []string{add.String(), del.String()} {
-		f := filepath.Join(l.Dir, "batch")
-		os.WriteFile(f, []byte(batch), 0o644)
-		l.Must(l.exit, "ip", "-batch", f)
-	}
-	l.platd.Signal(syscall.SIGCONT)
+	floodWhileStopped(l.Lab, l.exit, l.platd, add.String(), del.String())
 	l.Must(l.exit, "ip", "addr", "del", "203.0.113.2/24", "dev", "wan0")
 	l.Must(l.exit, "ip", "addr", "add", "203.0.113.3/24", "dev", "wan0")
 	if !netlab.WaitFor(10*time.Second, func() bool { return l.pstatus(t)["wan_address"] == "203.0.113.3" }) {

@@ -546,14 +546,7 @@ func TestRoamStillLearnsClientsAfterANeighbourEventFlood(t *testing.T) {
 		fmt.Fprintf(&del, "neigh del 10.%d.%d.1 dev flood0\n", i/200, i%200)
 	}
 	l.Must(l.node1, "ip", "addr", "add", "10.0.0.1/8", "dev", "flood0")
-	p := l.procs["l3roamd@"+l.node1]
-	p.Signal(syscall.SIGSTOP)
-	for _, batch := range []string{add.String(), del.String()} {
-		f := filepath.Join(l.Dir, "batch")
-		os.WriteFile(f, []byte(batch), 0o644)
-		l.Must(l.node1, "ip", "-batch", f)
-	}
-	p.Signal(syscall.SIGCONT)
+	floodWhileStopped(l.Lab, l.node1, l.procs["l3roamd@"+l.node1], add.String(), del.String())
 	st := func() map[string]any { return statusOf(t, l.sock["l3roamd@"+l.node1]) }
 	if !netlab.WaitFor(10*time.Second, func() bool { c, _ := st()["counters"].(map[string]any); return n(c, "neighbour_watch_restarts") >= 1 }) {
 		t.Fatalf("the flood did not end the subscription, or it was not made again (counters %v)", st()["counters"])
