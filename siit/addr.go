@@ -98,7 +98,10 @@ func (p Prefix6052) positions() [4]int {
 }
 
 // EAM is one RFC 7757 Explicit Address Mapping: an IPv4 prefix and an IPv6
-// prefix whose suffixes (host bits) map onto each other one to one.
+// prefix. The IPv4 suffix (host bits) follows the IPv6 prefix; an IPv6
+// suffix longer than the IPv4 one has its remaining bits zero towards IPv6
+// and ignored towards IPv4 (RFC 7757 section 3.2 and the mappings of its
+// Appendix B, e.g. 192.0.2.128/26 with 2001:db8:dddd::/64).
 type EAM struct {
 	V4 netip.Prefix
 	V6 netip.Prefix
@@ -112,13 +115,14 @@ type eamEntry struct {
 	v6bits int
 }
 
-// NewEAM checks an EAM (RFC 7757 section 3.1: both suffixes equally long).
+// NewEAM checks an EAM: the IPv6 suffix must hold the whole IPv4 suffix
+// (RFC 7757 section 3.2), or IPv4 addresses would collapse onto each other.
 func NewEAM(v4, v6 netip.Prefix) (EAM, error) {
-	if !v4.Addr().Is4() || !v6.Addr().Is6() || v6.Addr().Is4In6() {
+	if !v4.IsValid() || !v6.IsValid() || !v4.Addr().Is4() || !v6.Addr().Is6() || v6.Addr().Is4In6() {
 		return EAM{}, fmt.Errorf("EAM %s %s: need an IPv4 and an IPv6 prefix", v4, v6)
 	}
-	if 32-v4.Bits() != 128-v6.Bits() {
-		return EAM{}, fmt.Errorf("EAM %s %s: suffix lengths differ (RFC 7757 section 3.1)", v4, v6)
+	if 32-v4.Bits() > 128-v6.Bits() {
+		return EAM{}, fmt.Errorf("EAM %s %s: the IPv4 suffix (%d bits) is longer than the IPv6 suffix (%d bits; RFC 7757 section 3.2)", v4, v6, 32-v4.Bits(), 128-v6.Bits())
 	}
 	return EAM{V4: v4.Masked(), V6: v6.Masked()}, nil
 }
@@ -142,9 +146,32 @@ func prefixMatch(a, p []byte, bits int) bool {
 	return true
 }
 
+// to6 sets dst to the EAM's IPv6 address for v4 (RFC 7757 section 3.2).
+func (e *eamEntry) to6(dst, v4 []byte) {
+	host := 32 - e.v4bits
+	if 128-e.v6bits == host {
+		copyHostBits(dst, e.v6[:], v4, host)
+		return
+	}
+	copy(dst, e.v6[:])
+	copyBits(dst, e.v6bits, v4, e.v4bits, host)
+}
+
+// to4 sets dst to the EAM's IPv4 address for v6: the bits right after the
+// IPv6 prefix; further suffix bits do not matter.
+func (e *eamEntry) to4(dst, v6 []byte) {
+	host := 32 - e.v4bits
+	if 128-e.v6bits == host {
+		copyHostBits(dst, e.v4[:], v6, host)
+		return
+	}
+	copy(dst, e.v4[:])
+	copyBits(dst, e.v4bits, v6, e.v6bits, host)
+}
+
 // copyHostBits sets dst to the prefix p followed by the last host bits of
-// src (the host part of an EAM; both sides have the same number of host bits,
-// RFC 7757 section 3.2). Whole octets are copied; at most one is masked.
+// src (the common EAM, both suffixes equally long). Whole octets are copied;
+// at most one is masked.
 func copyHostBits(dst, p []byte, src []byte, host int) {
 	copy(dst, p)
 	full := host / 8
@@ -155,6 +182,18 @@ func copyHostBits(dst, p []byte, src []byte, host int) {
 		m := byte(1<<r - 1)
 		i, j := len(dst)-full-1, len(src)-full-1
 		dst[i] = dst[i]&^m | src[j]&m
+	}
+}
+
+// copyBits copies n bits of src from bit offset so to dst at bit offset do
+// (bit 0 is the most significant bit of byte 0). At most 32 bits: the IPv4
+// suffix of an EAM whose IPv6 suffix is longer.
+func copyBits(dst []byte, do int, src []byte, so int, n int) {
+	for i := 0; i < n; i++ {
+		s, d := so+i, do+i
+		bit := src[s/8] >> (7 - s%8) & 1
+		m := byte(1) << (7 - d%8)
+		dst[d/8] = dst[d/8]&^m | bit<<(7-d%8)
 	}
 }
 

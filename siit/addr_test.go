@@ -1,6 +1,8 @@
 package siit
 
 import (
+	"bytes"
+	"encoding/hex"
 	"net/netip"
 	"testing"
 )
@@ -63,7 +65,7 @@ func TestRFC7757Section3_2EAMLookup(t *testing.T) {
 		{"198.51.100.1", "fddd:1337:1338:1234:5678:9abc:c633:6401"}, // pool6
 	} {
 		v4 := netip.MustParseAddr(tc.v4).As4()
-		if !k.map4to6(a6[:], v4[:]) || netip.AddrFrom16(a6).String() != netip.MustParseAddr(tc.v6).String() {
+		if !k.map4to6(a6[:], v4[:], true) || netip.AddrFrom16(a6).String() != netip.MustParseAddr(tc.v6).String() {
 			t.Errorf("4to6 %s = %s, want %s", tc.v4, netip.AddrFrom16(a6), tc.v6)
 		}
 		v6 := netip.MustParseAddr(tc.v6).As16()
@@ -71,15 +73,79 @@ func TestRFC7757Section3_2EAMLookup(t *testing.T) {
 			t.Errorf("6to4 %s = %s, want %s", tc.v6, netip.AddrFrom4(a4), tc.v4)
 		}
 	}
-	if _, err := NewEAM(netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/64")); err == nil {
-		t.Error("EAM with unequal suffix lengths accepted (RFC 7757 section 3.1)")
-	}
 	// Special addresses have no pool6 mapping.
 	for _, s := range []string{"127.0.0.1", "224.0.0.1", "0.1.2.3", "255.255.255.255"} {
 		v4 := netip.MustParseAddr(s).As4()
-		if k.map4to6(a6[:], v4[:]) {
+		if k.map4to6(a6[:], v4[:], true) {
 			t.Errorf("%s mapped", s)
 		}
+	}
+}
+
+// RFC 7757 section 3.2: the IPv6 suffix may be longer than the IPv4 one
+// (Appendix B maps 192.0.2.128/26 to 2001:db8:dddd::/64); the IPv4 suffix
+// follows the IPv6 prefix. A shorter IPv6 suffix cannot hold the IPv4 one.
+func TestRFC7757Section3_2SuffixLengths(t *testing.T) {
+	e, err := NewEAM(netip.MustParsePrefix("192.0.2.128/26"), netip.MustParsePrefix("2001:db8:dddd::/64"))
+	if err != nil {
+		t.Fatalf("RFC 7757 Appendix B's EAM refused: %v", err)
+	}
+	k, err := compile(Config{EAMs: []EAM{e}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a6 [16]byte
+	var a4 [4]byte
+	for _, tc := range []struct{ v4, v6 string }{
+		{"192.0.2.128", "2001:db8:dddd::"},
+		{"192.0.2.152", "2001:db8:dddd:0:6000::"},
+		{"192.0.2.191", "2001:db8:dddd:0:fc00::"},
+	} {
+		v4 := netip.MustParseAddr(tc.v4).As4()
+		if !k.map4to6(a6[:], v4[:], true) || netip.AddrFrom16(a6) != netip.MustParseAddr(tc.v6) {
+			t.Errorf("4to6 %s = %s, want %s", tc.v4, netip.AddrFrom16(a6), tc.v6)
+		}
+		// Towards IPv4 the bits after the IPv4 suffix do not count.
+		v6 := netip.MustParseAddr(tc.v6).As16()
+		v6[15] |= 0x5a
+		if !k.map6to4(a4[:], v6[:]) || netip.AddrFrom4(a4).String() != tc.v4 {
+			t.Errorf("6to4 %s = %s, want %s", netip.AddrFrom16(v6), netip.AddrFrom4(a4), tc.v4)
+		}
+	}
+	if _, err := NewEAM(netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/112")); err == nil {
+		t.Error("EAM whose IPv4 suffix (24 bits) is longer than its IPv6 suffix (16) accepted")
+	}
+}
+
+// RFC 7757 section 4.2.2: traffic between two EAM-mapped IPv6 hosts through
+// their IPv4 addresses turns back to IPv6 in the translator, the source
+// mapped through the pool; the corpus's hairpinning cases, with only the
+// two hosts' EAMs.
+func TestRFC7757Section4_2_2IntrinsicHairpinning(t *testing.T) {
+	pool, _ := ParsePrefix6052(rfc7757Pool + "/40")
+	a, _ := NewEAM(netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("2001:db8:aaaa::/128"))
+	b, _ := NewEAM(netip.MustParsePrefix("192.0.2.2/32"), netip.MustParsePrefix("2001:db8:bbbb::b/128"))
+	tr, err := New(Config{Pool6: pool, EAMs: []EAM{a, b}, Addr6: netip.MustParseAddr("2001:db8::64")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := &corpusBuilder{t: t}
+	cb.hairpinning()
+	for _, c := range cb.cases {
+		in, _ := hex.DecodeString(c.In)
+		res, _ := run(t, tr, in, Offload{})
+		if len(res) != len(c.Out) {
+			t.Fatalf("%s: %d packets out, want %d", c.Name, len(res), len(c.Out))
+		}
+		want, _ := hex.DecodeString(c.Out[0])
+		if !bytes.Equal(normalize(res[0]), normalize(want)) {
+			t.Errorf("%s (%s):\n got % x\nwant % x", c.Name, c.RFC, res[0], want)
+		}
+	}
+	var s Snapshot
+	s.Add(&tr.Stats)
+	if s.Hairpinned != 5 {
+		t.Errorf("hairpinned = %d, want 5", s.Hairpinned)
 	}
 }
 
@@ -94,7 +160,7 @@ func TestEAMHostBitsNotOctetAligned(t *testing.T) {
 	}
 	var a6 [16]byte
 	v4 := netip.MustParseAddr("192.0.2.17").As4()
-	if !k.map4to6(a6[:], v4[:]) || netip.AddrFrom16(a6) != netip.MustParseAddr("2001:db8::31") {
+	if !k.map4to6(a6[:], v4[:], true) || netip.AddrFrom16(a6) != netip.MustParseAddr("2001:db8::31") {
 		t.Fatalf("got %s", netip.AddrFrom16(a6))
 	}
 }

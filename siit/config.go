@@ -140,9 +140,9 @@ func compile(c Config) (*compiled, error) {
 	return k, nil
 }
 
-// map4to6 translates an IPv4 address: EAM first (RFC 7757 section 3.2),
-// then the RFC 6052 pool. It reports false when neither applies.
-func (k *compiled) map4to6(dst, v4 []byte) bool {
+// eam4 returns the index of the EAM whose IPv4 prefix holds v4 most
+// specifically (RFC 7757 section 3.2: longest match), or -1.
+func (k *compiled) eam4(v4 []byte) int {
 	best := -1
 	for i := range k.eams {
 		e := &k.eams[i]
@@ -150,10 +150,31 @@ func (k *compiled) map4to6(dst, v4 []byte) bool {
 			best = i
 		}
 	}
-	if best >= 0 {
-		e := &k.eams[best]
-		copyHostBits(dst[:16], e.v6[:], v4[:4], 32-e.v4bits)
-		return true
+	return best
+}
+
+// eam6 is eam4 for an IPv6 address.
+func (k *compiled) eam6(v6 []byte) int {
+	best := -1
+	for i := range k.eams {
+		e := &k.eams[i]
+		if prefixMatch(v6, e.v6[:], e.v6bits) && (best < 0 || e.v6bits > k.eams[best].v6bits) {
+			best = i
+		}
+	}
+	return best
+}
+
+// map4to6 translates an IPv4 address: EAM first (RFC 7757 section 3.2),
+// then the RFC 6052 pool. It reports false when neither applies. useEAM is
+// false for the addresses RFC 7757 section 4.2 maps through the pool only
+// (a hairpinned packet's source).
+func (k *compiled) map4to6(dst, v4 []byte, useEAM bool) bool {
+	if useEAM {
+		if i := k.eam4(v4); i >= 0 {
+			k.eams[i].to6(dst[:16], v4[:4])
+			return true
+		}
 	}
 	if !k.cfg.Pool6.Valid() || isSpecial4(v4) || k.cfg.Pool6.WellKnown() && isNonGlobal4(v4) {
 		return false // RFC 6052 section 3.1: no non-global IPv4 behind 64:ff9b::/96
@@ -164,22 +185,21 @@ func (k *compiled) map4to6(dst, v4 []byte) bool {
 
 // map6to4 translates an IPv6 address: EAM first, then the RFC 6052 pool.
 func (k *compiled) map6to4(dst, v6 []byte) bool {
-	best := -1
-	for i := range k.eams {
-		e := &k.eams[i]
-		if prefixMatch(v6, e.v6[:], e.v6bits) && (best < 0 || e.v6bits > k.eams[best].v6bits) {
-			best = i
-		}
-	}
-	if best >= 0 {
-		e := &k.eams[best]
-		copyHostBits(dst[:4], e.v4[:], v6[:16], 128-e.v6bits)
+	if i := k.eam6(v6); i >= 0 {
+		k.eams[i].to4(dst[:4], v6[:16])
 		return true
 	}
 	if !k.cfg.Pool6.Valid() || !k.cfg.Pool6.Extract(dst, v6) {
 		return false
 	}
 	return !isSpecial4(dst) && !(k.cfg.Pool6.WellKnown() && isNonGlobal4(dst))
+}
+
+// hairpins reports RFC 7757 section 4.2.2's condition for intrinsic
+// hairpinning: an IPv6 address that the RFC 6052 pool (not an EAM) mapped to
+// an IPv4 address that an EAM maps back into the IPv6 network.
+func (k *compiled) hairpins(v6, v4 []byte) bool {
+	return len(k.eams) > 0 && k.eam6(v6) < 0 && k.eam4(v4) >= 0
 }
 
 // Translator translates packets with one Config. Use one Translator per

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math/big"
 	"net"
 	"net/netip"
 	"os"
@@ -34,6 +35,10 @@ import (
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/conformance/cases.json from the model")
 
 const corpusFile = "testdata/conformance/cases.json"
+
+// rfc7757Pool is the RFC 6052 prefix (/40) next to RFC 7757 Appendix B's
+// EAM table in the "rfc7757" configuration.
+const rfc7757Pool = "2001:db8:100::"
 
 // confCase is one pair of the corpus.
 type confCase struct {
@@ -64,6 +69,19 @@ func corpusConfig(t testing.TB, name string) Config {
 		a, _ := NewEAM(netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8:100::/120"))
 		b, _ := NewEAM(netip.MustParsePrefix("192.0.2.128/25"), netip.MustParsePrefix("2001:db8:200::/121"))
 		c.EAMs = append(c.EAMs, a, b)
+		return c
+	}
+	if name == "rfc7757" {
+		// RFC 7757 Appendix B's EAM table; pool /40.
+		p, _ := ParsePrefix6052(rfc7757Pool + "/40")
+		c := Config{Pool6: p, Addr6: netip.MustParseAddr("2001:db8::64")}
+		for _, e := range modelFor(name).eams {
+			eam, err := NewEAM(netip.PrefixFrom(netip.AddrFrom4([4]byte(e.v4.To4())), e.v4bits), netip.PrefixFrom(netip.AddrFrom16([16]byte(e.v6.To16())), e.v6bits))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.EAMs = append(c.EAMs, eam)
+		}
 		return c
 	}
 	for _, l := range []int{32, 40, 48, 56, 64, 96} {
@@ -124,6 +142,20 @@ func modelFor(name string) model {
 			modelEAM{net.IPv4(192, 0, 2, 128), 25, net.ParseIP("2001:db8:200::"), 121})
 		return m
 	}
+	if name == "rfc7757" {
+		e := func(v4 string, b4 int, v6 string, b6 int) modelEAM {
+			return modelEAM{net.ParseIP(v4), b4, net.ParseIP(v6), b6}
+		}
+		return model{pool: net.ParseIP(rfc7757Pool), poolBits: 40, addr4: net.IPv4(192, 0, 0, 2), addr6: net.ParseIP("2001:db8::64"),
+			eams: []modelEAM{
+				e("192.0.2.1", 32, "2001:db8:aaaa::", 128),
+				e("192.0.2.2", 32, "2001:db8:bbbb::b", 128),
+				e("192.0.2.16", 28, "2001:db8:cccc::", 124),
+				e("192.0.2.128", 26, "2001:db8:dddd::", 64), // IPv6 suffix longer than IPv4's
+				e("192.0.2.192", 29, "2001:db8:eeee:8::", 62),
+				e("192.0.2.224", 31, "64:ff9b::", 127),
+			}}
+	}
 	var l int
 	fmt.Sscanf(name, "nsp%d", &l)
 	return model{pool: net.ParseIP("2001:db8:aaaa:bbbb:cccc:dddd::"), poolBits: l, addr4: net.IPv4(192, 0, 0, 2), addr6: net.ParseIP("2001:db8::64")}
@@ -137,11 +169,13 @@ func (m model) to6(v4 net.IP) net.IP {
 		}
 	}
 	if best >= 0 {
+		// RFC 7757 section 3.2: the IPv4 suffix follows the IPv6 prefix;
+		// what is left of a longer IPv6 suffix is zero.
 		e := m.eams[best]
-		a := append(net.IP(nil), e.v6.To16()...)
-		host := uint32(binary.BigEndian.Uint32(v4.To4())) & (1<<(32-e.v4bits) - 1)
-		binary.BigEndian.PutUint32(a[12:], binary.BigEndian.Uint32(a[12:])|host)
-		return a
+		a := new(big.Int).SetBytes(e.v6.To16())
+		host := uint64(binary.BigEndian.Uint32(v4.To4())) & (1<<(32-e.v4bits) - 1)
+		a.Or(a, new(big.Int).Lsh(new(big.Int).SetUint64(host), uint(128-e.v6bits-(32-e.v4bits))))
+		return a.FillBytes(make(net.IP, 16))
 	}
 	return modelEmbed(m.pool, m.poolBits, v4)
 }
@@ -308,6 +342,8 @@ func buildCorpus(t testing.TB) []confCase {
 	b.icmp4Errors(m)
 	b.icmp6Errors(m)
 	b.addresses()
+	b.eamTable()
+	b.hairpinning()
 	b.specials(m)
 	return b.cases
 }
@@ -497,6 +533,56 @@ func (b *corpusBuilder) addresses() {
 		b.add("6to4 wkp non-global source "+s+" dropped", "RFC 6052 3.1, RFC 7915 5.4", "wkp", in,
 			withV6(t, w.addr6, w.to6(n), 0, 64, icmp6Err(w.addr6, w.to6(n), 1, 1, 0, in)))
 	}
+}
+
+// eamTable is RFC 7757 Appendix B's table (section 3.2's mapping): every
+// row both ways, with suffixes of other lengths than the IPv4 one.
+func (b *corpusBuilder) eamTable() {
+	t := b.t
+	m := modelFor("rfc7757")
+	z := net.IPv4(198, 51, 100, 9) // a host behind the pool
+	x := l4{"udp", 24}
+	for _, s := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.16", "192.0.2.24", "192.0.2.31", "192.0.2.128", "192.0.2.152", "192.0.2.183", "192.0.2.191", "192.0.2.195", "192.0.2.225"} {
+		h := net.ParseIP(s).To4()
+		b.add("4to6 rfc7757 table "+s, "RFC 7757 3.2, Appendix B", "rfc7757", v4pkt(t, z, h, 0, 64, true, x), v6pkt(t, m.to6(z), m.to6(h), 0, 63, x))
+		b.add("6to4 rfc7757 table "+s, "RFC 7757 3.2, Appendix B", "rfc7757", v6pkt(t, m.to6(h), m.to6(z), 0, 64, x), v4pkt(t, h, z, 0, 63, false, x))
+	}
+	// The bits of an IPv6 suffix beyond the IPv4 suffix do not take part
+	// towards IPv4: any interface identifier in 2001:db8:dddd::/64 whose
+	// first 6 bits are 011000 is 192.0.2.152.
+	b.add("6to4 rfc7757 longer ipv6 suffix ignored", "RFC 7757 3.2", "rfc7757",
+		v6pkt(t, net.ParseIP("2001:db8:dddd:0:6123:4567:89ab:cdef"), m.to6(z), 0, 64, x), v4pkt(t, net.IPv4(192, 0, 2, 152), z, 0, 63, false, x))
+}
+
+// hairpinning is RFC 7757 section 4.2.2 (intrinsic hairpinning): IPv6 host
+// A (192.0.2.1 by EAM) reaches IPv6 host B (192.0.2.2) through B's IPv4
+// address in the pool. The translator turns the packet back to IPv6 itself:
+// the destination by B's EAM, the source through the pool (not A's EAM), so
+// that B answers through the translator too; one hop, one Hop Limit less.
+func (b *corpusBuilder) hairpinning() {
+	t := b.t
+	m := modelFor("rfc7757")
+	a4, b4 := net.IPv4(192, 0, 2, 1), net.IPv4(192, 0, 2, 2)
+	a6, b6 := m.to6(a4), m.to6(b4)
+	ap, bp := modelEmbed(m.pool, m.poolBits, a4), modelEmbed(m.pool, m.poolBits, b4)
+	for _, p := range []string{"udp", "tcp", "echo"} {
+		x := l4{p, 32}
+		b.add("hairpin A to B "+p, "RFC 7757 4.2.2 (condition A)", "rfc7757", v6pkt(t, a6, bp, 0x28, 64, x), v6pkt(t, ap, b6, 0x28, 63, x))
+	}
+	b.add("hairpin B answers A", "RFC 7757 4.2.2 (condition A)", "rfc7757",
+		v6pkt(t, b6, ap, 0, 64, l4{"reply", 32}), v6pkt(t, bp, a6, 0, 63, l4{"reply", 32}))
+	// B's port unreachable about a hairpinned datagram (which B saw from
+	// A's pool address): to A from B's pool address, quoting what A sent.
+	x := l4{"udp", 60}
+	quoteB := v6pkt(t, ap, b6, 0, 63, x)
+	quoteA := v6pkt(t, a6, bp, 0, 63, x)
+	b.add("hairpin B's port unreachable to A", "RFC 7757 4.2.2 (condition B), RFC 7915 4.2/5.2", "rfc7757",
+		withV6(t, b6, ap, 0, 64, icmp6Err(b6, ap, 1, 4, 0, quoteB)),
+		withV6(t, bp, a6, 0, 63, icmp6Err(bp, a6, 1, 4, 0, quoteA)))
+	// Not hairpinning: A to an IPv4 host, and an IPv4 host to B.
+	z := net.IPv4(198, 51, 100, 9)
+	b.add("no hairpin A to IPv4", "RFC 7757 4.2.2", "rfc7757", v6pkt(t, a6, m.to6(z), 0, 64, x), v4pkt(t, a4, z, 0, 63, false, x))
+	b.add("no hairpin IPv4 to B", "RFC 7757 4.2.2", "rfc7757", v4pkt(t, z, b4, 0, 64, false, x), v6pkt(t, m.to6(z), b6, 0, 63, x))
 }
 
 // specials: multicast, broadcast, illegal sources, extension headers.

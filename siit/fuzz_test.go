@@ -121,8 +121,9 @@ func seeds(f *testing.F, v4 bool) {
 }
 
 // fuzzTranslators are the configurations every fuzz input goes through:
-// the CLAT's, and one with small next-hop MTUs on both sides and an MSS
-// clamp, so the PMTU, fragmentation and clamping paths see garbage too.
+// the CLAT's; one with small next-hop MTUs on both sides and an MSS clamp,
+// so the PMTU, fragmentation and clamping paths see garbage too; and RFC
+// 7757 Appendix B's EAM table (suffixes of unequal length, hairpinning).
 func fuzzTranslators(f *testing.F) []*Translator {
 	small := testConfig(f)
 	small.MTU4, small.MTU6, small.MaxMSS = 576, 1280, 1000
@@ -130,7 +131,11 @@ func fuzzTranslators(f *testing.F) []*Translator {
 	if err != nil {
 		f.Fatal(err)
 	}
-	return []*Translator{newT(f), trSmall}
+	trEAM, err := New(corpusConfig(f, "rfc7757"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	return []*Translator{newT(f), trSmall, trEAM}
 }
 
 // fuzzOffloads are the TUN offload flags an input is also tried with: as

@@ -20,7 +20,7 @@ const (
 // icmp4to6 is RFC 7915 section 4.2 for ICMPv4 queries (translated in place;
 // done is false so the caller writes the IPv6 header) and errors (built in
 // scratch; done is true).
-func (t *Translator) icmp4to6(k *compiled, pkt []byte, ihl int, v *hdr6, partial bool, out *Batch) (r Reason, done bool) {
+func (t *Translator) icmp4to6(k *compiled, pkt []byte, ihl int, v *hdr6, partial, hairpin bool, out *Batch) (r Reason, done bool) {
 	msg := pkt[ihl:]
 	if len(msg) < header.ICMPLen {
 		return DropTruncated, true
@@ -30,7 +30,7 @@ func (t *Translator) icmp4to6(k *compiled, pkt []byte, ihl int, v *hdr6, partial
 		fixEchoChecksum(msg, echo4to6(typ), header.PseudoSum(v.src[:], v.dst[:], header.ProtoICMPv6, len(msg)), 0, partial)
 		return OK, false
 	case 3, 11, 12:
-		return t.icmpErr4to6(k, pkt, ihl, v, out), true
+		return t.icmpErr4to6(k, pkt, ihl, v, hairpin, out), true
 	}
 	// Information Request/Reply, Timestamp, Address Mask, Router
 	// Advertisement/Solicitation, Redirect, Source Quench, unknown: dropped.
@@ -55,7 +55,7 @@ func fixEchoChecksum(msg []byte, newType uint8, newPseudo, oldPseudo uint64, par
 
 // icmpErr4to6 translates an ICMPv4 error with the packet inside it
 // (RFC 7915 sections 4.2 and 4.3) into scratch.
-func (t *Translator) icmpErr4to6(k *compiled, pkt []byte, ihl int, v *hdr6, out *Batch) Reason {
+func (t *Translator) icmpErr4to6(k *compiled, pkt []byte, ihl int, v *hdr6, hairpin bool, out *Batch) Reason {
 	msg := pkt[ihl:]
 	// The message is rebuilt whole: a corrupt one must not leave repaired.
 	if header.Checksum(msg, 0) != 0 {
@@ -108,7 +108,7 @@ func (t *Translator) icmpErr4to6(k *compiled, pkt []byte, ihl int, v *hdr6, out 
 	}
 	b := t.scratch[Headroom:]
 	m := b[header.IPv6Len:]
-	n, innerFrag, r := k.inner4to6(m[header.ICMPLen:], inner, limit)
+	n, innerFrag, r := k.inner4to6(m[header.ICMPLen:], inner, limit, hairpin)
 	if r != OK {
 		return r
 	}
@@ -233,9 +233,11 @@ func pointer6to4(p uint32) (uint8, bool) {
 }
 
 // inner4to6 translates the IPv4 packet inside an ICMPv4 error (RFC 7915
-// section 4.3) into dst, cut to limit bytes. Its addresses map as usual, its
-// TTL is kept, and transport checksums move to the new pseudo-header.
-func (k *compiled) inner4to6(dst, inner []byte, limit int) (int, bool, Reason) {
+// section 4.3) into dst, cut to limit bytes. Its addresses map as usual
+// (but for a hairpinned error its destination through the pool, as RFC 7757
+// section 4.2.2 mapped it on the way out), its TTL is kept, and transport
+// checksums move to the new pseudo-header.
+func (k *compiled) inner4to6(dst, inner []byte, limit int, hairpin bool) (int, bool, Reason) {
 	if len(inner) < header.IPv4MinLen {
 		return 0, false, DropBadInner
 	}
@@ -245,7 +247,7 @@ func (k *compiled) inner4to6(dst, inner []byte, limit int) (int, bool, Reason) {
 		return 0, false, DropBadInner
 	}
 	iv := hdr6{tc: h.TOS(), hop: h.TTL(), proto: h.Protocol(), id: uint32(h.ID()), offset: h.FragOffset(), more: h.MF(), frag: h.IsFragment()}
-	if !k.map4to6(iv.src[:], h.Src()) || !k.map4to6(iv.dst[:], h.Dst()) {
+	if !k.map4to6(iv.src[:], h.Src(), true) || !k.map4to6(iv.dst[:], h.Dst(), !hairpin) {
 		return 0, false, DropBadInner
 	}
 	if iv.proto == header.ProtoICMP {

@@ -21,6 +21,11 @@ const MaxOut = 64
 
 const scratchSize = 160 << 10
 
+// hairpinRoom is scratch's tail, where a hairpinned ICMPv4 error waits for
+// its way back to IPv6 (fragments, the longest use of scratch, end at about
+// 54 * 1280 + Headroom).
+const hairpinRoom = Headroom + maxICMPv4Error
+
 // GSO kinds carried through translation (mirroring virtio-net's gso_type).
 const (
 	GSONone  = 0
@@ -129,7 +134,10 @@ type Stats struct {
 	ICMPErrorsLimited atomic.Uint64
 	Fragments         atomic.Uint64 // fragments it produced
 	GSO               atomic.Uint64 // offloaded super-packets translated whole
-	Drops             [numReasons]atomic.Uint64
+	// packets turned back to IPv6 (RFC 7757 section 4.2.2); each also
+	// counts in Out6to4 and Out4to6
+	Hairpinned atomic.Uint64
+	Drops      [numReasons]atomic.Uint64
 }
 
 // Snapshot is a plain copy of Stats, summable and JSON-friendly.
@@ -140,6 +148,7 @@ type Snapshot struct {
 	Limited    uint64            `json:"icmp_errors_rate_limited"`
 	Fragments  uint64            `json:"fragments_made"`
 	GSO        uint64            `json:"gso_packets"`
+	Hairpinned uint64            `json:"hairpinned"`
 	Drops      map[string]uint64 `json:"drops"`
 }
 
@@ -151,6 +160,7 @@ func (n *Snapshot) Add(s *Stats) {
 	n.Limited += s.ICMPErrorsLimited.Load()
 	n.Fragments += s.Fragments.Load()
 	n.GSO += s.GSO.Load()
+	n.Hairpinned += s.Hairpinned.Load()
 	if n.Drops == nil {
 		n.Drops = map[string]uint64{}
 	}

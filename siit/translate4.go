@@ -18,7 +18,7 @@ func (t *Translator) Translate(in *Packet, out *Batch) Reason {
 	case in.Len < 1:
 		r = DropTruncated
 	case in.Buf[in.Start]>>4 == 4:
-		r = t.translate4to6(in, out)
+		r = t.translate4to6(in, out, false)
 	case in.Buf[in.Start]>>4 == 6:
 		r = t.translate6to4(in, out)
 	default:
@@ -31,8 +31,12 @@ func (t *Translator) Translate(in *Packet, out *Batch) Reason {
 }
 
 // translate4to6 is RFC 7915 section 4.1 (IPv4 header to IPv6 header), with
-// the transport and ICMP steps it calls.
-func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
+// the transport and ICMP steps it calls. hairpin is the second half of RFC
+// 7757 section 4.2.2: the packet is the IPv4 form of one that just came from
+// IPv6 and goes back there (not a hop of its own: the TTL stays), and its
+// source maps through the RFC 6052 pool, not an EAM, so that replies come
+// back through the translator.
+func (t *Translator) translate4to6(in *Packet, out *Batch, hairpin bool) Reason {
 	k := t.cfg.Load()
 	pkt := in.Buf[in.Start : in.Start+in.Len]
 	if len(pkt) < header.IPv4MinLen {
@@ -64,7 +68,7 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 		return DropMulticast
 	}
 	ttl := h.TTL()
-	if !k.cfg.NoDecrementTTL {
+	if !k.cfg.NoDecrementTTL && !hairpin {
 		if ttl <= 1 {
 			t.originate4(k, pkt, 11, 0, 0, out) // Time Exceeded in transit
 			return DropTTLExpired
@@ -79,7 +83,10 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 	// it is rebuilt within 1280 bytes whatever its size (below).
 	isError := proto == header.ProtoICMP && !isFrag && len(payload) > 0 && isICMPv4Error(payload[0])
 	var src6, dst6 [16]byte
-	if !k.map4to6(src6[:], h.Src()) {
+	// Section 4.2.2 of RFC 7757: the hairpinned packet's source through the
+	// pool, except in an ICMP error not from the host its quote went to.
+	srcEAM := !hairpin || isError && !quotesDstAs(payload, h.Src())
+	if !k.map4to6(src6[:], h.Src(), srcEAM) {
 		// Section 4.1 "Source Address": a packet from an illegal source
 		// (0.0.0.0/8, 127.0.0.0/8) is dropped, but an ICMPv4 error from one
 		// is translated all the same, for troubleshooting.
@@ -88,7 +95,7 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 		}
 		k.cfg.Pool6.Embed(src6[:], h.Src())
 	}
-	if !k.map4to6(dst6[:], h.Dst()) {
+	if !k.map4to6(dst6[:], h.Dst(), true) {
 		return DropUntranslatableDst
 	}
 	v := hdr6{tc: h.TOS(), hop: ttl, proto: proto, id: uint32(h.ID()), offset: h.FragOffset(), more: h.MF(), frag: isFrag}
@@ -131,7 +138,7 @@ func (t *Translator) translate4to6(in *Packet, out *Batch) Reason {
 	switch proto {
 	case header.ProtoICMP:
 		v.proto = header.ProtoICMPv6
-		if r, done := t.icmp4to6(k, pkt, ihl, &v, in.Offload.NeedsCsum, out); done {
+		if r, done := t.icmp4to6(k, pkt, ihl, &v, in.Offload.NeedsCsum, hairpin, out); done {
 			return r
 		}
 		csumDone = true // an Echo's checksum is whole now (fixEchoChecksum)
@@ -227,4 +234,10 @@ func hasSourceRoute(opts []byte) bool {
 		i += l
 	}
 	return false
+}
+
+// quotesDstAs reports whether the packet quoted in an ICMPv4 error went to
+// addr (the error comes from the quoted packet's destination).
+func quotesDstAs(msg, addr []byte) bool {
+	return len(msg) >= header.ICMPLen+header.IPv4MinLen && string(msg[header.ICMPLen+16:header.ICMPLen+20]) == string(addr)
 }

@@ -148,6 +148,11 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 	// the whole packet; only a real fragment hides part of an ICMPv6 message.
 	fragmented := e.frag && (e.fragOff != 0 || e.fragMore)
 	isICMPErr := e.proto == header.ProtoICMPv6 && !fragmented && e.l4 < len(pkt) && pkt[e.l4] < 128
+	// RFC 7757 section 4.2.2, condition A: the destination is an IPv6 host
+	// behind an EAM, addressed through the pool by its IPv4 address; the
+	// packet turns back to IPv6 here (hairpin4to6) and never meets the IPv4
+	// MTU. (Condition B, for errors, is checked on the translated quote.)
+	hairpin := !isICMPErr && k.hairpins(h.Dst(), v.dst[:])
 	if !k.map6to4(v.src[:], h.Src()) {
 		if !isICMPErr {
 			t.originate6(k, pkt, 1, 1, 0, out) // section 5.4, as above
@@ -178,7 +183,7 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 	// a smaller one, or one whose MTU would be under 1280 (ignored by IPv6
 	// hosts, RFC 8201 section 4), is fragmented here.
 	fragment, csumDone := false, false
-	if k.cfg.MTU4 > 0 && in.Offload.GSOType == GSONone && !isICMPErr && header.IPv4MinLen+len(payload) > k.cfg.MTU4 {
+	if k.cfg.MTU4 > 0 && in.Offload.GSOType == GSONone && !isICMPErr && !hairpin && header.IPv4MinLen+len(payload) > k.cfg.MTU4 {
 		if ptb := k.cfg.MTU4 + header.IPv6Len - header.IPv4MinLen; v.df && ptb >= header.IPv6MinMTU {
 			t.originate6(k, pkt, 2, 0, uint32(ptb), out)
 			return DropTooBig
@@ -189,6 +194,9 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 	case header.ProtoICMPv6:
 		v.proto = header.ProtoICMP
 		if r, done := t.icmp6to4(k, pkt, e.l4, &v, in.Offload.NeedsCsum, out); done {
+			if r == OK && isICMPErr && t.errorHairpins(k, pkt[e.l4:], out) {
+				return t.hairpin4to6(out)
+			}
 			return r
 		}
 		csumDone = true // an Echo's checksum is whole now (fixEchoChecksum)
@@ -221,7 +229,42 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 	}
 	out.add(in.Buf, start, header.IPv4MinLen+len(payload), o)
 	t.Stats.Out6to4.Add(1)
+	if hairpin {
+		return t.hairpin4to6(out)
+	}
 	return OK
+}
+
+// errorHairpins is RFC 7757 section 4.2.2's condition B: an ICMPv6 error
+// (msg) whose quoted packet came from a hairpinned conversation, i.e. its
+// source was mapped through the pool to an address an EAM holds. out holds
+// the translated ICMPv4 error.
+func (t *Translator) errorHairpins(k *compiled, msg []byte, out *Batch) bool {
+	q := out.Pkts[0].Bytes()
+	if len(k.eams) == 0 || len(msg) < header.ICMPLen+header.IPv6Len || len(q) < header.IPv4MinLen+header.ICMPLen+header.IPv4MinLen {
+		return false
+	}
+	src6 := msg[header.ICMPLen+8 : header.ICMPLen+24]
+	src4 := q[header.IPv4MinLen+header.ICMPLen+12 : header.IPv4MinLen+header.ICMPLen+16]
+	return k.hairpins(src6, src4)
+}
+
+// hairpin4to6 is RFC 7757 section 4.2.2's intrinsic hairpinning: the IPv4
+// packet just made is for an IPv6 host behind an EAM, so it is translated
+// back to IPv6 at once (out then holds the IPv6 packet) rather than handed to
+// IPv4 routing, which would bring it back with its source mapped by the EAM.
+func (t *Translator) hairpin4to6(out *Batch) Reason {
+	p := out.Pkts[0]
+	if &p.Buf[0] == &t.scratch[0] {
+		// An ICMP error built in scratch, where 4->6 builds its own: move it
+		// to scratch's tail, which neither uses.
+		hp := t.scratch[len(t.scratch)-hairpinRoom:]
+		n := copy(hp[Headroom:], p.Bytes())
+		p = Packet{Buf: hp, Start: Headroom, Len: n, Offload: p.Offload}
+	}
+	out.N = 0
+	t.Stats.Hairpinned.Add(1)
+	return t.translate4to6(&p, out, true)
 }
 
 // isJumbogram reports a Payload Length of zero made valid by a Jumbo

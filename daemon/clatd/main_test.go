@@ -24,10 +24,11 @@ func TestEAMFlagRepeatable(t *testing.T) {
 	}
 }
 
-// A malformed EAM, or one whose suffix lengths differ, is a flag error
+// A malformed EAM, or one whose IPv6 suffix cannot hold the IPv4 suffix
+// (RFC 7757 section 3.2), is a flag error
 // naming it (the daemon exits 2 with that line).
 func TestEAMFlagRejectsBadMappings(t *testing.T) {
-	for _, bad := range []string{"192.0.2.0/24", "192.0.2.0/24=nonsense", "192.0.2.0/24=2001:db8::/64"} {
+	for _, bad := range []string{"192.0.2.0/24", "192.0.2.0/24=nonsense", "192.0.2.0/24=2001:db8::/124"} {
 		_, err := parseFlags(append(required, "-eam", bad))
 		if err == nil || !strings.Contains(err.Error(), "eam") {
 			t.Errorf("-eam %s: %v", bad, err)
