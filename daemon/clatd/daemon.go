@@ -10,6 +10,7 @@ import (
 
 	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/status"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/xlatd"
 )
 
@@ -74,20 +75,8 @@ func (d *daemon) setPlat(plat string) error {
 	return nil
 }
 
-type status struct {
-	Version    string         `json:"version"`
-	Dev        string         `json:"dev"`
-	CLATPrefix string         `json:"clat_prefix"`
-	PLATPrefix string         `json:"plat_prefix"`
-	ClientNet  string         `json:"client_net"`
-	MTU        int            `json:"mtu"`
-	Offload    bool           `json:"offload"`
-	UptimeSec  int64          `json:"uptime_s"`
-	Counters   xlatd.Counters `json:"counters"`
-}
-
-func (d *daemon) status() status {
-	return status{
+func (d *daemon) status() status.Clatd {
+	return status.Clatd{
 		Version: cli.Version, Dev: d.c.Dev, CLATPrefix: d.c.clat.String(), PLATPrefix: *d.plat.Load(),
 		ClientNet: d.c.clientNet.String(), MTU: d.c.MTU, Offload: !d.c.NoOffload,
 		UptimeSec: int64(time.Since(d.started).Seconds()), Counters: d.eng.Counters(),

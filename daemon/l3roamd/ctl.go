@@ -14,25 +14,15 @@ import (
 	"github.com/gluon-464xlat/gluon-464xlat/intercom"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/status"
 )
 
-type clientJSON struct {
-	MAC      string   `json:"mac"`
-	IPv4     string   `json:"ipv4,omitempty"`
-	IPv6     []string `json:"ipv6,omitempty"`
-	Claiming bool     `json:"claiming,omitempty"`
-	CLATD    string   `json:"clat_prefix_of_lease,omitempty"`
-	PLATC    string   `json:"plat_of_sessions,omitempty"`
-	LeaseS   int      `json:"lease_left_s,omitempty"`
-	Roamed   bool     `json:"roamed_here"`
-}
-
-func (d *daemon) clientList() []clientJSON {
+func (d *daemon) clientList() []status.Client {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := []clientJSON{}
+	out := []status.Client{}
 	for _, cl := range d.clients {
-		j := clientJSON{MAC: cl.mac.String(), Claiming: cl.claiming}
+		j := status.Client{MAC: cl.mac.String(), Claiming: cl.claiming}
 		for _, a := range cl.ip6 {
 			j.IPv6 = append(j.IPv6, a.String())
 		}
@@ -75,13 +65,13 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 			for k, v := range d.count {
 				counts[k] = v
 			}
-			roams := []map[string]any{}
+			roams := []status.Roam{}
 			for _, r := range d.roams {
-				roams = append(roams, map[string]any{"sessions_of": r.home.String(), "now_at": r.now.String(), "lease_left_s": int(time.Until(r.expires) / time.Second)})
+				roams = append(roams, status.Roam{SessionsOf: r.home.String(), NowAt: r.now.String(), LeaseLeftS: int(time.Until(r.expires) / time.Second)})
 			}
-			return map[string]any{"version": cli.Version, "node_ip": d.c.nodeIP.String(), "clat_prefix": prefixOrEmpty(d.c.clat),
-				"plat_prefix": prefixOrEmpty(d.plat), "own_plat": prefixOrEmpty(d.c.ownPLAT), "clients": len(d.clients),
-				"clients_464xlat": len(d.xlat), "plat_roamed_clients": roams, "counters": counts}, nil
+			return status.L3roamd{Version: cli.Version, NodeIP: d.c.nodeIP.String(), CLATPrefix: prefixOrEmpty(d.c.clat),
+				PLATPrefix: prefixOrEmpty(d.plat), OwnPLAT: prefixOrEmpty(d.c.ownPLAT), Clients: len(d.clients),
+				Clients464xlat: len(d.xlat), PLATRoamed: roams, Counters: counts}, nil
 		},
 		"get_clients": func([]string) (any, error) { return d.clientList(), nil },
 		"get_prefixes": func([]string) (any, error) {

@@ -16,6 +16,7 @@ import (
 	"github.com/gluon-464xlat/gluon-464xlat/internal/addrplan"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/status"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/sysctl"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/xlatd"
 )
@@ -114,26 +115,8 @@ func (d *daemon) stop() error {
 	return errors.Join(errs...)
 }
 
-type status struct {
-	Version    string            `json:"version"`
-	Dev        string            `json:"dev"`
-	PLATPrefix string            `json:"plat_prefix"`
-	CLATRange  string            `json:"clat_range"`
-	Mgmt       string            `json:"mgmt_address"`
-	WAN        string            `json:"wan_dev"`
-	WANAddr    string            `json:"wan_address"`
-	PortRange  string            `json:"port_range"`
-	UptimeSec  int64             `json:"uptime_s"`
-	Counters   xlatd.Counters    `json:"counters"`
-	Refused    map[string]uint64 `json:"refused"`
-	Sessions   sessionSummary    `json:"sessions"`
-	Full       bool              `json:"refusing_new_sessions"`
-	Conntrack  [2]int            `json:"conntrack_entries_limit"`
-	WANWatch   uint64            `json:"wan_watch_restarts"`
-}
-
-func (d *daemon) status() status {
-	s := status{
+func (d *daemon) status() status.Platd {
+	s := status.Platd{
 		Version: cli.Version, Dev: d.c.Dev, PLATPrefix: d.c.plat.String(), CLATRange: d.c.clatRange.String(),
 		Mgmt: d.c.mgmtAddr().String(), WAN: d.c.wanDev, WANAddr: d.wan.Load().String(), PortRange: fmt.Sprintf("%d-%d", d.c.portMin, d.c.portMax),
 		UptimeSec: int64(time.Since(d.started).Seconds()), Counters: d.eng.Counters(), Refused: d.nat.counters(),

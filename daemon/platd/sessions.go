@@ -8,6 +8,7 @@ import (
 
 	"github.com/ti-mo/conntrack"
 
+	"github.com/gluon-464xlat/gluon-464xlat/internal/status"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/sysctl"
 )
 
@@ -23,15 +24,6 @@ type session struct {
 	DstPort  uint16 `json:"dport"`
 	WANPort  uint16 `json:"wan_port,omitempty"`
 	TimeoutS uint32 `json:"timeout_s"`
-}
-
-type sessionSummary struct {
-	Total      int            `json:"total"`
-	PerCLAT    map[string]int `json:"per_clat,omitempty"`
-	IPv4       int            `json:"ipv4_entries"`
-	PortsInUse int            `json:"ports_in_use"`
-	PortsTotal int            `json:"ports_total"`
-	Omitted    string         `json:"detail_omitted,omitempty"`
 }
 
 // summaryDumpMax bounds the conntrack table size up to which status reads
@@ -95,8 +87,8 @@ func (d *daemon) sessions(clat netip.Addr) ([]session, error) {
 	return res, nil
 }
 
-func (d *daemon) summary() sessionSummary {
-	s := sessionSummary{PerCLAT: map[string]int{}, PortsTotal: int(d.c.portMax-d.c.portMin) + 1}
+func (d *daemon) summary() status.Sessions {
+	s := status.Sessions{PerCLAT: map[string]int{}, PortsTotal: int(d.c.portMax-d.c.portMin) + 1}
 	if n := sysctl.ConntrackCount(); n > summaryDumpMax {
 		// Each NAT64 session is two entries; the rest of the table is small on an exit.
 		s.Total, s.PerCLAT = n/2, nil

@@ -7,19 +7,11 @@ import (
 	"time"
 
 	"github.com/gluon-464xlat/gluon-464xlat/internal/babel"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/status"
 )
 
-// candidate is one PLAT this node could use.
-type candidate struct {
-	Prefix  netip.Prefix  `json:"prefix"`
-	Metric  int           `json:"metric"`
-	Via     string        `json:"via,omitempty"`
-	Own     bool          `json:"own,omitempty"`
-	Probed  bool          `json:"probed"`
-	ProbeOK bool          `json:"probe_ok"`
-	Fails   int           `json:"probe_failures"`
-	RTT     time.Duration `json:"rtt_ns,omitempty"`
-}
+// candidate is one PLAT this node could use, as status shows it.
+type candidate = status.Candidate
 
 // policy is the hysteresis: a better PLAT must win by both margins, and not
 // sooner than holdDown after the last switch; a PLAT whose route is lost,
@@ -45,12 +37,7 @@ func (p policy) margin(current int) int {
 	return max(p.absThreshold, int(p.relThreshold*float64(current)+0.5))
 }
 
-type switchRecord struct {
-	Time   time.Time `json:"time"`
-	From   string    `json:"from"`
-	To     string    `json:"to"`
-	Reason string    `json:"reason"`
-}
+type switchRecord = status.Switch
 
 // chooser holds the current choice and its history.
 type chooser struct {

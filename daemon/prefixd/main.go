@@ -17,6 +17,7 @@ import (
 	"github.com/gluon-464xlat/gluon-464xlat/internal/babel"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/status"
 )
 
 type config struct {
@@ -213,22 +214,12 @@ func (d *daemon) decide() {
 	}()
 }
 
-type status struct {
-	Version    string                `json:"version"`
-	Current    string                `json:"current"`
-	Source     string                `json:"route_source"`
-	BadLines   uint64                `json:"malformed_babel_lines"`
-	Candidates []candidate           `json:"candidates"`
-	Switches   []switchRecord        `json:"switches"`
-	Peers      map[string]peerStatus `json:"peers"`
-}
-
-func (d *daemon) status() status {
+func (d *daemon) status() status.Prefixd {
 	_, mode, bad := d.src.routes()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s := status{Version: cli.Version, Current: prefixString(d.ch.current), Source: mode, BadLines: bad,
-		Switches: append([]switchRecord{}, d.ch.history...), Peers: map[string]peerStatus{}}
+	s := status.Prefixd{Version: cli.Version, Current: prefixString(d.ch.current), Source: mode, BadLines: bad,
+		Switches: append([]status.Switch{}, d.ch.history...), Peers: map[string]status.Peer{}}
 	for _, c := range d.cands {
 		s.Candidates = append(s.Candidates, c)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/status"
 )
 
 // peer is a daemon that must know the chosen PLAT (clatd, l3roamd). prefixd
@@ -22,12 +23,6 @@ type peer struct {
 	synced   bool
 	lastErr  string
 	loggedAt time.Time
-}
-
-type peerStatus struct {
-	Socket string `json:"socket"`
-	Synced bool   `json:"synced"`
-	Error  string `json:"error,omitempty"`
 }
 
 func (p *peer) set(plat string, gone string) {
@@ -95,10 +90,10 @@ func (p *peer) sync() {
 	p.synced, p.lastErr = true, ""
 }
 
-func (p *peer) status() peerStatus {
+func (p *peer) status() status.Peer {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return peerStatus{Socket: p.sock, Synced: p.synced, Error: p.lastErr}
+	return status.Peer{Socket: p.sock, Synced: p.synced, Error: p.lastErr}
 }
 
 type errString string

@@ -13,8 +13,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/status"
 )
 
 // daemons in the order they are shown.
@@ -23,18 +25,18 @@ var daemons = []string{"clatd", "prefixd", "l3roamd", "platd"}
 // Node is everything the daemons of one node report; a daemon that does not
 // answer is absent (nil), with its error in Errors.
 type Node struct {
-	Clatd   map[string]any    `json:"clatd"`
-	Prefixd map[string]any    `json:"prefixd"`
-	L3roamd map[string]any    `json:"l3roamd"`
-	Clients []map[string]any  `json:"l3roamd_clients"`
-	Platd   map[string]any    `json:"platd"`
+	Clatd   *status.Clatd     `json:"clatd"`
+	Prefixd *status.Prefixd   `json:"prefixd"`
+	L3roamd *status.L3roamd   `json:"l3roamd"`
+	Clients []status.Client   `json:"l3roamd_clients"`
+	Platd   *status.Platd     `json:"platd"`
 	Errors  map[string]string `json:"errors,omitempty"`
 }
 
 // Query asks every daemon at its socket in socks (daemon name -> path).
 func Query(socks map[string]string) *Node {
 	n := &Node{Errors: map[string]string{}}
-	get := func(d, cmd string, into any) {
+	get := func(d, cmd string, into any) bool {
 		out, err := ctlsock.Query(socks[d], cmd)
 		if err == nil && strings.HasPrefix(out, "error") {
 			err = fmt.Errorf("%s", out)
@@ -46,24 +48,26 @@ func Query(socks map[string]string) *Node {
 			if _, seen := n.Errors[d]; !seen {
 				n.Errors[d] = err.Error()
 			}
+			return false
 		}
+		return true
 	}
-	for _, d := range daemons {
-		var st map[string]any
-		get(d, "status", &st)
-		switch d {
-		case "clatd":
-			n.Clatd = st
-		case "prefixd":
-			n.Prefixd = st
-		case "l3roamd":
-			n.L3roamd = st
-			if st != nil {
-				get(d, "get_clients", &n.Clients)
-			}
-		case "platd":
-			n.Platd = st
-		}
+	var c status.Clatd
+	if get("clatd", "status", &c) {
+		n.Clatd = &c
+	}
+	var p status.Prefixd
+	if get("prefixd", "status", &p) {
+		n.Prefixd = &p
+	}
+	var r status.L3roamd
+	if get("l3roamd", "status", &r) {
+		n.L3roamd = &r
+		get("l3roamd", "get_clients", &n.Clients)
+	}
+	var x status.Platd
+	if get("platd", "status", &x) {
+		n.Platd = &x
 	}
 	if len(n.Errors) == 0 {
 		n.Errors = nil
@@ -133,26 +137,6 @@ func Send(out, errOut io.Writer, path string, cmd []string) int {
 	return 0
 }
 
-func str(m map[string]any, k string) string {
-	if v, ok := m[k]; ok && v != nil {
-		return fmt.Sprint(v)
-	}
-	return ""
-}
-
-func num(m map[string]any, path ...string) float64 {
-	var v any = m
-	for _, p := range path {
-		mm, ok := v.(map[string]any)
-		if !ok {
-			return 0
-		}
-		v = mm[p]
-	}
-	f, _ := v.(float64)
-	return f
-}
-
 // Print writes the node at a glance.
 func Print(w io.Writer, n *Node) {
 	var roles []string
@@ -167,68 +151,55 @@ func Print(w io.Writer, n *Node) {
 	}
 	fmt.Fprintf(w, "role:        %s\n", strings.Join(roles, " + "))
 	if c := n.Clatd; c != nil {
-		fmt.Fprintf(w, "CLAT prefix: %s   clients: %s\n", str(c, "clat_prefix"), str(c, "client_net"))
-		fmt.Fprintf(w, "PLAT in use: %s\n", orNone(str(c, "plat_prefix")))
-		fmt.Fprintf(w, "clatd:       %.0f packets 4->6, %.0f 6->4, drops %s\n", num(c, "counters", "out_4to6"), num(c, "counters", "out_6to4"), drops(c))
+		fmt.Fprintf(w, "CLAT prefix: %s   clients: %s\n", c.CLATPrefix, c.ClientNet)
+		fmt.Fprintf(w, "PLAT in use: %s\n", orNone(c.PLATPrefix))
+		fmt.Fprintf(w, "clatd:       %d packets 4->6, %d 6->4, drops %s\n", c.Counters.Out4to6, c.Counters.Out6to4, drops(c.Counters.Drops))
 	}
 	if p := n.Prefixd; p != nil {
-		fmt.Fprintf(w, "prefixd:     chose %s (routes from %s)\n", orNone(str(p, "current")), str(p, "route_source"))
-		cands, _ := p["candidates"].([]any)
-		for _, x := range cands {
-			c, _ := x.(map[string]any)
+		fmt.Fprintf(w, "prefixd:     chose %s (routes from %s)\n", orNone(p.Current), p.Source)
+		for _, c := range p.Candidates {
 			probe := "not probed"
-			if c["probed"] == true {
+			if c.Probed {
 				probe = "probe failing"
-				if c["probe_ok"] == true {
-					probe = fmt.Sprintf("probe ok %.1f ms", num(c, "rtt_ns")/1e6)
+				if c.ProbeOK {
+					probe = fmt.Sprintf("probe ok %.1f ms", float64(c.RTT)/1e6)
 				}
 			}
 			mark := " "
-			if str(c, "prefix") == str(p, "current") {
+			if c.Prefix.String() == p.Current {
 				mark = "*"
 			}
-			fmt.Fprintf(w, "           %s %-34s metric %5.0f  %s\n", mark, str(c, "prefix"), num(c, "metric"), probe)
+			fmt.Fprintf(w, "           %s %-34s metric %5d  %s\n", mark, c.Prefix, c.Metric, probe)
 		}
-		sw, _ := p["switches"].([]any)
-		for i := max(0, len(sw)-3); i < len(sw); i++ {
-			s, _ := sw[i].(map[string]any)
-			fmt.Fprintf(w, "             switch %s: %s -> %s (%s)\n", str(s, "time"), orNone(str(s, "from")), orNone(str(s, "to")), str(s, "reason"))
+		for _, s := range p.Switches[max(0, len(p.Switches)-3):] {
+			fmt.Fprintf(w, "             switch %s: %s -> %s (%s)\n", s.Time.Format(time.DateTime), orNone(s.From), orNone(s.To), s.Reason)
 		}
 	}
 	if r := n.L3roamd; r != nil {
 		roamed := 0
 		for _, c := range n.Clients {
-			if c["roamed_here"] == true {
+			if c.Roamed {
 				roamed++
 			}
 		}
 		fmt.Fprintf(w, "l3roamd:     %d clients (%d roamed here)", len(n.Clients), roamed)
-		if pr, _ := r["plat_roamed_clients"].([]any); len(pr) > 0 {
-			fmt.Fprintf(w, ", %d roamed clients held as PLAT", len(pr))
+		if len(r.PLATRoamed) > 0 {
+			fmt.Fprintf(w, ", %d roamed clients held as PLAT", len(r.PLATRoamed))
 		}
 		fmt.Fprintln(w)
 		for _, c := range n.Clients {
-			fmt.Fprintf(w, "             %s %s", str(c, "mac"), str(c, "ipv4"))
-			if c["roamed_here"] == true {
-				fmt.Fprintf(w, " (lease from %s, sessions on %s)", str(c, "clat_prefix_of_lease"), str(c, "plat_of_sessions"))
+			fmt.Fprintf(w, "             %s %s", c.MAC, c.IPv4)
+			if c.Roamed {
+				fmt.Fprintf(w, " (lease from %s, sessions on %s)", c.CLATD, c.PLATC)
 			}
 			fmt.Fprintln(w)
 		}
 	}
 	if p := n.Platd; p != nil {
-		fmt.Fprintf(w, "platd:       PLAT %s -> %s (%s), sessions %.0f, ports %.0f of %.0f, drops %s\n", str(p, "plat_prefix"), str(p, "wan_address"),
-			str(p, "wan_dev"), num(p, "sessions", "total"), num(p, "sessions", "ports_in_use"), num(p, "sessions", "ports_total"), drops(p))
-		var refused []string
-		if r, ok := p["refused"].(map[string]any); ok {
-			for k, v := range r {
-				if f, _ := v.(float64); f > 0 {
-					refused = append(refused, fmt.Sprintf("%s %.0f", k, f))
-				}
-			}
-		}
-		if len(refused) > 0 {
-			sort.Strings(refused)
-			fmt.Fprintf(w, "             refused: %s\n", strings.Join(refused, ", "))
+		fmt.Fprintf(w, "platd:       PLAT %s -> %s (%s), sessions %d, ports %d of %d, drops %s\n", p.PLATPrefix, p.WANAddr,
+			p.WAN, p.Sessions.Total, p.Sessions.PortsInUse, p.Sessions.PortsTotal, drops(p.Counters.Drops))
+		if r := drops(p.Refused); r != "none" {
+			fmt.Fprintf(w, "             refused: %s\n", r)
 		}
 	}
 	keys := make([]string, 0, len(n.Errors))
@@ -251,14 +222,12 @@ func orNone(s string) string {
 	return s
 }
 
-// drops lists a daemon's non-zero drop counters by reason.
-func drops(m map[string]any) string {
-	c, _ := m["counters"].(map[string]any)
-	d, _ := c["drops"].(map[string]any)
+// drops lists non-zero counters by reason.
+func drops(d map[string]uint64) string {
 	var out []string
 	for k, v := range d {
-		if f, _ := v.(float64); f > 0 {
-			out = append(out, fmt.Sprintf("%s %.0f", k, f))
+		if v > 0 {
+			out = append(out, fmt.Sprintf("%s %d", k, v))
 		}
 	}
 	sort.Strings(out)

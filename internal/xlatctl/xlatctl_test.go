@@ -3,30 +3,34 @@ package xlatctl
 import (
 	"bytes"
 	"encoding/json"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/status"
+	"github.com/gluon-464xlat/gluon-464xlat/siit"
 )
 
-// Daemons answering with canned replies (the real ones answer in TestDemo):
+// Daemons answering with canned replies of the status types (the real ones
+// answer in TestDemo):
 // the summary names the role, the chosen PLAT with its candidates, the
 // roamed client and the missing daemon; --json carries all of it.
 func TestNodeAtAGlance(t *testing.T) {
 	dir := t.TempDir()
-	reply := func(s string) ctlsock.Handler {
-		return func([]string) (any, error) { var v any; json.Unmarshal([]byte(s), &v); return v, nil }
-	}
+	reply := func(v any) ctlsock.Handler { return func([]string) (any, error) { return v, nil } }
+	cur, other := netip.MustParsePrefix("fddd:1337:1338::2:0:0/96"), netip.MustParsePrefix("fddd:1337:1338::1:0:0/96")
 	for name, cmds := range map[string]map[string]ctlsock.Handler{
-		"clatd": {"status": reply(`{"clat_prefix":"fddd:1337:1337::1:0:0/96","client_net":"10.130.0.0/16","plat_prefix":"fddd:1337:1338::2:0:0/96",
-			"counters":{"out_4to6":10,"out_6to4":20,"drops":{"ttl_expired":2,"bad_checksum":0}}}`)},
-		"prefixd": {"status": reply(`{"current":"fddd:1337:1338::2:0:0/96","route_source":"babel-socket",
-			"candidates":[{"prefix":"fddd:1337:1338::2:0:0/96","metric":96,"probed":true,"probe_ok":true,"rtt_ns":200000},
-			{"prefix":"fddd:1337:1338::1:0:0/96","metric":65535,"probed":true,"probe_ok":false}],
-			"switches":[{"time":"t","from":"fddd:1337:1338::1:0:0/96","to":"fddd:1337:1338::2:0:0/96","reason":"current PLAT failed 3 probes in a row"}]}`)},
-		"l3roamd": {"status": reply(`{"plat_roamed_clients":[]}`), "get_clients": reply(`[{"mac":"02:c1:1e:00:00:0a","ipv4":"10.130.0.140",
-			"roamed_here":true,"clat_prefix_of_lease":"fddd:1337:1337::2:0:0/96","plat_of_sessions":"fddd:1337:1338::2:0:0/96"}]`)},
+		"clatd": {"status": reply(status.Clatd{CLATPrefix: "fddd:1337:1337::1:0:0/96", ClientNet: "10.130.0.0/16", PLATPrefix: cur.String(),
+			Counters: status.Counters{Snapshot: siit.Snapshot{Out4to6: 10, Out6to4: 20, Drops: map[string]uint64{"ttl_expired": 2, "bad_checksum": 0}}}})},
+		"prefixd": {"status": reply(status.Prefixd{Current: cur.String(), Source: "babel-socket",
+			Candidates: []status.Candidate{{Prefix: cur, Metric: 96, Probed: true, ProbeOK: true, RTT: 200 * time.Microsecond},
+				{Prefix: other, Metric: 65535, Probed: true}},
+			Switches: []status.Switch{{Time: time.Now(), From: other.String(), To: cur.String(), Reason: "current PLAT failed 3 probes in a row"}}})},
+		"l3roamd": {"status": reply(status.L3roamd{PLATRoamed: []status.Roam{}}), "get_clients": reply([]status.Client{{MAC: "02:c1:1e:00:00:0a", IPv4: "10.130.0.140",
+			Roamed: true, CLATD: "fddd:1337:1337::2:0:0/96", PLATC: cur.String()}})},
 	} {
 		srv, err := ctlsock.Listen(filepath.Join(dir, name+".sock"), cmds)
 		if err != nil {

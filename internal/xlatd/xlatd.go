@@ -17,6 +17,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/gluon-464xlat/gluon-464xlat/internal/status"
 	"github.com/gluon-464xlat/gluon-464xlat/siit"
 	"github.com/gluon-464xlat/gluon-464xlat/tun"
 )
@@ -182,17 +183,9 @@ func (e *Engine) SetConfig(sc siit.Config) error {
 	return nil
 }
 
-// Counters is what the engine counted, for a status reply.
-type Counters struct {
-	siit.Snapshot
-	Queues    int    `json:"queues"`
-	ReadErrs  uint64 `json:"tun_read_errors"`
-	WriteErrs uint64 `json:"tun_write_errors"`
-}
-
 // Counters sums the queues' counters.
-func (e *Engine) Counters() Counters {
-	c := Counters{Queues: len(e.workers)}
+func (e *Engine) Counters() status.Counters {
+	c := status.Counters{Queues: len(e.workers)}
 	c.Drops = map[string]uint64{}
 	for _, w := range e.workers {
 		c.Add(&w.tr.Stats)
