@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"net/netip"
 	"testing"
+
+	"github.com/gluon-464xlat/gluon-464xlat/header"
 )
 
 // RFC 6052 section 2.4: the table of 192.0.2.33 embedded in each prefix length.
@@ -133,7 +135,7 @@ func TestRFC7757Section4_2_2IntrinsicHairpinning(t *testing.T) {
 	cb.hairpinning()
 	for _, c := range cb.cases {
 		in, _ := hex.DecodeString(c.In)
-		res, _ := run(t, tr, in, Offload{})
+		res, _ := run(t, tr, in, header.Offload{})
 		if len(res) != len(c.Out) {
 			t.Fatalf("%s: %d packets out, want %d", c.Name, len(res), len(c.Out))
 		}

@@ -11,7 +11,7 @@ import (
 
 // benchTranslate reports ns/packet and allocs/packet (b.ReportAllocs) for one
 // direction; the packet is restored from a copy between runs, as a TUN read would.
-func benchTranslate(b *testing.B, pkt []byte, o Offload) {
+func benchTranslate(b *testing.B, pkt []byte, o header.Offload) {
 	tr := newT(b)
 	buf := make([]byte, Headroom+len(pkt))
 	var out Batch
@@ -27,29 +27,29 @@ func benchTranslate(b *testing.B, pkt []byte, o Offload) {
 }
 
 func BenchmarkTranslate4to6TCP(b *testing.B) {
-	benchTranslate(b, build(b, ip4(layers.IPProtocolTCP, client4, server4), &layers.TCP{SrcPort: 1, DstPort: 2, ACK: true}, payloadOf(1400)), Offload{})
+	benchTranslate(b, build(b, ip4(layers.IPProtocolTCP, client4, server4), &layers.TCP{SrcPort: 1, DstPort: 2, ACK: true}, payloadOf(1400)), header.Offload{})
 }
 
 func BenchmarkTranslate6to4TCP(b *testing.B) {
-	benchTranslate(b, build(b, ip6(layers.IPProtocolTCP, server6, client6), &layers.TCP{SrcPort: 1, DstPort: 2, ACK: true}, payloadOf(1400)), Offload{})
+	benchTranslate(b, build(b, ip6(layers.IPProtocolTCP, server6, client6), &layers.TCP{SrcPort: 1, DstPort: 2, ACK: true}, payloadOf(1400)), header.Offload{})
 }
 
 func BenchmarkTranslate4to6UDPSmall(b *testing.B) {
-	benchTranslate(b, build(b, ip4(layers.IPProtocolUDP, client4, server4), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(64)), Offload{})
+	benchTranslate(b, build(b, ip4(layers.IPProtocolUDP, client4, server4), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(64)), header.Offload{})
 }
 
 func BenchmarkTranslate6to4UDPSmall(b *testing.B) {
-	benchTranslate(b, build(b, ip6(layers.IPProtocolUDP, server6, client6), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(64)), Offload{})
+	benchTranslate(b, build(b, ip6(layers.IPProtocolUDP, server6, client6), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(64)), header.Offload{})
 }
 
 func BenchmarkTranslate4to6GSO64K(b *testing.B) {
 	pkt := build(b, ip4(layers.IPProtocolTCP, client4, server4), &layers.TCP{SrcPort: 1, DstPort: 2, ACK: true}, payloadOf(64000))
 	binary.BigEndian.PutUint16(pkt[36:], header.Fold(header.PseudoSum(client4, server4, 6, len(pkt)-20)))
-	benchTranslate(b, pkt, Offload{GSOType: GSOTCPv4, GSOSize: 1448, NeedsCsum: true})
+	benchTranslate(b, pkt, header.Offload{GSOType: header.GSOTCPv4, GSOSize: 1448, NeedsCsum: true})
 }
 
 func BenchmarkTranslate4to6ICMPError(b *testing.B) {
-	benchTranslate(b, icmp4Packet(b, 3, 3, 0), Offload{})
+	benchTranslate(b, icmp4Packet(b, 3, 3, 0), header.Offload{})
 }
 
 // TestTranslateAllocatesNothing pins the hot path at zero allocations.

@@ -679,7 +679,7 @@ func TestConformanceCorpus(t *testing.T) {
 			t.Fatal(err)
 		}
 		in, _ := hex.DecodeString(c.In)
-		res, _ := run(t, tr, in, Offload{})
+		res, _ := run(t, tr, in, header.Offload{})
 		if len(res) != len(c.Out) {
 			t.Errorf("%s (%s): %d packets out, want %d", c.Name, c.RFC, len(res), len(c.Out))
 			continue

@@ -19,7 +19,7 @@ func TestRFC7915Section4_5ZeroChecksumFragmentAnswered(t *testing.T) {
 	l3.Flags = layers.IPv4MoreFragments
 	pkt := build(t, l3, &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(64))
 	pkt[26], pkt[27] = 0, 0 // no UDP checksum
-	res, r := run(t, tr, pkt, Offload{})
+	res, r := run(t, tr, pkt, header.Offload{})
 	if r != DropUDPZeroChecksum || len(res) != 1 {
 		t.Fatalf("%v, %d packets", r, len(res))
 	}
@@ -38,7 +38,7 @@ func TestRFC7915Section5_4UnmappableAnswered(t *testing.T) {
 		"destination": build(t, ip6(layers.IPProtocolUDP, client6, router6), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(10)),
 		"source":      build(t, ip6(layers.IPProtocolUDP, router6, client6), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(10)),
 	} {
-		res, r := run(t, tr, pkt, Offload{})
+		res, r := run(t, tr, pkt, header.Offload{})
 		if r != DropUntranslatableDst && r != DropUntranslatableSrc || len(res) != 1 {
 			t.Fatalf("%s: %v, %d packets", name, r, len(res))
 		}
@@ -61,7 +61,7 @@ func TestRFC4443Section2_4fErrorsRateLimited(t *testing.T) {
 	sent := 0
 	start := time.Now()
 	for i := 0; i < 500; i++ {
-		res, _ := run(t, tr, append([]byte(nil), pkt...), Offload{})
+		res, _ := run(t, tr, append([]byte(nil), pkt...), header.Offload{})
 		sent += len(res)
 	}
 	// what refilled while the loop ran (slow under qemu) is allowed too

@@ -70,7 +70,7 @@ func fixL4(l4 []byte, proto uint8, src, dst []byte, v6 bool) {
 	binary.BigEndian.PutUint16(l4[off:], c)
 }
 
-func fuzzOne(t *testing.T, tr *Translator, data []byte, o Offload) {
+func fuzzOne(t *testing.T, tr *Translator, data []byte, o header.Offload) {
 	pkt := append([]byte(nil), data...)
 	fixInputChecksums(pkt)
 	buf := make([]byte, Headroom+len(pkt))
@@ -141,8 +141,8 @@ func fuzzTranslators(f *testing.F) []*Translator {
 // fuzzOffloads are the TUN offload flags an input is also tried with: as
 // the kernel hands over a packet whose checksum it has left to finish, and
 // a TCP super-packet (garbage or not, the translator must cope).
-func fuzzOffloads(gso uint8) []Offload {
-	return []Offload{{}, {NeedsCsum: true}, {GSOType: gso, GSOSize: 536, NeedsCsum: true}}
+func fuzzOffloads(gso uint8) []header.Offload {
+	return []header.Offload{{}, {NeedsCsum: true}, {GSOType: gso, GSOSize: 536, NeedsCsum: true}}
 }
 
 // FuzzTranslate4to6: no panic; emitted packets have consistent lengths and
@@ -156,7 +156,7 @@ func FuzzTranslate4to6(f *testing.F) {
 			data[0] = 0x40 | data[0]&0x0f
 		}
 		for _, tr := range trs {
-			for _, o := range fuzzOffloads(GSOTCPv4) {
+			for _, o := range fuzzOffloads(header.GSOTCPv4) {
 				fuzzOne(t, tr, data, o)
 			}
 		}
@@ -172,7 +172,7 @@ func FuzzTranslate6to4(f *testing.F) {
 			data[0] = 0x60 | data[0]&0x0f
 		}
 		for _, tr := range trs {
-			for _, o := range fuzzOffloads(GSOTCPv6) {
+			for _, o := range fuzzOffloads(header.GSOTCPv6) {
 				fuzzOne(t, tr, data, o)
 			}
 		}

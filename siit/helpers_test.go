@@ -88,7 +88,7 @@ func ip6(next layers.IPProtocol, src, dst net.IP) *layers.IPv6 {
 }
 
 // run translates pkt with tr and returns the outputs (copied) and reason.
-func run(t testing.TB, tr *Translator, pkt []byte, o Offload) ([][]byte, Reason) {
+func run(t testing.TB, tr *Translator, pkt []byte, o header.Offload) ([][]byte, Reason) {
 	t.Helper()
 	buf := make([]byte, Headroom+len(pkt)+64)
 	copy(buf[Headroom:], pkt)
@@ -104,7 +104,7 @@ func run(t testing.TB, tr *Translator, pkt []byte, o Offload) ([][]byte, Reason)
 // one translates and expects exactly one output with reason OK.
 func one(t testing.TB, tr *Translator, pkt []byte) []byte {
 	t.Helper()
-	res, r := run(t, tr, pkt, Offload{})
+	res, r := run(t, tr, pkt, header.Offload{})
 	if r != OK || len(res) != 1 {
 		t.Fatalf("translate: reason %v, %d outputs; want ok, 1", r, len(res))
 	}

@@ -126,7 +126,7 @@ func (t *Translator) icmpErr4to6(k *compiled, pkt []byte, ihl int, v *hdr6, hair
 	binary.BigEndian.PutUint16(m[2:], header.Checksum(m[:mlen], header.PseudoSum(v.src[:], v.dst[:], header.ProtoICMPv6, mlen)))
 	v.frag, v.proto = false, header.ProtoICMPv6
 	v.write(b, mlen)
-	out.add(t.scratch, Headroom, header.IPv6Len+mlen, Offload{})
+	out.add(t.scratch, Headroom, header.IPv6Len+mlen, header.Offload{})
 	t.Stats.Out4to6.Add(1)
 	return OK
 }

@@ -103,7 +103,7 @@ func (t *Translator) icmpErr6to4(k *compiled, pkt []byte, l4 int, v *hdr4, out *
 	binary.BigEndian.PutUint16(m[2:], header.Checksum(m[:mlen], 0))
 	v.proto, v.df, v.frag, v.id = header.ProtoICMP, false, false, t.nextID()
 	v.write(b, mlen)
-	out.add(t.scratch, Headroom, header.IPv4MinLen+mlen, Offload{})
+	out.add(t.scratch, Headroom, header.IPv4MinLen+mlen, header.Offload{})
 	t.Stats.Out6to4.Add(1)
 	return OK
 }

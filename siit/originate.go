@@ -59,7 +59,7 @@ func (t *Translator) originate4(k *compiled, orig []byte, typ, code uint8, param
 	v := hdr4{src: k.addr4, ttl: 64, proto: header.ProtoICMP, id: t.nextID()}
 	copy(v.dst[:], h.Src())
 	v.write(b, mlen)
-	out.add(t.scratch, Headroom, header.IPv4MinLen+mlen, Offload{})
+	out.add(t.scratch, Headroom, header.IPv4MinLen+mlen, header.Offload{})
 	t.Stats.ICMPErrors.Add(1)
 }
 
@@ -86,7 +86,7 @@ func (t *Translator) originate6(k *compiled, orig []byte, typ, code uint8, param
 	copy(v.dst[:], h.Src())
 	binary.BigEndian.PutUint16(m[2:], header.Checksum(m[:mlen], header.PseudoSum(v.src[:], v.dst[:], header.ProtoICMPv6, mlen)))
 	v.write(b, mlen)
-	out.add(t.scratch, Headroom, header.IPv6Len+mlen, Offload{})
+	out.add(t.scratch, Headroom, header.IPv6Len+mlen, header.Offload{})
 	t.Stats.ICMPErrors.Add(1)
 }
 
@@ -144,7 +144,7 @@ func (t *Translator) fragment(chunk int, payload []byte, out *Batch, head func(b
 		start := pos + Headroom
 		hl := head(t.scratch[start:], off, n, off+n == len(payload))
 		copy(t.scratch[start+hl:], payload[off:off+n])
-		out.add(t.scratch, start, hl+n, Offload{})
+		out.add(t.scratch, start, hl+n, header.Offload{})
 		pos = start + hl + n
 	}
 	t.Stats.Fragments.Add(uint64(out.N))

@@ -3,6 +3,8 @@ package siit
 import (
 	"encoding/json"
 	"sync/atomic"
+
+	"github.com/gluon-464xlat/gluon-464xlat/header"
 )
 
 // Headroom is the number of free bytes a caller must leave in front of a
@@ -26,31 +28,12 @@ const scratchSize = 160 << 10
 // 54 * 1280 + Headroom).
 const hairpinRoom = Headroom + maxICMPv4Error
 
-// GSO kinds carried through translation (mirroring virtio-net's gso_type).
-const (
-	GSONone  = 0
-	GSOTCPv4 = 1
-	GSOUDP   = 3
-	GSOTCPv6 = 4
-	GSOUDPL4 = 5
-	GSOECN   = 0x80
-)
-
-// Offload is the segmentation/checksum state a packet carries from or to a
-// TUN with IFF_VNET_HDR. The TUN layer recomputes csum_start/offset and
-// hdr_len from the translated headers, so only these need to travel.
-type Offload struct {
-	GSOType   uint8  // GSONone, GSOTCPv4, GSOTCPv6, GSOUDPL4 (| GSOECN)
-	GSOSize   uint16 // segment payload size
-	NeedsCsum bool   // the L4 checksum field holds only the pseudo-header sum
-}
-
 // Packet is one IP packet at Buf[Start:Start+Len].
 type Packet struct {
 	Buf     []byte
 	Start   int
 	Len     int
-	Offload Offload
+	Offload header.Offload
 }
 
 // Bytes returns the packet.
@@ -62,7 +45,7 @@ type Batch struct {
 	N    int
 }
 
-func (b *Batch) add(buf []byte, start, n int, o Offload) {
+func (b *Batch) add(buf []byte, start, n int, o header.Offload) {
 	b.Pkts[b.N] = Packet{Buf: buf, Start: start, Len: n, Offload: o}
 	b.N++
 }

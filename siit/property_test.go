@@ -90,7 +90,7 @@ func TestGSOSuperPacketTranslatedWhole(t *testing.T) {
 	// Turn it into what the kernel hands a TUN: checksum field = folded pseudo-header sum.
 	l4len := len(pkt) - 20
 	binary.BigEndian.PutUint16(pkt[36:], header.Fold(header.PseudoSum(client4, server4, header.ProtoTCP, l4len)))
-	res, r := run(t, tr, pkt, Offload{GSOType: GSOTCPv4, GSOSize: 1448, NeedsCsum: true})
+	res, r := run(t, tr, pkt, header.Offload{GSOType: header.GSOTCPv4, GSOSize: 1448, NeedsCsum: true})
 	if r != OK || len(res) != 1 {
 		t.Fatalf("%v %d", r, len(res))
 	}
@@ -106,12 +106,12 @@ func TestGSOSuperPacketTranslatedWhole(t *testing.T) {
 	buf := make([]byte, Headroom+len(pkt))
 	copy(buf[Headroom:], pkt)
 	binary.BigEndian.PutUint16(buf[Headroom+36:], header.Fold(header.PseudoSum(client4, server4, header.ProtoTCP, l4len)))
-	tr.Translate(&Packet{Buf: buf, Start: Headroom, Len: len(pkt), Offload: Offload{GSOType: GSOTCPv4 | GSOECN, GSOSize: 1448, NeedsCsum: true}}, &batch)
-	if o := batch.Pkts[0].Offload; o.GSOType != GSOTCPv6|GSOECN || o.GSOSize != 1448 || !o.NeedsCsum {
+	tr.Translate(&Packet{Buf: buf, Start: Headroom, Len: len(pkt), Offload: header.Offload{GSOType: header.GSOTCPv4 | header.GSOECN, GSOSize: 1448, NeedsCsum: true}}, &batch)
+	if o := batch.Pkts[0].Offload; o.GSOType != header.GSOTCPv6|header.GSOECN || o.GSOSize != 1448 || !o.NeedsCsum {
 		t.Fatalf("offload %+v", o)
 	}
 	// And back: the super-packet returns to TCPv4 with DF (segments > 1260).
-	res, r = run(t, tr, out, Offload{GSOType: GSOTCPv6, GSOSize: 1448, NeedsCsum: true})
+	res, r = run(t, tr, out, header.Offload{GSOType: header.GSOTCPv6, GSOSize: 1448, NeedsCsum: true})
 	if r != OK || !header.IPv4(res[0]).DF() || header.IPv4(res[0]).TotalLen() != 20+l4len {
 		t.Fatalf("back: %v", r)
 	}
@@ -149,7 +149,7 @@ func TestMalformedCountedByReason(t *testing.T) {
 	}
 	for _, c := range cases {
 		before := tr.Stats.Drops[c.want].Load()
-		if _, r := run(t, tr, c.pkt, Offload{}); r != c.want {
+		if _, r := run(t, tr, c.pkt, header.Offload{}); r != c.want {
 			t.Errorf("%s: %v, want %v", c.name, r, c.want)
 		}
 		if tr.Stats.Drops[c.want].Load() != before+1 {
@@ -201,7 +201,7 @@ func TestDeny4RefusesWithAdminProhibited(t *testing.T) {
 	c := testConfig(t)
 	c.Deny4 = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/25")}
 	tr, _ := New(c)
-	res, r := run(t, tr, build(t, ip6(layers.IPProtocolUDP, client6, server6), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(10)), Offload{})
+	res, r := run(t, tr, build(t, ip6(layers.IPProtocolUDP, client6, server6), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(10)), header.Offload{})
 	if r != DropRefusedDst || len(res) != 1 || res[0][40] != 1 || res[0][41] != 1 {
 		t.Fatalf("%v %d", r, len(res))
 	}
@@ -230,7 +230,7 @@ func TestEchoWithChecksumLeftToTheKernelLeavesWhole(t *testing.T) {
 		var out Batch
 		buf := make([]byte, Headroom+len(pkt))
 		copy(buf[Headroom:], pkt)
-		if r := tr.Translate(&Packet{Buf: buf, Start: Headroom, Len: len(pkt), Offload: Offload{NeedsCsum: true}}, &out); r != OK || out.N != 1 {
+		if r := tr.Translate(&Packet{Buf: buf, Start: Headroom, Len: len(pkt), Offload: header.Offload{NeedsCsum: true}}, &out); r != OK || out.N != 1 {
 			t.Fatalf("%v %d", r, out.N)
 		}
 		if out.Pkts[0].Offload.NeedsCsum {

@@ -4,6 +4,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/gluon-464xlat/gluon-464xlat/header"
 	"github.com/gopacket/gopacket/layers"
 )
 
@@ -25,12 +26,12 @@ func TestRFC6052Section3_1NonGlobalBehindTheWellKnownPrefix(t *testing.T) {
 	for _, a := range []string{"10.1.2.3", "100.64.0.1", "169.254.1.1", "172.16.0.1", "192.0.2.1", "192.168.1.1", "198.18.0.1", "198.51.100.1", "203.0.113.1"} {
 		v4 := net.ParseIP(a).To4()
 		pkt := build(t, ip4(layers.IPProtocolUDP, global4, v4), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(10))
-		if res, r := run(t, tr, pkt, Offload{}); r != DropUntranslatableDst || len(res) != 0 {
+		if res, r := run(t, tr, pkt, header.Offload{}); r != DropUntranslatableDst || len(res) != 0 {
 			t.Errorf("4->6 to %s behind the WKP: %v, %d packets", a, r, len(res))
 		}
 		v6 := append(net.ParseIP("64:ff9b::").To16()[:12:12], v4...)
 		pkt = build(t, ip6(layers.IPProtocolUDP, v6, global6), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(10))
-		res, r := run(t, tr, pkt, Offload{})
+		res, r := run(t, tr, pkt, header.Offload{})
 		if r != DropUntranslatableSrc {
 			t.Errorf("6->4 from %s behind the WKP: %v", a, r)
 		}

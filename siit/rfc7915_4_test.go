@@ -55,7 +55,7 @@ func TestRFC7915Section4_1SourceRouteRefused(t *testing.T) {
 	l3 := ip4(layers.IPProtocolUDP, client4, server4)
 	l3.Options = []layers.IPv4Option{{OptionType: 131, OptionLength: 7, OptionData: []byte{4, 1, 2, 3, 4}}, {OptionType: 0}}
 	pkt := build(t, l3, &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(10))
-	res, r := run(t, tr, pkt, Offload{})
+	res, r := run(t, tr, pkt, header.Offload{})
 	if r != DropSourceRoute || len(res) != 1 {
 		t.Fatalf("reason %v outputs %d", r, len(res))
 	}
@@ -75,7 +75,7 @@ func TestRFC7915Section4_1TTLExpiry(t *testing.T) {
 	l3 := ip4(layers.IPProtocolUDP, client4, server4)
 	l3.TTL = 1
 	pkt := build(t, l3, &layers.UDP{SrcPort: 33434, DstPort: 33435}, payloadOf(20))
-	res, r := run(t, tr, pkt, Offload{})
+	res, r := run(t, tr, pkt, header.Offload{})
 	if r != DropTTLExpired || len(res) != 1 {
 		t.Fatalf("reason %v outputs %d", r, len(res))
 	}
@@ -121,7 +121,7 @@ func TestRFC7915Section4FragmentToLowestMTU(t *testing.T) {
 	l3 := ip4(layers.IPProtocolUDP, client4, server4)
 	l3.Flags = 0
 	pkt := build(t, l3, &layers.UDP{SrcPort: 7, DstPort: 9}, payloadOf(3000))
-	res, r := run(t, tr, pkt, Offload{})
+	res, r := run(t, tr, pkt, header.Offload{})
 	if r != OK || len(res) != 3 {
 		t.Fatalf("reason %v, %d fragments, want 3", r, len(res))
 	}
@@ -160,13 +160,13 @@ func TestRFC7915Section4_5TransportChecksums(t *testing.T) {
 		t.Error("zero UDP checksum not computed")
 	}
 	frag := fragment4(udp, 48)[0]
-	if _, r := run(t, tr, frag, Offload{}); r != DropUDPZeroChecksum {
+	if _, r := run(t, tr, frag, header.Offload{}); r != DropUDPZeroChecksum {
 		t.Errorf("fragmented zero-checksum UDP: %v", r)
 	}
 	c := testConfig(t)
 	c.DropZeroUDPChecksum = true
 	tr2, _ := New(c)
-	if _, r := run(t, tr2, udp, Offload{}); r != DropUDPZeroChecksum {
+	if _, r := run(t, tr2, udp, header.Offload{}); r != DropUDPZeroChecksum {
 		t.Errorf("policy drop: %v", r)
 	}
 }
@@ -190,7 +190,7 @@ func TestRFC7915Section4_2ICMPMapping(t *testing.T) {
 	for _, c := range cases {
 		tr := newT(t)
 		pkt := icmp4Packet(t, c.typ, c.code, 9)
-		res, r := run(t, tr, pkt, Offload{})
+		res, r := run(t, tr, pkt, header.Offload{})
 		if c.drop {
 			if r != DropICMPType || len(res) != 0 {
 				t.Errorf("ICMPv4 %d/%d: %v, want dropped", c.typ, c.code, r)
@@ -213,7 +213,7 @@ func TestRFC7915Section4_2ParameterProblemPointer(t *testing.T) {
 	want := map[uint8]int{0: 0, 1: 1, 2: 4, 3: 4, 4: -1, 5: -1, 6: -1, 7: -1, 8: 7, 9: 6, 10: -1, 11: -1, 12: 8, 15: 8, 16: 24, 19: 24, 20: -1}
 	for p, w := range want {
 		tr := newT(t)
-		res, r := run(t, tr, icmp4Packet(t, 12, 0, p), Offload{})
+		res, r := run(t, tr, icmp4Packet(t, 12, 0, p), header.Offload{})
 		if w < 0 {
 			if r != DropICMPType {
 				t.Errorf("pointer %d: %v, want dropped", p, r)
@@ -312,7 +312,7 @@ func TestRFC7915Section4_2FragmentedICMPDropped(t *testing.T) {
 	big := append(pkt, *payloadOf(64)...)
 	header.IPv4(big).SetTotalLen(len(big))
 	frag := fragment4(big, 16)[0]
-	if _, r := run(t, tr, frag, Offload{}); r != DropFragmentedICMP {
+	if _, r := run(t, tr, frag, header.Offload{}); r != DropFragmentedICMP {
 		t.Fatalf("%v", r)
 	}
 }
@@ -324,7 +324,7 @@ func TestRFC7915Section4DFTooBigForIPv6NextHop(t *testing.T) {
 	c.MTU6 = 1400
 	tr, _ := New(c)
 	pkt := build(t, ip4(layers.IPProtocolUDP, client4, server4), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(1400-28))
-	res, r := run(t, tr, pkt, Offload{})
+	res, r := run(t, tr, pkt, header.Offload{})
 	if r != DropTooBig || len(res) != 1 {
 		t.Fatalf("%v %d", r, len(res))
 	}
@@ -344,7 +344,7 @@ func TestRFC1812Section4_3_2_7NoTimeExceededForMulticast(t *testing.T) {
 		tr := newT(t)
 		l3 := ip4(layers.IPProtocolUDP, client4, dst.To4())
 		l3.TTL = 1
-		res, r := run(t, tr, build(t, l3, &layers.UDP{SrcPort: 5353, DstPort: 5353}, payloadOf(20)), Offload{})
+		res, r := run(t, tr, build(t, l3, &layers.UDP{SrcPort: 5353, DstPort: 5353}, payloadOf(20)), header.Offload{})
 		if r != DropMulticast || len(res) != 0 {
 			t.Errorf("%s TTL 1: reason %v, %d packets out; want %v and none", dst, r, len(res), DropMulticast)
 		}
@@ -363,10 +363,10 @@ func TestRFC7915Section4_3ErrorAboutAnErrorDropped(t *testing.T) {
 		return build(t, ip4(layers.IPProtocolICMPv4, client4, server4), gopacket.Payload(msg))
 	}
 	tr := newT(t)
-	if res, r := run(t, tr, quoting(11), Offload{}); r != DropBadInner || len(res) != 0 {
+	if res, r := run(t, tr, quoting(11), header.Offload{}); r != DropBadInner || len(res) != 0 {
 		t.Errorf("error quoting Time Exceeded: reason %v, %d packets out", r, len(res))
 	}
-	if res, r := run(t, tr, quoting(8), Offload{}); r != OK || len(res) != 1 {
+	if res, r := run(t, tr, quoting(8), header.Offload{}); r != OK || len(res) != 1 {
 		t.Errorf("error quoting an Echo Request: reason %v, %d packets out", r, len(res))
 	}
 }
@@ -388,7 +388,7 @@ func TestRFC7915Section4_1IllegalSourceOfICMPError(t *testing.T) {
 			t.Errorf("error from %s: source %v, type %d code %d", src, net.IP(got), out[40], out[41])
 		}
 		udp := build(t, ip4(layers.IPProtocolUDP, src.To4(), server4), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(10))
-		if res, r := run(t, tr, udp, Offload{}); r != DropUntranslatableSrc || len(res) != 0 {
+		if res, r := run(t, tr, udp, header.Offload{}); r != DropUntranslatableSrc || len(res) != 0 {
 			t.Errorf("UDP from %s: %v, %d packets out", src, r, len(res))
 		}
 	}
@@ -407,7 +407,7 @@ func TestRFC1812Section4_3_2_3FragNeededQuotesTheDatagramAsItArrived(t *testing.
 		Options: []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xb4}}}}, payloadOf(1400-44))
 	for name, pkt := range map[string][]byte{"UDP": udp, "TCP SYN": tcp} {
 		orig := append([]byte(nil), pkt...)
-		res, r := run(t, tr, pkt, Offload{})
+		res, r := run(t, tr, pkt, header.Offload{})
 		if r != DropTooBig || len(res) != 1 {
 			t.Fatalf("%s: %v %d", name, r, len(res))
 		}
@@ -427,7 +427,7 @@ func TestRFC7915Section4FragmentToTheSmallerMTUAndDFFragments(t *testing.T) {
 	tr, _ := New(c)
 	l3 := ip4(layers.IPProtocolUDP, client4, server4)
 	l3.Flags = 0
-	res, r := run(t, tr, build(t, l3, &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(1450)), Offload{})
+	res, r := run(t, tr, build(t, l3, &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(1450)), header.Offload{})
 	if r != OK || len(res) < 2 {
 		t.Fatalf("no DF, 1478 bytes: %v, %d packets", r, len(res))
 	}
@@ -439,7 +439,7 @@ func TestRFC7915Section4FragmentToTheSmallerMTUAndDFFragments(t *testing.T) {
 	frag := ip4(layers.IPProtocolUDP, client4, server4)
 	frag.Flags = layers.IPv4DontFragment | layers.IPv4MoreFragments
 	pkt := build(t, frag, &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(1400))
-	res, r = run(t, tr, pkt, Offload{})
+	res, r = run(t, tr, pkt, header.Offload{})
 	if r != DropTooBig || len(res) != 1 || res[0][20] != 3 || res[0][21] != 4 || binary.BigEndian.Uint16(res[0][26:]) != 1372 {
 		t.Fatalf("DF fragment too big: %v, %d packets, want Fragmentation Needed MTU 1372", r, len(res))
 	}

@@ -39,7 +39,7 @@ func TestRFC7915Section5_1HopLimitExpiry(t *testing.T) {
 	l3 := ip6(layers.IPProtocolUDP, server6, client6)
 	l3.HopLimit = 1
 	pkt := build(t, l3, &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(10))
-	res, r := run(t, tr, pkt, Offload{})
+	res, r := run(t, tr, pkt, header.Offload{})
 	if r != DropTTLExpired || len(res) != 1 {
 		t.Fatalf("%v %d", r, len(res))
 	}
@@ -68,7 +68,7 @@ func TestRFC7915Section5_1ExtensionHeadersSkipped(t *testing.T) {
 	pkt = append(append(append([]byte(nil), udp[:40]...), ext...), udp[40:]...)
 	pkt[6] = 0
 	header.IPv6(pkt).SetPayloadLen(len(pkt) - 40)
-	res, r := run(t, tr, pkt, Offload{})
+	res, r := run(t, tr, pkt, header.Offload{})
 	if r != DropRoutingHeader || len(res) != 1 || res[0][40] != 4 || binary.BigEndian.Uint32(res[0][44:]) != 40+16+3 {
 		t.Fatalf("routing header: %v % x", r, res)
 	}
@@ -117,7 +117,7 @@ func TestRFC7915Section5_2ICMPMapping(t *testing.T) {
 	}
 	for _, c := range cases {
 		tr := newT(t)
-		res, r := run(t, tr, icmp6Packet(t, c.typ, c.code, 0, 100), Offload{})
+		res, r := run(t, tr, icmp6Packet(t, c.typ, c.code, 0, 100), header.Offload{})
 		if c.drop {
 			if r != DropICMPType || len(res) != 0 {
 				t.Errorf("ICMPv6 %d/%d: %v, want dropped", c.typ, c.code, r)
@@ -140,7 +140,7 @@ func TestRFC7915Section5_2ParameterProblemPointer(t *testing.T) {
 	want := map[uint32]int{0: 0, 1: 1, 2: -1, 3: -1, 4: 2, 5: 2, 6: 9, 7: 8, 8: 12, 23: 12, 24: 16, 39: 16, 40: -1}
 	for p, w := range want {
 		tr := newT(t)
-		res, r := run(t, tr, icmp6Packet(t, 4, 0, p, 100), Offload{})
+		res, r := run(t, tr, icmp6Packet(t, 4, 0, p, 100), header.Offload{})
 		if w < 0 {
 			if r != DropICMPType {
 				t.Errorf("pointer %d: %v, want dropped", p, r)
@@ -202,7 +202,7 @@ func TestRFC6791UntranslatableErrorSource(t *testing.T) {
 	}
 	// A non-error from such a source is dropped.
 	udp := build(t, ip6(layers.IPProtocolUDP, router6, client6), &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(10))
-	if _, r := run(t, tr, udp, Offload{}); r != DropUntranslatableSrc {
+	if _, r := run(t, tr, udp, header.Offload{}); r != DropUntranslatableSrc {
 		t.Fatalf("%v", r)
 	}
 }
@@ -266,7 +266,7 @@ func TestRFC4443Section2_4NoTimeExceededForMulticast(t *testing.T) {
 	tr := newT(t)
 	l3 := ip6(layers.IPProtocolUDP, client6, net.ParseIP("ff02::16"))
 	l3.HopLimit = 1
-	res, r := run(t, tr, build(t, l3, &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(20)), Offload{})
+	res, r := run(t, tr, build(t, l3, &layers.UDP{SrcPort: 1, DstPort: 2}, payloadOf(20)), header.Offload{})
 	if r != DropMulticast || len(res) != 0 {
 		t.Fatalf("reason %v, %d packets out; want %v and none", r, len(res), DropMulticast)
 	}
@@ -286,10 +286,10 @@ func TestRFC7915Section5_3ErrorAboutAnErrorDropped(t *testing.T) {
 		return pkt
 	}
 	tr := newT(t)
-	if res, r := run(t, tr, quoting(3), Offload{}); r != DropBadInner || len(res) != 0 {
+	if res, r := run(t, tr, quoting(3), header.Offload{}); r != DropBadInner || len(res) != 0 {
 		t.Errorf("error quoting Time Exceeded: reason %v, %d packets out", r, len(res))
 	}
-	if res, r := run(t, tr, quoting(128), Offload{}); r != OK || len(res) != 1 {
+	if res, r := run(t, tr, quoting(128), header.Offload{}); r != OK || len(res) != 1 {
 		t.Errorf("error quoting an Echo Request: reason %v, %d packets out", r, len(res))
 	}
 }
@@ -316,7 +316,7 @@ func TestRFC7915Section5_1_1AtomicFragmentICMPv6(t *testing.T) {
 	if h.Protocol() != header.ProtoICMP || out[20] != 8 || h.ID() != 0x1234 || h.DF() || h.MF() || h.FragOffset() != 0 {
 		t.Fatalf("proto %d type %d id %#x DF %v MF %v offset %d", h.Protocol(), out[20], h.ID(), h.DF(), h.MF(), h.FragOffset())
 	}
-	if res, r := run(t, tr, withFrag(true), Offload{}); r != DropFragmentedICMP || len(res) != 0 {
+	if res, r := run(t, tr, withFrag(true), header.Offload{}); r != DropFragmentedICMP || len(res) != 0 {
 		t.Errorf("first fragment of an ICMPv6 message: %v, %d packets out", r, len(res))
 	}
 }
@@ -332,7 +332,7 @@ func TestRFC2675PayloadLengthZero(t *testing.T) {
 	jumbo = append(append(append([]byte(nil), jumbo[:40]...), hbh...), jumbo[40:]...)
 	jumbo[6] = header.ProtoHopOpts
 	header.IPv6(jumbo).SetPayloadLen(0)
-	if res, r := run(t, tr, jumbo, Offload{}); r != DropTooBig || len(res) != 0 {
+	if res, r := run(t, tr, jumbo, header.Offload{}); r != DropTooBig || len(res) != 0 {
 		t.Errorf("jumbogram: %v, %d packets out", r, len(res))
 	}
 	empty := build(t, ip6(layers.IPProtocolNoNextHeader, server6, client6))
@@ -388,7 +388,7 @@ func TestRFC7915Section1_4IPv4NextHopMTU(t *testing.T) {
 	c.MTU4 = 1400
 	tr, _ := New(c)
 	big := udp(1500)
-	res, r := run(t, tr, append([]byte(nil), big...), Offload{})
+	res, r := run(t, tr, append([]byte(nil), big...), header.Offload{})
 	if r != DropTooBig || len(res) != 1 {
 		t.Fatalf("1500-byte IPv6, MTU4 1400: %v, %d packets", r, len(res))
 	}
@@ -399,7 +399,7 @@ func TestRFC7915Section1_4IPv4NextHopMTU(t *testing.T) {
 		c.MTU4 = mtu4
 		tr, _ := New(c)
 		pkt := udp(map[int]int{1000: 1280, 1200: 1500}[mtu4])
-		res, r := run(t, tr, pkt, Offload{})
+		res, r := run(t, tr, pkt, header.Offload{})
 		if r != OK || len(res) < 2 {
 			t.Fatalf("MTU4 %d: %v, %d packets", mtu4, r, len(res))
 		}
@@ -433,7 +433,7 @@ func TestRFC7915Section5_1FragmentHeaderThenExtensionHeaderDropped(t *testing.T)
 		header.IPv6Frag(f[40:]).Set(header.ProtoDstOpts, off, i == 0, 0xabcd1234)
 		f = append(f, data[off:min(off+200, len(data))]...)
 		header.IPv6(f).SetPayloadLen(len(f) - 40)
-		res, r := run(t, tr, f, Offload{})
+		res, r := run(t, tr, f, header.Offload{})
 		if r != DropExtHeaders {
 			t.Errorf("fragment at %d: %v", off, r)
 		}

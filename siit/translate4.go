@@ -120,7 +120,7 @@ func (t *Translator) translate4to6(in *Packet, out *Batch, hairpin bool) Reason 
 	// rewritten: a Fragmentation Needed quotes it unchanged (RFC 792,
 	// RFC 1812 section 4.3.2.3).
 	fragment, csumDone := false, false
-	if in.Offload.GSOType == GSONone && !isError {
+	if in.Offload.GSOType == header.GSONone && !isError {
 		size := header.IPv6Len + fragLen(isFrag) + len(payload)
 		switch {
 		case h.DF() && k.cfg.MTU6 > 0 && size > k.cfg.MTU6:
@@ -166,8 +166,8 @@ func (t *Translator) translate4to6(in *Packet, out *Batch, hairpin bool) Reason 
 	if csumDone {
 		o.NeedsCsum = false // nothing left for the kernel to finish
 	}
-	if o.GSOType&^GSOECN == GSOTCPv4 {
-		o.GSOType = GSOTCPv6 | o.GSOType&GSOECN
+	if o.GSOType&^header.GSOECN == header.GSOTCPv4 {
+		o.GSOType = header.GSOTCPv6 | o.GSOType&header.GSOECN
 		t.Stats.GSO.Add(1)
 	}
 	out.add(in.Buf, start, n+len(payload), o)

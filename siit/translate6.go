@@ -169,7 +169,7 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 		// Section 5.1 "Flags": DF only on packets larger than 1260 bytes; for
 		// a super-packet the segments are what the wire sees.
 		size := header.IPv4MinLen + len(payload)
-		if in.Offload.GSOType != GSONone && len(payload) >= header.TCPMinLen {
+		if in.Offload.GSOType != header.GSONone && len(payload) >= header.TCPMinLen {
 			size = header.IPv4MinLen + int(payload[12]>>4)*4 + int(in.Offload.GSOSize)
 		}
 		v.df = size > 1260
@@ -183,7 +183,7 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 	// a smaller one, or one whose MTU would be under 1280 (ignored by IPv6
 	// hosts, RFC 8201 section 4), is fragmented here.
 	fragment, csumDone := false, false
-	if k.cfg.MTU4 > 0 && in.Offload.GSOType == GSONone && !isICMPErr && !hairpin && header.IPv4MinLen+len(payload) > k.cfg.MTU4 {
+	if k.cfg.MTU4 > 0 && in.Offload.GSOType == header.GSONone && !isICMPErr && !hairpin && header.IPv4MinLen+len(payload) > k.cfg.MTU4 {
 		if ptb := k.cfg.MTU4 + header.IPv6Len - header.IPv4MinLen; v.df && ptb >= header.IPv6MinMTU {
 			t.originate6(k, pkt, 2, 0, uint32(ptb), out)
 			return DropTooBig
@@ -223,8 +223,8 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 	if csumDone {
 		o.NeedsCsum = false // nothing left for the kernel to finish
 	}
-	if o.GSOType&^GSOECN == GSOTCPv6 {
-		o.GSOType = GSOTCPv4 | o.GSOType&GSOECN
+	if o.GSOType&^header.GSOECN == header.GSOTCPv6 {
+		o.GSOType = header.GSOTCPv4 | o.GSOType&header.GSOECN
 		t.Stats.GSO.Add(1)
 	}
 	out.add(in.Buf, start, header.IPv4MinLen+len(payload), o)

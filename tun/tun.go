@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/gluon-464xlat/gluon-464xlat/siit"
+	"github.com/gluon-464xlat/gluon-464xlat/header"
 )
 
 // VnetHdrLen is the size of struct virtio_net_hdr (without num_buffers).
@@ -109,65 +109,65 @@ func (d *Device) Close() error {
 	return errors.Join(errs...)
 }
 
-// Read reads one packet (or super-packet) so that its IP header starts at
-// p.Buf[start]; start must leave VnetHdrLen bytes in front.
-func (q *Queue) Read(p *siit.Packet, start int) error {
+// Read reads one packet (or super-packet) into buf so that its IP header
+// starts at buf[start], and returns its length and offload state; start
+// must leave VnetHdrLen bytes in front.
+func (q *Queue) Read(buf []byte, start int) (int, header.Offload, error) {
 	off := start
 	if q.offload {
 		off -= VnetHdrLen
 	}
-	n, err := q.f.Read(p.Buf[off:])
+	n, err := q.f.Read(buf[off:])
 	if err != nil {
-		return err
+		return 0, header.Offload{}, err
 	}
-	p.Start, p.Len, p.Offload = start, n-(start-off), siit.Offload{}
 	if !q.offload {
-		return nil
+		return n, header.Offload{}, nil
 	}
 	if n < VnetHdrLen {
-		return errShort
+		return 0, header.Offload{}, errShort
 	}
-	h := p.Buf[off:start]
-	p.Offload = siit.Offload{
+	h := buf[off:start]
+	return n - VnetHdrLen, header.Offload{
 		NeedsCsum: h[0]&vnetFlagNeedsCsum != 0,
 		GSOType:   h[1],
 		// Legacy virtio-net headers are in host byte order unless the
 		// device was switched with TUNSETVNETLE/BE; we never do.
 		GSOSize: binary.NativeEndian.Uint16(h[4:]),
-	}
-	return nil
+	}, nil
 }
 
 var errShort = errors.New("tun: read shorter than the virtio-net header")
 
-// Write writes p, filling the virtio-net header in front of it from the
-// packet's own headers (csum_start/offset and hdr_len follow from them).
-func (q *Queue) Write(p *siit.Packet) error {
+// Write writes the packet buf[start:start+n], filling the virtio-net header
+// in front of it from o and the packet's own headers (csum_start/offset and
+// hdr_len follow from them); start must leave VnetHdrLen bytes in front.
+func (q *Queue) Write(buf []byte, start, n int, o header.Offload) error {
+	pkt := buf[start : start+n]
 	if !q.offload {
-		_, err := q.f.Write(p.Bytes())
+		_, err := q.f.Write(pkt)
 		return err
 	}
-	start := p.Start - VnetHdrLen
-	h := p.Buf[start:p.Start]
+	h := buf[start-VnetHdrLen : start]
 	clear(h)
-	if p.Offload.NeedsCsum || p.Offload.GSOType != siit.GSONone {
-		l4, proto := transport(p.Bytes())
+	if o.NeedsCsum || o.GSOType != header.GSONone {
+		l4, proto := transport(pkt)
 		csumOff := 16
 		if proto == 17 {
 			csumOff = 6
 		}
 		hdrLen := l4 + 8
-		if proto == 6 && p.Len >= l4+13 {
-			hdrLen = l4 + int(p.Buf[p.Start+l4+12]>>4)*4
+		if proto == 6 && n >= l4+13 {
+			hdrLen = l4 + int(pkt[l4+12]>>4)*4
 		}
 		h[0] = vnetFlagNeedsCsum
-		h[1] = p.Offload.GSOType
+		h[1] = o.GSOType
 		binary.NativeEndian.PutUint16(h[2:], uint16(hdrLen))
-		binary.NativeEndian.PutUint16(h[4:], p.Offload.GSOSize)
+		binary.NativeEndian.PutUint16(h[4:], o.GSOSize)
 		binary.NativeEndian.PutUint16(h[6:], uint16(l4))
 		binary.NativeEndian.PutUint16(h[8:], uint16(csumOff))
 	}
-	_, err := q.f.Write(p.Buf[start : p.Start+p.Len])
+	_, err := q.f.Write(buf[start-VnetHdrLen : start+n])
 	return err
 }
 

@@ -124,7 +124,8 @@ func (w *worker) loop() {
 	var out siit.Batch
 	backoff := time.Duration(0)
 	for {
-		if err := w.q.Read(&p, siit.Headroom); err != nil {
+		n, o, err := w.q.Read(p.Buf, siit.Headroom)
+		if err != nil {
 			if errors.Is(err, os.ErrClosed) {
 				return
 			}
@@ -142,9 +143,11 @@ func (w *worker) loop() {
 			continue
 		}
 		backoff = 0
+		p.Start, p.Len, p.Offload = siit.Headroom, n, o
 		w.tr.Translate(&p, &out)
 		for i := 0; i < out.N; i++ {
-			if err := w.q.Write(&out.Pkts[i]); err != nil {
+			r := &out.Pkts[i]
+			if err := w.q.Write(r.Buf, r.Start, r.Len, r.Offload); err != nil {
 				if errors.Is(err, os.ErrClosed) {
 					return
 				}
