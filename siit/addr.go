@@ -147,26 +147,21 @@ func prefixMatch(a, p []byte, bits int) bool {
 }
 
 // to6 sets dst to the EAM's IPv6 address for v4 (RFC 7757 section 3.2).
-func (e *eamEntry) to6(dst, v4 []byte) {
-	host := 32 - e.v4bits
-	if 128-e.v6bits == host {
-		copyHostBits(dst, e.v6[:], v4, host)
-		return
-	}
-	copy(dst, e.v6[:])
-	copyBits(dst, e.v6bits, v4, e.v4bits, host)
-}
+func (e *eamEntry) to6(dst, v4 []byte) { mapHostBits(dst, e.v6[:], e.v6bits, v4, e.v4bits, 32-e.v4bits) }
 
 // to4 sets dst to the EAM's IPv4 address for v6: the bits right after the
 // IPv6 prefix; further suffix bits do not matter.
-func (e *eamEntry) to4(dst, v6 []byte) {
-	host := 32 - e.v4bits
-	if 128-e.v6bits == host {
-		copyHostBits(dst, e.v4[:], v6, host)
+func (e *eamEntry) to4(dst, v6 []byte) { mapHostBits(dst, e.v4[:], e.v4bits, v6, e.v6bits, 32-e.v4bits) }
+
+// mapHostBits sets dst to the prefix p (pbits long) followed by the host
+// bits of src that follow its sbits-long prefix.
+func mapHostBits(dst, p []byte, pbits int, src []byte, sbits, host int) {
+	if len(dst)*8-pbits == host && len(src)*8-sbits == host {
+		copyHostBits(dst, p, src, host) // the common EAM: both suffixes as long
 		return
 	}
-	copy(dst, e.v4[:])
-	copyBits(dst, e.v4bits, v6, e.v6bits, host)
+	copy(dst, p)
+	copyBits(dst, pbits, src, sbits, host)
 }
 
 // copyHostBits sets dst to the prefix p followed by the last host bits of

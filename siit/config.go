@@ -140,26 +140,18 @@ func compile(c Config) (*compiled, error) {
 	return k, nil
 }
 
-// eam4 returns the index of the EAM whose IPv4 prefix holds v4 most
-// specifically (RFC 7757 section 3.2: longest match), or -1.
-func (k *compiled) eam4(v4 []byte) int {
-	best := -1
+// eam returns the index of the EAM whose IPv4 (or, with v6, IPv6) prefix
+// holds a most specifically (RFC 7757 section 3.2: longest match), or -1.
+func (k *compiled) eam(a []byte, v6 bool) int {
+	best, bestBits := -1, -1
 	for i := range k.eams {
 		e := &k.eams[i]
-		if prefixMatch(v4, e.v4[:], e.v4bits) && (best < 0 || e.v4bits > k.eams[best].v4bits) {
-			best = i
+		p, bits := e.v4[:], e.v4bits
+		if v6 {
+			p, bits = e.v6[:], e.v6bits
 		}
-	}
-	return best
-}
-
-// eam6 is eam4 for an IPv6 address.
-func (k *compiled) eam6(v6 []byte) int {
-	best := -1
-	for i := range k.eams {
-		e := &k.eams[i]
-		if prefixMatch(v6, e.v6[:], e.v6bits) && (best < 0 || e.v6bits > k.eams[best].v6bits) {
-			best = i
+		if bits > bestBits && prefixMatch(a, p, bits) {
+			best, bestBits = i, bits
 		}
 	}
 	return best
@@ -171,7 +163,7 @@ func (k *compiled) eam6(v6 []byte) int {
 // (a hairpinned packet's source).
 func (k *compiled) map4to6(dst, v4 []byte, useEAM bool) bool {
 	if useEAM {
-		if i := k.eam4(v4); i >= 0 {
+		if i := k.eam(v4, false); i >= 0 {
 			k.eams[i].to6(dst[:16], v4[:4])
 			return true
 		}
@@ -185,7 +177,7 @@ func (k *compiled) map4to6(dst, v4 []byte, useEAM bool) bool {
 
 // map6to4 translates an IPv6 address: EAM first, then the RFC 6052 pool.
 func (k *compiled) map6to4(dst, v6 []byte) bool {
-	if i := k.eam6(v6); i >= 0 {
+	if i := k.eam(v6, true); i >= 0 {
 		k.eams[i].to4(dst[:4], v6[:16])
 		return true
 	}
@@ -199,7 +191,7 @@ func (k *compiled) map6to4(dst, v6 []byte) bool {
 // hairpinning: an IPv6 address that the RFC 6052 pool (not an EAM) mapped to
 // an IPv4 address that an EAM maps back into the IPv6 network.
 func (k *compiled) hairpins(v6, v4 []byte) bool {
-	return len(k.eams) > 0 && k.eam6(v6) < 0 && k.eam4(v4) >= 0
+	return len(k.eams) > 0 && k.eam(v6, true) < 0 && k.eam(v4, false) >= 0
 }
 
 // Translator translates packets with one Config. Use one Translator per

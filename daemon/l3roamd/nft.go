@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gluon-464xlat/gluon-464xlat/internal/addrplan"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/nftexpr"
 )
 
 // l3roamd's own table holds every piece of roaming state the kernel needs,
@@ -60,11 +61,7 @@ type desired struct {
 	roams map[netip.Addr]roamed    // PLAT: CLATD::ip -> where the client is now
 }
 
-const (
-	l4csumPseudo = 1 // NFT_PAYLOAD_L4CSUM_PSEUDOHDR
-	ip6SrcOff    = 8
-	ip6DstOff    = 24
-)
+const l4csumPseudo = 1 // NFT_PAYLOAD_L4CSUM_PSEUDOHDR
 
 func setName(platc netip.Prefix) string {
 	a := platc.Addr().As16()
@@ -80,12 +77,6 @@ func platcOfSet(name string) (netip.Prefix, bool) {
 	var a [16]byte
 	copy(a[:], b)
 	return netip.PrefixFrom(netip.AddrFrom16(a), 96), true
-}
-
-func ifname(n string) []byte {
-	b := make([]byte, 16)
-	copy(b, n)
-	return b
 }
 
 func ttl(exp, now time.Time) time.Duration {
@@ -104,7 +95,7 @@ func (n *nftState) apply(d *desired, now time.Time) error {
 		return err
 	}
 	c.AddTable(t)
-	ip6 := []expr.Any{&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}}}
+	ip6 := nftexpr.NFProto(unix.NFPROTO_IPV6)
 	newMap := func(name string, entries []roamed) (*nftables.Set, error) {
 		s := &nftables.Set{Table: t, Name: name, KeyType: nftables.TypeIP6Addr, DataType: nftables.TypeIP6Addr, IsMap: true, HasTimeout: true}
 		var els []nftables.SetElement
@@ -157,7 +148,7 @@ func (n *nftState) apply(d *desired, now time.Time) error {
 	// another node's CLAT addresses or a PLAT's.
 	if n.clientDev != "" {
 		for _, r := range n.ranges {
-			ex := append(append(iif(n.clientDev), ip6...), masked(ip6SrcOff, r)...)
+			ex := append(append(nftexpr.IIF(n.clientDev), ip6...), nftexpr.AddrIn(nftexpr.IPv6Src, r, expr.CmpOpEq)...)
 			c.AddRule(&nftables.Rule{Table: t, Chain: raw, Exprs: append(ex, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})})
 		}
 	}
@@ -180,20 +171,19 @@ func (n *nftState) apply(d *desired, now time.Time) error {
 		}
 		// the client's packets towards the internet go to its old PLAT
 		platc := platc
-		bothRules(c, t, raw, append(append(iif(n.clatDev), ip6...), lookup(ip6SrcOff, s)...),
-			func(icmp bool) []expr.Any { return rewrite96(ip6DstOff, platc, icmp) })
+		bothRules(c, t, raw, append(append(nftexpr.IIF(n.clatDev), ip6...), lookup(nftexpr.IPv6Src, s)...),
+			func(icmp bool) []expr.Any { return rewrite96(nftexpr.IPv6Dst, platc, icmp) })
 		// and that PLAT's replies look like the current PLAT's to clatd
 		if d.plat.IsValid() && d.plat != platc {
-			bothRules(c, t, raw, append(append(append([]expr.Any{}, ip6...), lookup(ip6DstOff, s)...), masked(ip6SrcOff, platc)...),
-				func(icmp bool) []expr.Any { return rewrite96(ip6SrcOff, d.plat, icmp) })
+			bothRules(c, t, raw, append(append(append([]expr.Any{}, ip6...), lookup(nftexpr.IPv6Dst, s)...), nftexpr.AddrIn(nftexpr.IPv6Src, platc, expr.CmpOpEq)...),
+				func(icmp bool) []expr.Any { return rewrite96(nftexpr.IPv6Src, d.plat, icmp) })
 		}
 	}
 	if n.platDev != "" {
-		bothRules(c, t, raw, append([]expr.Any{&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(n.platDev)}}, ip6...),
-			func(icmp bool) []expr.Any { return mapRewrite(ip6SrcOff, fromMap, icmp) })
-		bothRules(c, t, afterDNAT, append(iif(n.platDev), ip6...),
-			func(icmp bool) []expr.Any { return mapRewrite(ip6DstOff, toMap, icmp) })
+		bothRules(c, t, raw, append(nftexpr.MetaCmp(expr.MetaKeyIIFNAME, expr.CmpOpNeq, nftexpr.IfName(n.platDev)), ip6...),
+			func(icmp bool) []expr.Any { return mapRewrite(nftexpr.IPv6Src, fromMap, icmp) })
+		bothRules(c, t, afterDNAT, append(nftexpr.IIF(n.platDev), ip6...),
+			func(icmp bool) []expr.Any { return mapRewrite(nftexpr.IPv6Dst, toMap, icmp) })
 	}
 	return c.Flush()
 }
@@ -271,28 +261,8 @@ func (n *nftState) read(own netip.Prefix, now time.Time) (map[netip.Addr]xlatSta
 	return xlat, roams, nil
 }
 
-func iif(dev string) []expr.Any {
-	return []expr.Any{&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(dev)}}
-}
-
-func loadAddr(off uint32) expr.Any {
-	return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: 16}
-}
-
-// masked matches the address at off against prefix p.
-func masked(off uint32, p netip.Prefix) []expr.Any {
-	mask := make([]byte, 16)
-	for i := 0; i < p.Bits(); i++ {
-		mask[i/8] |= 0x80 >> (i % 8)
-	}
-	a := p.Masked().Addr().As16()
-	return []expr.Any{loadAddr(off),
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 16, Mask: mask, Xor: make([]byte, 16)},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]}}
-}
-
 func lookup(off uint32, s *nftables.Set) []expr.Any {
-	return []expr.Any{loadAddr(off), &expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID}}
+	return []expr.Any{nftexpr.LoadAddr(off, true), &expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID}}
 }
 
 // write stores register 1 as the address at off and fixes the checksum the
@@ -332,10 +302,10 @@ func rewrite96(off uint32, p netip.Prefix, icmp bool) []expr.Any {
 	copy(mask[12:], []byte{0xff, 0xff, 0xff, 0xff})
 	a := p.Addr().As16()
 	copy(a[12:], []byte{0, 0, 0, 0})
-	return []expr.Any{loadAddr(off), &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 16, Mask: mask, Xor: a[:]}, write(off, icmp)}
+	return []expr.Any{nftexpr.LoadAddr(off, true), &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 16, Mask: mask, Xor: a[:]}, write(off, icmp)}
 }
 
 // mapRewrite replaces the address at off by its value in map m, if any.
 func mapRewrite(off uint32, m *nftables.Set, icmp bool) []expr.Any {
-	return []expr.Any{loadAddr(off), &expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: m.Name, SetID: m.ID}, write(off, icmp)}
+	return []expr.Any{nftexpr.LoadAddr(off, true), &expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: m.Name, SetID: m.ID}, write(off, icmp)}
 }

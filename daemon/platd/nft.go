@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 
+	"github.com/gluon-464xlat/gluon-464xlat/internal/nftexpr"
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
@@ -42,7 +43,7 @@ type nftNAT struct {
 }
 
 func (n *nftNAT) fullRule(cc *nftables.Conn, full *nftables.Chain) {
-	cc.AddRule(&nftables.Rule{Table: n.table, Chain: full, Exprs: []expr.Any{counter("refused_full"), rejectAdmin()}})
+	cc.AddRule(&nftables.Rule{Table: n.table, Chain: full, Exprs: []expr.Any{nftexpr.Counter("refused_full"), nftexpr.RejectAdmin()}})
 }
 
 // setFull switches the refusal of new sessions on or off.
@@ -64,57 +65,6 @@ func (n *nftNAT) setFull(on bool) error {
 }
 
 var nftCounters = []string{"refused_source", "refused_spoof", "refused_sessions", "refused_ports", "refused_full", "dropped_midstream"}
-
-func ifname(n string) []byte {
-	b := make([]byte, 16)
-	copy(b, n)
-	return b
-}
-
-func metaIs(key expr.MetaKey, data []byte) []expr.Any {
-	return []expr.Any{&expr.Meta{Key: key, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data}}
-}
-
-func ctStateNew() []expr.Any {
-	return []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW), Xor: binaryutil.NativeEndian.PutUint32(0)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
-	}
-}
-
-// addrMatch compares the source address (offset 12 in IPv4, 8 in IPv6)
-// against prefix p.
-func srcMatch(p netip.Prefix, op expr.CmpOp) []expr.Any {
-	off, n := uint32(12), uint32(4)
-	if p.Addr().Is6() {
-		off, n = 8, 16
-	}
-	mask := make([]byte, n)
-	for i := 0; i < p.Bits(); i++ {
-		mask[i/8] |= 0x80 >> (i % 8)
-	}
-	return []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: n, Mask: mask, Xor: make([]byte, n)},
-		&expr.Cmp{Op: op, Register: 1, Data: p.Masked().Addr().AsSlice()},
-	}
-}
-
-func counter(name string) expr.Any { return &expr.Objref{Type: 1, Name: name} } // NFT_OBJECT_COUNTER
-
-func rejectAdmin() expr.Any {
-	return &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}
-}
-
-func join(parts ...[]expr.Any) []expr.Any {
-	var r []expr.Any
-	for _, p := range parts {
-		r = append(r, p...)
-	}
-	return r
-}
 
 // install replaces platd's table (a crashed run's leftovers included) in one
 // netlink transaction. Without a WAN address yet, IPv4 is not NATed (and so
@@ -138,34 +88,32 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(-1), Policy: &accept})
 	nat := cc.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(99)})
-	v4 := []byte{unix.NFPROTO_IPV4}
-	v6 := []byte{unix.NFPROTO_IPV6}
 	nat4 := netip.PrefixFrom(c.natAddr4, 32)
 	natAddr6 := c.addr6(c.natAddr4).As16()
 
 	// The gate: only the mesh's CLATs open sessions (errors and replies
 	// belonging to a session pass, e.g. Packet Too Big from a mesh router).
-	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
-		metaIs(expr.MetaKeyOIFNAME, ifname(c.Dev)), metaIs(expr.MetaKeyNFPROTO, v6), ctStateNew(),
-		srcMatch(c.clatRange, expr.CmpOpNeq), []expr.Any{counter("refused_source"), rejectAdmin()})})
+	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
+		nftexpr.OIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV6), nftexpr.CtStateNew(),
+		nftexpr.AddrIn(nftexpr.IPv6Src, c.clatRange, expr.CmpOpNeq), []expr.Any{nftexpr.Counter("refused_source"), nftexpr.RejectAdmin()})})
 	// No session starts mid-stream: a TCP segment other than a SYN with no
 	// session is a client that roamed and whose ROAM has not arrived yet.
 	// Dropped, it is retransmitted into its own session a moment later;
 	// passed, it would open a new one and the server would reset the
 	// client's connection.
-	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
-		metaIs(expr.MetaKeyOIFNAME, ifname(c.Dev)), metaIs(expr.MetaKeyNFPROTO, v6), ctStateNew(),
-		metaIs(expr.MetaKeyL4PROTO, []byte{unix.IPPROTO_TCP}),
+	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
+		nftexpr.OIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV6), nftexpr.CtStateNew(),
+		nftexpr.MetaIs(expr.MetaKeyL4PROTO, []byte{unix.IPPROTO_TCP}),
 		[]expr.Any{
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x17}, Xor: []byte{0}}, // FIN|SYN|RST|ACK
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0x02}},
-			counter("dropped_midstream"), &expr.Verdict{Kind: expr.VerdictDrop},
+			nftexpr.Counter("dropped_midstream"), &expr.Verdict{Kind: expr.VerdictDrop},
 		})})
 	// Nothing but the NAT address leaves the TUN towards IPv4.
-	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
-		metaIs(expr.MetaKeyIIFNAME, ifname(c.Dev)), metaIs(expr.MetaKeyNFPROTO, v4),
-		srcMatch(nat4, expr.CmpOpNeq), []expr.Any{counter("refused_spoof"), &expr.Verdict{Kind: expr.VerdictDrop}})})
+	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
+		nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV4),
+		nftexpr.AddrIn(nftexpr.IPv4Src, nat4, expr.CmpOpNeq), []expr.Any{nftexpr.Counter("refused_spoof"), &expr.Verdict{Kind: expr.VerdictDrop}})})
 	// Port exhaustion: one source port per session towards the same
 	// destination address, protocol and port; beyond the range, refuse.
 	ports := &nftables.Set{Table: t, Name: "ports", Dynamic: true, Concatenation: true,
@@ -173,40 +121,40 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 	if err := cc.AddSet(ports, nil); err != nil {
 		return err
 	}
-	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
-		metaIs(expr.MetaKeyIIFNAME, ifname(c.Dev)), metaIs(expr.MetaKeyNFPROTO, v4), ctStateNew(),
+	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
+		nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV4), nftexpr.CtStateNew(),
 		[]expr.Any{
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: nftexpr.IPv4Dst, Len: 4},
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
 			&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 			&expr.Dynset{SrcRegKey: 1, SetName: ports.Name, SetID: ports.ID, Operation: 0, // NFT_DYNSET_OP_ADD
 				Exprs: []expr.Any{&expr.Connlimit{Count: uint32(c.portMax-c.portMin) + 1, Flags: nftConnlimitInv}}},
-			counter("refused_ports"), rejectAdmin(),
+			nftexpr.Counter("refused_ports"), nftexpr.RejectAdmin(),
 		})})
 	full := cc.AddChain(&nftables.Chain{Name: "gate_full", Table: t})
-	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
-		metaIs(expr.MetaKeyOIFNAME, ifname(c.Dev)), ctStateNew(),
+	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
+		nftexpr.OIF(c.Dev), nftexpr.CtStateNew(),
 		[]expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: full.Name}})})
 	if n.full.Load() {
 		n.fullRule(cc, full)
 	}
 	if c.maxSessions > 0 {
-		cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: join(
-			metaIs(expr.MetaKeyIIFNAME, ifname(c.Dev)), metaIs(expr.MetaKeyNFPROTO, v4), ctStateNew(),
+		cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
+			nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV4), nftexpr.CtStateNew(),
 			[]expr.Any{&expr.Connlimit{Count: c.maxSessions, Flags: nftConnlimitInv},
-				counter("refused_sessions"), rejectAdmin()})})
+				nftexpr.Counter("refused_sessions"), nftexpr.RejectAdmin()})})
 	}
 	// NAT66: every CLAT source becomes PLAT::192.0.0.6.
-	cc.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: join(
-		metaIs(expr.MetaKeyOIFNAME, ifname(c.Dev)), metaIs(expr.MetaKeyNFPROTO, v6),
-		srcMatch(c.clatRange, expr.CmpOpEq),
+	cc.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: nftexpr.Join(
+		nftexpr.OIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV6),
+		nftexpr.AddrIn(nftexpr.IPv6Src, c.clatRange, expr.CmpOpEq),
 		[]expr.Any{&expr.Immediate{Register: 1, Data: natAddr6[:]},
 			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV6, RegAddrMin: 1, RegAddrMax: 1}})})
 	// IPv4 SNAT to the uplink in platd's port range.
 	if wan.IsValid() {
-		cc.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: join(
-			metaIs(expr.MetaKeyOIFNAME, ifname(c.wanDev)), metaIs(expr.MetaKeyNFPROTO, v4),
-			srcMatch(nat4, expr.CmpOpEq),
+		cc.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: nftexpr.Join(
+			nftexpr.OIF(c.wanDev), nftexpr.NFProto(unix.NFPROTO_IPV4),
+			nftexpr.AddrIn(nftexpr.IPv4Src, nat4, expr.CmpOpEq),
 			[]expr.Any{&expr.Immediate{Register: 1, Data: wan.AsSlice()},
 				&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(c.portMin)},
 				&expr.Immediate{Register: 3, Data: binaryutil.BigEndian.PutUint16(c.portMax)},
