@@ -9,7 +9,6 @@ require (
 	github.com/insomniacslk/dhcp v0.0.0-20250109001534-8abf58130905
 	github.com/ti-mo/conntrack v0.5.1
 	github.com/vishvananda/netlink v1.3.1
-	go4.org/netipx v0.0.0-20260823151212-3075585bcbeb
 	golang.org/x/net v0.35.0
 	golang.org/x/sys v0.30.0
 )

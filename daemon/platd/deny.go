@@ -1,10 +1,6 @@
 package platd
 
-import (
-	"net/netip"
-
-	"go4.org/netipx"
-)
+import "net/netip"
 
 // specialPurpose4 is the IPv4 space a PLAT must not reach for the mesh
 // unless allowed: RFC 6890's special-purpose registry entries that are not
@@ -16,14 +12,45 @@ var specialPurpose4 = []string{
 }
 
 // denyList is the special-purpose space minus what -allow lets through.
+// (By hand rather than with go4.org/netipx's IPSet: one subtraction of
+// prefixes did not pay for 28 KiB of MIPS code.)
 func denyList(allow []netip.Prefix) []netip.Prefix {
-	var b netipx.IPSetBuilder
+	var deny []netip.Prefix
 	for _, s := range specialPurpose4 {
-		b.AddPrefix(netip.MustParsePrefix(s))
+		deny = append(deny, netip.MustParsePrefix(s))
 	}
 	for _, a := range allow {
-		b.RemovePrefix(a)
+		var next []netip.Prefix
+		for _, d := range deny {
+			next = append(next, subtract(d, a.Masked())...)
+		}
+		deny = next
 	}
-	set, _ := b.IPSet()
-	return set.Prefixes()
+	return deny
+}
+
+// subtract returns d without a, as prefixes: all of d, none of it (a holds
+// d), or the siblings of the path from d down to a.
+func subtract(d, a netip.Prefix) []netip.Prefix {
+	switch {
+	case !d.Overlaps(a):
+		return []netip.Prefix{d}
+	case a.Bits() <= d.Bits():
+		return nil
+	}
+	var out []netip.Prefix
+	for bits := d.Bits() + 1; bits <= a.Bits(); bits++ {
+		// the half at this level that does not lead to a
+		on := netip.PrefixFrom(a.Addr(), bits).Masked()
+		out = append(out, sibling(on))
+	}
+	return out
+}
+
+// sibling is the other half of p's parent prefix.
+func sibling(p netip.Prefix) netip.Prefix {
+	b := p.Addr().As4()
+	i := p.Bits() - 1
+	b[i/8] ^= 0x80 >> (i % 8)
+	return netip.PrefixFrom(netip.AddrFrom4(b), p.Bits())
 }
