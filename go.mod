@@ -3,7 +3,6 @@ module github.com/gluon-464xlat/gluon-464xlat
 go 1.21
 
 require (
-	github.com/coreos/go-iptables v0.8.0
 	github.com/google/nftables v0.3.0
 	github.com/gopacket/gopacket v1.2.0
 	github.com/insomniacslk/dhcp v0.0.0-20250109001534-8abf58130905

@@ -11,13 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coreos/go-iptables/iptables"
 	"github.com/ti-mo/conntrack"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/gluon-464xlat/gluon-464xlat/internal/addrplan"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/sysctl"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/xtables"
 )
 
 // xtState is the legacy backend, for firmware without nftables: the seed's
@@ -51,7 +51,7 @@ import (
 // backend need PLATs on the nftables backend (their rewriting is at the
 // PLAT), nodes on this backend work with PLATs on either.
 type xtState struct {
-	ipt         *iptables.IPTables
+	ipt         xtables.Family
 	clientDev   string
 	clatDev     string
 	exportTable int
@@ -73,14 +73,10 @@ const (
 )
 
 func newXTState(path string) (*xtState, error) {
-	ipt, err := iptables.New(iptables.IPFamily(iptables.ProtocolIPv6), iptables.Timeout(5))
-	if path != "" {
-		ipt, err = iptables.New(iptables.IPFamily(iptables.ProtocolIPv6), iptables.Timeout(5), iptables.Path(path))
+	if path == "" {
+		path = "ip6tables"
 	}
-	if err != nil {
-		return nil, err
-	}
-	return &xtState{ipt: ipt}, nil
+	return &xtState{ipt: xtables.New(path)}, nil
 }
 
 // xtSetName names a per-prefix set: kind 'p' (a PLATC) or 'c' (a CLATD),
@@ -259,35 +255,20 @@ func sortedPrefixes[V any](m map[netip.Prefix]V) []netip.Prefix {
 	return ps
 }
 
-// writeRules makes l3roamd's chains hold rs: each chain is emptied and
-// refilled, jumped to first from its built-in chain. ip6tables has no
-// transaction; a packet in between sees fewer rules, and conntrack keeps
-// what its first packet was given.
+// writeRules makes l3roamd's chains hold rs, each jumped to first from its
+// built-in chain: one ip6tables-restore, a transaction per table (conntrack
+// keeps what a connection's first packet was given).
 func (x *xtState) writeRules(rs []xtRule) error {
-	for _, h := range []struct{ table, chain, builtin, key string }{
-		{"raw", xtChain, "PREROUTING", "raw"},
-		{"nat", xtChain, "PREROUTING", "nat"},
-		{"nat", xtChain + "_POST", "POSTROUTING", "nat-post"},
-	} {
-		if err := x.ipt.ClearChain(h.table, h.chain); err != nil {
-			return err
-		}
-		if ok, err := x.ipt.Exists(h.table, h.builtin, "-j", h.chain); err != nil {
-			return err
-		} else if !ok {
-			if err := x.ipt.Insert(h.table, h.builtin, 1, "-j", h.chain); err != nil {
-				return err
-			}
-		}
-		for _, r := range rs {
-			if r.table == h.key {
-				if err := x.ipt.Append(h.table, h.chain, r.spec...); err != nil {
-					return err
-				}
-			}
-		}
+	chains := []xtables.Chain{
+		{Table: "raw", Name: xtChain, Hook: "PREROUTING"},
+		{Table: "nat", Name: xtChain, Hook: "PREROUTING"},
+		{Table: "nat", Name: xtChain + "_POST", Hook: "POSTROUTING"},
 	}
-	return nil
+	for _, r := range rs {
+		i := slices.Index([]string{"raw", "nat", "nat-post"}, r.table)
+		chains[i].Rules = append(chains[i].Rules, r.spec)
+	}
+	return x.ipt.Write(chains...)
 }
 
 // destroyStaleSets removes the per-prefix sets no rule uses any more.

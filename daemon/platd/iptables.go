@@ -4,11 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync/atomic"
 
-	"github.com/coreos/go-iptables/iptables"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/xtables"
 )
 
 // iptNAT is the legacy backend for firmware without nftables: the same
@@ -23,7 +22,7 @@ import (
 //	ip6tables -t nat POSTROUTING -> PLATD_NAT: -o plat -s CLAT_RANGE -j SNAT --to-source PLAT::192.0.0.6
 //	iptables  -t nat POSTROUTING -> PLATD_NAT: -o WAN -s 192.0.0.6 -p tcp|udp -j SNAT --to-source WAN:PORTS (and ICMP)
 type iptNAT struct {
-	v4, v6 *iptables.IPTables
+	v4, v6 xtables.Family
 	c      *config
 	full   atomic.Bool
 }
@@ -35,120 +34,74 @@ const (
 )
 
 func newIPTablesNAT(c *config) (*iptNAT, error) {
-	mk := func(p iptables.Protocol, bin string) (*iptables.IPTables, error) {
+	cmd := func(bin string) string {
 		if c.iptablesPath == "" {
-			return iptables.New(iptables.IPFamily(p), iptables.Timeout(5))
+			return bin
 		}
-		return iptables.New(iptables.IPFamily(p), iptables.Timeout(5),
-			iptables.Path(strings.ReplaceAll(c.iptablesPath, "iptables", bin)))
+		return strings.ReplaceAll(c.iptablesPath, "iptables", bin)
 	}
-	v4, err := mk(iptables.ProtocolIPv4, "iptables")
-	if err != nil {
-		return nil, err
-	}
-	v6, err := mk(iptables.ProtocolIPv6, "ip6tables")
-	if err != nil {
-		return nil, err
-	}
-	return &iptNAT{v4: v4, v6: v6, c: c}, nil
+	return &iptNAT{v4: xtables.New(cmd("iptables")), v6: xtables.New(cmd("ip6tables")), c: c}, nil
 }
 
-// iptRule is one rule to append.
-type iptRule struct {
-	ipt          *iptables.IPTables
-	table, chain string
-	rule         []string
+// fullChain is PLATD_FULL: a REJECT while conntrack is nearly full.
+func (n *iptNAT) fullChain(on bool) xtables.Chain {
+	ch := xtables.Chain{Table: "filter", Name: iptFull}
+	if on {
+		ch.Rules = [][]string{{"-j", "REJECT", "--reject-with", "icmp-admin-prohibited"}}
+	}
+	return ch
 }
 
+// install writes both families' chains, each family in one transaction
+// (a restart rewrites them in place: no moment without the gate).
 func (n *iptNAT) install(c *config, wan netip.Addr) error {
-	n.remove()
 	nat6 := c.addr6(c.natAddr4).String()
 	nat4 := c.natAddr4.String()
 	ports := fmt.Sprint(c.portMax - c.portMin + 1)
-	steps := []iptRule{
-		{n.v6, "filter", iptFwd, []string{"-o", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "!", "-s", c.clatRange.String(), "-j", "REJECT", "--reject-with", "icmp6-adm-prohibited"}},
-		{n.v6, "filter", iptFwd, []string{"-o", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-p", "tcp", "!", "--syn", "-j", "DROP"}},
-		{n.v4, "filter", iptFwd, []string{"-i", c.Dev, "!", "-s", nat4, "-j", "DROP"}},
-		{n.v4, "filter", iptFwd, []string{"-i", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-m", "connlimit", "--connlimit-above", ports, "--connlimit-daddr", "--connlimit-mask", "32", "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"}},
-		{n.v4, "filter", iptFwd, []string{"-i", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-j", iptFull}},
-		{n.v6, "nat", iptNat, []string{"-o", c.Dev, "-s", c.clatRange.String(), "-j", "SNAT", "--to-source", nat6}},
-	}
+	fwd6 := xtables.Chain{Table: "filter", Name: iptFwd, Hook: "FORWARD", Rules: [][]string{
+		{"-o", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "!", "-s", c.clatRange.String(), "-j", "REJECT", "--reject-with", "icmp6-adm-prohibited"},
+		{"-o", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-p", "tcp", "!", "--syn", "-j", "DROP"},
+	}}
+	fwd4 := xtables.Chain{Table: "filter", Name: iptFwd, Hook: "FORWARD", Rules: [][]string{
+		{"-i", c.Dev, "!", "-s", nat4, "-j", "DROP"},
+		{"-i", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-m", "connlimit", "--connlimit-above", ports, "--connlimit-daddr", "--connlimit-mask", "32", "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"},
+		{"-i", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-j", iptFull},
+	}}
 	if c.maxSessions > 0 {
-		steps = append(steps, iptRule{n.v4, "filter", iptFwd, []string{"-i", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-m", "connlimit", "--connlimit-above", fmt.Sprint(c.maxSessions), "--connlimit-mask", "0", "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"}})
+		fwd4.Rules = append(fwd4.Rules, []string{"-i", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-m", "connlimit", "--connlimit-above", fmt.Sprint(c.maxSessions), "--connlimit-mask", "0", "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"})
 	}
+	nat6c := xtables.Chain{Table: "nat", Name: iptNat, Hook: "POSTROUTING", Rules: [][]string{{"-o", c.Dev, "-s", c.clatRange.String(), "-j", "SNAT", "--to-source", nat6}}}
+	nat4c := xtables.Chain{Table: "nat", Name: iptNat, Hook: "POSTROUTING"}
 	if wan.IsValid() {
 		to := fmt.Sprintf("%s:%d-%d", wan, c.portMin, c.portMax)
 		for _, p := range []string{"tcp", "udp"} {
-			steps = append(steps, iptRule{n.v4, "nat", iptNat, []string{"-o", c.wanDev, "-s", nat4, "-p", p, "-j", "SNAT", "--to-source", to}})
+			nat4c.Rules = append(nat4c.Rules, []string{"-o", c.wanDev, "-s", nat4, "-p", p, "-j", "SNAT", "--to-source", to})
 		}
-		steps = append(steps, iptRule{n.v4, "nat", iptNat, []string{"-o", c.wanDev, "-s", nat4, "-j", "SNAT", "--to-source", wan.String()}})
+		nat4c.Rules = append(nat4c.Rules, []string{"-o", c.wanDev, "-s", nat4, "-j", "SNAT", "--to-source", wan.String()})
 	}
-	for _, ipt := range []*iptables.IPTables{n.v4, n.v6} {
-		for _, tc := range [][2]string{{"filter", iptFwd}, {"nat", iptNat}} {
-			if err := ipt.NewChain(tc[0], tc[1]); err != nil {
-				return err
-			}
-		}
-	}
-	if err := n.v4.NewChain("filter", iptFull); err != nil {
+	if err := n.v6.Write(fwd6, nat6c); err != nil {
 		return err
 	}
-	if n.full.Load() {
-		n.v4.Append("filter", iptFull, "-j", "REJECT", "--reject-with", "icmp-admin-prohibited")
-	}
-	for _, s := range steps {
-		if err := s.ipt.Append(s.table, s.chain, s.rule...); err != nil {
-			return err
-		}
-	}
-	// Hook in first, before the firewall's own rules.
-	for _, ipt := range []*iptables.IPTables{n.v4, n.v6} {
-		if err := ipt.Insert("filter", "FORWARD", 1, "-j", iptFwd); err != nil {
-			return err
-		}
-		if err := ipt.Insert("nat", "POSTROUTING", 1, "-j", iptNat); err != nil {
-			return err
-		}
-	}
-	return nil
+	return n.v4.Write(n.fullChain(n.full.Load()), fwd4, nat4c)
 }
 
 func (n *iptNAT) remove() error {
-	var errs []error
-	for _, ipt := range []*iptables.IPTables{n.v4, n.v6} {
-		for ipt.DeleteIfExists("filter", "FORWARD", "-j", iptFwd) == nil {
-			if ok, _ := ipt.Exists("filter", "FORWARD", "-j", iptFwd); !ok {
-				break
-			}
-		}
-		for ipt.DeleteIfExists("nat", "POSTROUTING", "-j", iptNat) == nil {
-			if ok, _ := ipt.Exists("nat", "POSTROUTING", "-j", iptNat); !ok {
-				break
-			}
-		}
-		for _, tc := range [][2]string{{"filter", iptFwd}, {"nat", iptNat}, {"filter", iptFull}} {
-			if ok, _ := ipt.ChainExists(tc[0], tc[1]); ok {
-				if err := ipt.ClearAndDeleteChain(tc[0], tc[1]); err != nil {
-					errs = append(errs, err)
-				}
-			}
-		}
-	}
-	return errors.Join(errs...)
+	fwd := xtables.Chain{Table: "filter", Name: iptFwd, Hook: "FORWARD"}
+	nat := xtables.Chain{Table: "nat", Name: iptNat, Hook: "POSTROUTING"}
+	return errors.Join(n.v6.Remove(fwd, nat), n.v4.Remove(fwd, n.fullChain(false), nat))
 }
 
 // counters maps the REJECT/DROP rules' packet counts onto nft.go's names.
 func (n *iptNAT) counters() map[string]uint64 {
 	res := map[string]uint64{}
-	add := func(ipt *iptables.IPTables, chain string, names ...string) {
-		stats, err := ipt.Stats("filter", chain)
+	add := func(f xtables.Family, chain string, names ...string) {
+		packets, err := f.Packets("filter", chain)
 		if err != nil {
 			return
 		}
-		for i, s := range stats {
-			if i < len(names) && names[i] != "" && len(s) > 0 {
-				v, _ := strconv.ParseUint(s[0], 10, 64)
-				res[names[i]] += v
+		for i, p := range packets {
+			if i < len(names) && names[i] != "" {
+				res[names[i]] += p
 			}
 		}
 	}
@@ -159,13 +112,8 @@ func (n *iptNAT) counters() map[string]uint64 {
 }
 
 func (n *iptNAT) setFull(on bool) error {
-	if err := n.v4.ClearChain("filter", iptFull); err != nil {
+	if err := n.v4.Write(n.fullChain(on)); err != nil {
 		return err
-	}
-	if on {
-		if err := n.v4.Append("filter", iptFull, "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"); err != nil {
-			return err
-		}
 	}
 	n.full.Store(on)
 	return nil
