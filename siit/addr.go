@@ -147,11 +147,15 @@ func prefixMatch(a, p []byte, bits int) bool {
 }
 
 // to6 sets dst to the EAM's IPv6 address for v4 (RFC 7757 section 3.2).
-func (e *eamEntry) to6(dst, v4 []byte) { mapHostBits(dst, e.v6[:], e.v6bits, v4, e.v4bits, 32-e.v4bits) }
+func (e *eamEntry) to6(dst, v4 []byte) {
+	mapHostBits(dst, e.v6[:], e.v6bits, v4, e.v4bits, 32-e.v4bits)
+}
 
 // to4 sets dst to the EAM's IPv4 address for v6: the bits right after the
 // IPv6 prefix; further suffix bits do not matter.
-func (e *eamEntry) to4(dst, v6 []byte) { mapHostBits(dst, e.v4[:], e.v4bits, v6, e.v6bits, 32-e.v4bits) }
+func (e *eamEntry) to4(dst, v6 []byte) {
+	mapHostBits(dst, e.v4[:], e.v4bits, v6, e.v6bits, 32-e.v4bits)
+}
 
 // mapHostBits sets dst to the prefix p (pbits long) followed by the host
 // bits of src that follow its sbits-long prefix.
