@@ -199,20 +199,37 @@ func platEndToEnd(t *testing.T, backend ...string) {
 		}
 		var list []map[string]any
 		json.Unmarshal([]byte(out), &list)
+		joined := 0
 		for _, s := range list {
-			if p, ok := s["wan_port"].(float64); ok && (p < 61000 || p > 65535) {
-				t.Errorf("session NATed to WAN port %v, outside platd's 61000-65535: %v", p, s)
+			if p, ok := s["wan_port"].(float64); ok {
+				joined++
+				if p < 61000 || p > 65535 {
+					t.Errorf("session NATed to WAN port %v, outside platd's 61000-65535: %v", p, s)
+				}
 			}
+		}
+		if joined == 0 {
+			t.Errorf("no session joined to its IPv4 entry (wan_port): %s", out)
 		}
 		st := l.pstatus(t)["sessions"].(map[string]any)
 		if st["total"].(float64) < 1 || st["ports_in_use"].(float64) < 1 {
 			t.Errorf("summary %v", st)
 		}
+		var mine []map[string]any
+		out, _ = ctlsock.Query(l.psock, "sessions "+nodeOwn6)
+		json.Unmarshal([]byte(out), &mine)
 		if reply, _ := ctlsock.Query(l.psock, "flush "+nodeOwn6); !strings.Contains(reply, "flushed") {
 			t.Fatalf("flush: %s", reply)
 		}
 		if out, _ := ctlsock.Query(l.psock, "sessions "+nodeOwn6); out != "[]" {
 			t.Errorf("after flush: %s", out)
+		}
+		// both entries of each session: its IPv4 one (by WAN port) goes too
+		out, _ = l.Run(l.exit, "conntrack", "-L", "-f", "ipv4", "-s", "192.0.0.6")
+		for _, s := range mine {
+			if p, ok := s["wan_port"].(float64); ok && strings.Contains(out, fmt.Sprintf(" dport=%.0f ", p)) {
+				t.Errorf("the IPv4 entry of flushed session %v is left:\n%s", s, out)
+			}
 		}
 		if reply, _ := ctlsock.Query(l.psock, "sessions nonsense"); !strings.HasPrefix(reply, "error:") {
 			t.Errorf("bad argument reply %q", reply)

@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gluon-464xlat/gluon-464xlat/internal/addrplan"
-	"github.com/gluon-464xlat/gluon-464xlat/internal/sysctl"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/ctdump"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/xtables"
 )
 
@@ -67,9 +67,6 @@ const (
 	xtRoams   = "l3r_roams"
 	xtHome    = "l3r_home"
 	xtTemp    = "l3r_tmp"
-	// conntrackDumpMax bounds the table size up to which a roam is cleaned
-	// in conntrack: a dump holds every entry in memory at once.
-	conntrackDumpMax = 50000
 )
 
 func newXTState(path string) (*xtState, error) {
@@ -331,29 +328,25 @@ func (x *xtState) cleanConntrack(need map[netip.Addr]roamedHere) {
 	if len(addrs) == 0 {
 		return
 	}
-	if n := sysctl.ConntrackCount(); n > conntrackDumpMax {
-		slog.Warn("conntrack table too large to clean for a roam: the client's sessions may break", "entries", n)
-		return
-	}
 	c, err := conntrack.Dial(nil)
 	if err != nil {
 		slog.Warn("conntrack", "err", err)
 		return
 	}
 	defer c.Close()
-	flows, err := c.Dump(nil)
-	if err != nil {
-		slog.Warn("conntrack dump", "err", err)
-		return
-	}
+	// streamed: the kernel hands over its IPv6 entries a read at a time, so
+	// a busy node's table is never in memory whole
 	n := 0
-	for _, f := range flows {
+	err = ctdump.Each(ctdump.Filter{Family: unix.AF_INET6}, func(f conntrack.Flow) {
 		o := f.TupleOrig.IP
 		if slices.Contains(addrs, o.SourceAddress) || slices.Contains(addrs, o.DestinationAddress) {
 			if c.Delete(f) == nil {
 				n++
 			}
 		}
+	})
+	if err != nil {
+		slog.Warn("conntrack dump", "err", err)
 	}
 	if n > 0 {
 		slog.Info("conntrack entries of roamed clients deleted", "entries", n)

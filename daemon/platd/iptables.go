@@ -19,8 +19,9 @@ import (
 //	                                -i plat NEW -m connlimit --connlimit-above PORTS --connlimit-daddr -j REJECT
 //	                                (per destination address: coarser than nftables' per address, protocol and port)
 //	                                -i plat NEW -j PLATD_FULL   (REJECT while conntrack is nearly full)
-//	ip6tables -t nat POSTROUTING -> PLATD_NAT: -o plat -s CLAT_RANGE -j SNAT --to-source PLAT::192.0.0.6
-//	iptables  -t nat POSTROUTING -> PLATD_NAT: -o WAN -s 192.0.0.6 -p tcp|udp -j SNAT --to-source WAN:PORTS (and ICMP)
+//	ip6tables -t nat POSTROUTING -> PLATD_NAT: -o plat -s CLAT_RANGE -j CONNMARK --or-mark SESSION, -j SNAT --to-source PLAT::192.0.0.6
+//	iptables  -t nat POSTROUTING -> PLATD_NAT: -o WAN -s 192.0.0.6 -j CONNMARK --or-mark SESSION,
+//	                                           -p tcp|udp -j SNAT --to-source WAN:PORTS (and ICMP)
 type iptNAT struct {
 	v4, v6 xtables.Family
 	c      *config
@@ -70,9 +71,13 @@ func (n *iptNAT) install(c *config, wan netip.Addr) error {
 	if c.maxSessions > 0 {
 		fwd4.Rules = append(fwd4.Rules, []string{"-i", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-m", "connlimit", "--connlimit-above", fmt.Sprint(c.maxSessions), "--connlimit-mask", "0", "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"})
 	}
-	nat6c := xtables.Chain{Table: "nat", Name: iptNat, Hook: "POSTROUTING", Rules: [][]string{{"-o", c.Dev, "-s", c.clatRange.String(), "-j", "SNAT", "--to-source", nat6}}}
+	mark := fmt.Sprintf("%#x", sessionMark)
+	nat6c := xtables.Chain{Table: "nat", Name: iptNat, Hook: "POSTROUTING", Rules: [][]string{
+		{"-o", c.Dev, "-s", c.clatRange.String(), "-j", "CONNMARK", "--or-mark", mark},
+		{"-o", c.Dev, "-s", c.clatRange.String(), "-j", "SNAT", "--to-source", nat6}}}
 	nat4c := xtables.Chain{Table: "nat", Name: iptNat, Hook: "POSTROUTING"}
 	if wan.IsValid() {
+		nat4c.Rules = append(nat4c.Rules, []string{"-o", c.wanDev, "-s", nat4, "-j", "CONNMARK", "--or-mark", mark})
 		to := fmt.Sprintf("%s:%d-%d", wan, c.portMin, c.portMax)
 		for _, p := range []string{"tcp", "udp"} {
 			nat4c.Rules = append(nat4c.Rules, []string{"-o", c.wanDev, "-s", nat4, "-p", p, "-j", "SNAT", "--to-source", to})

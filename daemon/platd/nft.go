@@ -28,8 +28,8 @@ import (
 //	  }
 //	  chain gate_full {}   # holds "counter name refused_full reject ..." while conntrack is nearly full
 //	  chain postrouting { type nat hook postrouting priority 99
-//	    oifname "plat" meta nfproto ipv6 ip6 saddr CLAT_RANGE snat ip6 to PLAT::192.0.0.6
-//	    oifname WAN meta nfproto ipv4 ip saddr 192.0.0.6 snat ip to WAN_ADDRESS:61000-65535
+//	    oifname "plat" meta nfproto ipv6 ip6 saddr CLAT_RANGE ct mark set ct mark | SESSION snat ip6 to PLAT::192.0.0.6
+//	    oifname WAN meta nfproto ipv4 ip saddr 192.0.0.6 ct mark set ct mark | SESSION snat ip to WAN_ADDRESS:61000-65535
 //	  }
 //	}
 //
@@ -147,14 +147,14 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 	// NAT66: every CLAT source becomes PLAT::192.0.0.6.
 	cc.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: nftexpr.Join(
 		nftexpr.OIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV6),
-		nftexpr.AddrIn(nftexpr.IPv6Src, c.clatRange, expr.CmpOpEq),
+		nftexpr.AddrIn(nftexpr.IPv6Src, c.clatRange, expr.CmpOpEq), nftexpr.CtMarkOr(sessionMark),
 		[]expr.Any{&expr.Immediate{Register: 1, Data: natAddr6[:]},
 			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV6, RegAddrMin: 1, RegAddrMax: 1}})})
 	// IPv4 SNAT to the uplink in platd's port range.
 	if wan.IsValid() {
 		cc.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: nftexpr.Join(
 			nftexpr.OIF(c.wanDev), nftexpr.NFProto(unix.NFPROTO_IPV4),
-			nftexpr.AddrIn(nftexpr.IPv4Src, nat4, expr.CmpOpEq),
+			nftexpr.AddrIn(nftexpr.IPv4Src, nat4, expr.CmpOpEq), nftexpr.CtMarkOr(sessionMark),
 			[]expr.Any{&expr.Immediate{Register: 1, Data: wan.AsSlice()},
 				&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(c.portMin)},
 				&expr.Immediate{Register: 3, Data: binaryutil.BigEndian.PutUint16(c.portMax)},

@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"runtime/debug"
 
 	"github.com/ti-mo/conntrack"
+	"golang.org/x/sys/unix"
 
+	"github.com/gluon-464xlat/gluon-464xlat/internal/ctdump"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/status"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/sysctl"
 )
@@ -26,65 +27,69 @@ type session struct {
 	TimeoutS uint32 `json:"timeout_s"`
 }
 
-// summaryDumpMax bounds the conntrack table size up to which status reads
-// every entry: the dump holds them all in memory at once (about 1 KiB each),
-// which a busy exit on a small router cannot afford on every status call.
+// sessionMark is the ct mark bit platd's NAT rules give both entries of a
+// session (nft.go, iptables.go), so the kernel hands over only those
+// (ctdump). The other bits of the mark are left to others.
+const sessionMark = 1 << 30
+
+var (
+	marked6 = ctdump.Filter{Family: unix.AF_INET6, Mark: sessionMark, Mask: sessionMark}
+	marked4 = ctdump.Filter{Family: unix.AF_INET, Mark: sessionMark, Mask: sessionMark}
+)
+
+// summaryDumpMax bounds the conntrack table size up to which status walks
+// every session: the walk streams (no more memory for a bigger table) but
+// costs CPU time per entry, on every status call.
 const summaryDumpMax = 20000
 
-// dump returns the IPv6 sessions (optionally of one CLAT address) and the
-// IPv4 entries of the NAT address, keyed by protocol and NAT66 source port.
-func (d *daemon) dump() (v6 []conntrack.Flow, v4 map[[2]uint16]conntrack.Flow, err error) {
-	c, err := conntrack.Dial(nil)
-	if err != nil {
-		return nil, nil, err
+// natKey joins a session's two entries: the IPv4 protocol and the NAT66
+// source port (which the IPv4 entry has as its source port).
+type natKey struct {
+	proto uint8
+	port  uint16
+}
+
+// key6 is the IPv4 entry's natKey of an IPv6 entry (ICMPv6 became ICMP).
+func key6(f conntrack.Flow) natKey {
+	p := f.TupleOrig.Proto.Protocol
+	if p == unix.IPPROTO_ICMPV6 {
+		p = unix.IPPROTO_ICMP
 	}
-	defer c.Close()
-	flows, err := c.Dump(nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	v4 = map[[2]uint16]conntrack.Flow{}
-	plat := d.c.plat.Prefix()
-	for _, f := range flows {
-		o := f.TupleOrig
-		switch {
-		case o.IP.SourceAddress.Is6() && d.c.clatRange.Contains(o.IP.SourceAddress) && plat.Contains(o.IP.DestinationAddress):
-			v6 = append(v6, f)
-		case o.IP.SourceAddress == d.c.natAddr4:
-			v4[[2]uint16{uint16(o.Proto.Protocol), o.Proto.SourcePort}] = f
-		}
-	}
-	return v6, v4, nil
+	return natKey{p, f.TupleReply.Proto.DestinationPort}
+}
+
+// ours reports an IPv6 entry of CLAT traffic into the PLAT prefix.
+func (d *daemon) ours(f conntrack.Flow) bool {
+	o := f.TupleOrig.IP
+	return d.c.clatRange.Contains(o.SourceAddress) && d.c.plat.Prefix().Contains(o.DestinationAddress)
 }
 
 func (d *daemon) sessions(clat netip.Addr) ([]session, error) {
-	v6, v4, err := d.dump()
+	wanPort := map[natKey]uint16{}
+	err := ctdump.Each(marked4, func(f conntrack.Flow) {
+		if f.TupleOrig.IP.SourceAddress == d.c.natAddr4 {
+			wanPort[natKey{f.TupleOrig.Proto.Protocol, f.TupleOrig.Proto.SourcePort}] = f.TupleReply.Proto.DestinationPort
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
 	res := []session{}
-	for _, f := range v6 {
+	err = ctdump.Each(marked6, func(f conntrack.Flow) {
 		o := f.TupleOrig
-		if clat.IsValid() && o.IP.SourceAddress != clat {
-			continue
+		if !d.ours(f) || clat.IsValid() && o.IP.SourceAddress != clat {
+			return
 		}
 		s := session{CLAT: o.IP.SourceAddress.String(), Proto: o.Proto.Protocol, SrcPort: o.Proto.SourcePort,
-			DstPort: o.Proto.DestinationPort, TimeoutS: f.Timeout}
+			DstPort: o.Proto.DestinationPort, TimeoutS: f.Timeout, WANPort: wanPort[key6(f)]}
 		var w [4]byte
 		b := o.IP.DestinationAddress.As16()
 		if d.c.plat.Extract(w[:], b[:]) {
 			s.Dst = netip.AddrFrom4(w).String()
 		}
-		proto := uint16(o.Proto.Protocol)
-		if proto == 58 {
-			proto = 1
-		}
-		if f4, ok := v4[[2]uint16{proto, f.TupleReply.Proto.DestinationPort}]; ok {
-			s.WANPort = f4.TupleReply.Proto.DestinationPort
-		}
 		res = append(res, s)
-	}
-	return res, nil
+	})
+	return res, err
 }
 
 func (d *daemon) summary() status.Sessions {
@@ -95,84 +100,79 @@ func (d *daemon) summary() status.Sessions {
 		s.Omitted = fmt.Sprintf("%d conntrack entries: per-CLAT detail left out (use 'sessions CLAT-ADDRESS')", n)
 		return s
 	}
-	defer debug.FreeOSMemory() // hand the dump's memory back at once
-	v6, v4, err := d.dump()
+	err := ctdump.Each(marked6, func(f conntrack.Flow) {
+		if d.ours(f) {
+			s.Total++
+			s.PerCLAT[f.TupleOrig.IP.SourceAddress.String()]++
+		}
+	})
 	if err != nil {
 		return s
 	}
-	s.Total, s.IPv4 = len(v6), len(v4)
-	ports := map[uint16]bool{}
-	for _, f := range v6 {
-		s.PerCLAT[f.TupleOrig.IP.SourceAddress.String()]++
-	}
-	for _, f := range v4 {
-		if p := f.TupleReply.Proto.DestinationPort; p >= d.c.portMin && p <= d.c.portMax {
-			ports[p] = true
+	var ports [65536 / 64]uint64 // a bit per WAN port
+	ctdump.Each(marked4, func(f conntrack.Flow) {
+		if f.TupleOrig.IP.SourceAddress != d.c.natAddr4 {
+			return
 		}
-	}
-	s.PortsInUse = len(ports)
+		s.IPv4++
+		if p := f.TupleReply.Proto.DestinationPort; p >= d.c.portMin && p <= d.c.portMax && ports[p/64]&(1<<(p%64)) == 0 {
+			ports[p/64] |= 1 << (p % 64)
+			s.PortsInUse++
+		}
+	})
 	return s
 }
 
 // flush deletes the sessions of one CLAT address (or all): both entries.
 func (d *daemon) flush(clat netip.Addr) (int, error) {
-	v6, v4, err := d.dump()
-	if err != nil {
-		return 0, err
-	}
 	c, err := conntrack.Dial(nil)
 	if err != nil {
 		return 0, err
 	}
 	defer c.Close()
 	n := 0
-	for _, f := range v6 {
-		if clat.IsValid() && f.TupleOrig.IP.SourceAddress != clat {
-			continue
-		}
-		proto := uint16(f.TupleOrig.Proto.Protocol)
-		if proto == 58 {
-			proto = 1
-		}
-		if f4, ok := v4[[2]uint16{proto, f.TupleReply.Proto.DestinationPort}]; ok {
-			c.Delete(f4)
+	gone := map[natKey]bool{}
+	err = ctdump.Each(marked6, func(f conntrack.Flow) {
+		if !d.ours(f) || clat.IsValid() && f.TupleOrig.IP.SourceAddress != clat {
+			return
 		}
 		if c.Delete(f) == nil {
 			n++
+			gone[key6(f)] = true
 		}
+	})
+	if err != nil {
+		return n, err
 	}
-	return n, nil
+	err = ctdump.Each(marked4, func(f conntrack.Flow) {
+		if f.TupleOrig.IP.SourceAddress == d.c.natAddr4 && gone[natKey{f.TupleOrig.Proto.Protocol, f.TupleOrig.Proto.SourcePort}] {
+			c.Delete(f)
+		}
+	})
+	return n, err
 }
 
 // purgeUnNATed deletes IPv6 entries of CLAT traffic into the PLAT prefix
 // that carry no NAT66: they were opened while platd's rules were missing
 // (an older platd stopping in the wrong order, a firewall flushing the
 // legacy chains) and would hold their flows in the translator's drop until
-// they time out. Deleted, the next packet opens a proper session. Skipped
-// on a table too large to dump cheaply.
+// they time out. Deleted, the next packet opens a proper session. The
+// kernel hands over only IPv6 entries without the session mark.
 func (d *daemon) purgeUnNATed() {
-	if sysctl.ConntrackCount() > summaryDumpMax {
-		return
-	}
-	defer debug.FreeOSMemory()
-	v6, _, err := d.dump()
-	if err != nil {
-		return
-	}
 	c, err := conntrack.Dial(nil)
 	if err != nil {
 		return
 	}
 	defer c.Close()
 	n, mgmt := 0, d.c.mgmtAddr()
-	for _, f := range v6 {
-		if f.TupleOrig.IP.DestinationAddress == mgmt {
-			continue // delivered here, never NATed: prefixd's probes, l3roamd's ROAMs
+	ctdump.Each(ctdump.Filter{Family: unix.AF_INET6, Mask: sessionMark}, func(f conntrack.Flow) {
+		if !d.ours(f) || f.TupleOrig.IP.DestinationAddress == mgmt {
+			return // not ours, or delivered here and never NATed: prefixd's probes, l3roamd's ROAMs
 		}
 		if !f.Status.SrcNAT() && c.Delete(f) == nil {
 			n++
 		}
-	}
+	})
 	if n > 0 {
 		slog.Info("deleted conntrack entries opened without NAT66", "entries", n)
 	}

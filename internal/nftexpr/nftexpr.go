@@ -93,3 +93,14 @@ func Join(parts ...[]expr.Any) []expr.Any {
 	}
 	return r
 }
+
+// CtMarkOr is `ct mark set ct mark | bits`: the other bits stay whoever's
+// they are.
+func CtMarkOr(bits uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeyMARK},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(^bits), Xor: binaryutil.NativeEndian.PutUint32(bits)},
+		&expr.Ct{Register: 1, Key: expr.CtKeyMARK, SourceRegister: true},
+	}
+}
