@@ -88,10 +88,9 @@ func statusOf(t *testing.T, sock string) map[string]any {
 func TestCLATEndToEnd(t *testing.T) {
 	l := newCLATLab(t)
 	// The server side: TCP source of a byte pattern, UDP echo.
-	l.Start(l.server, "tcp-serve", netlab.Helper("tcp-serve", "[::]:5001", "20000000")...)
-	l.Start(l.server, "udp-echo", netlab.Helper("udp-echo", "[::]:5002")...)
-	l.Start(l.client, "tcp-serve-client", netlab.Helper("tcp-serve", "0.0.0.0:5003", "20000000")...)
-	time.Sleep(300 * time.Millisecond)
+	l.StartServer(l.server, "tcp-serve", netlab.Helper("tcp-serve", "[::]:5001", "20000000")...)
+	l.StartServer(l.server, "udp-echo", netlab.Helper("udp-echo", "[::]:5002")...)
+	l.StartServer(l.client, "tcp-serve-client", netlab.Helper("tcp-serve", "0.0.0.0:5003", "20000000")...)
 
 	t.Run("ping", func(t *testing.T) {
 		out := l.T(t).Must(l.client, "ping", "-c", "3", "-i", "0.2", "-W", "2", server4)

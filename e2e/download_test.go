@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,10 +26,7 @@ func startDownload(t *testing.T, l *netlab.Lab, srv, cli, name, addr string, siz
 	if err != nil {
 		t.Fatal(err)
 	}
-	serve := l.Start(srv, "tcp-serve-"+name, netlab.Helper("tcp-serve", ":"+port, fmt.Sprint(size), fmt.Sprint(rate))...)
-	if !netlab.WaitFor(10*time.Second, func() bool { return strings.Contains(serve.Log(), "listening") }) {
-		t.Fatalf("server %s did not start: %s", name, serve.Log())
-	}
+	l.StartServer(srv, "tcp-serve-"+name, netlab.Helper("tcp-serve", ":"+port, fmt.Sprint(size), fmt.Sprint(rate))...)
 	progress = filepath.Join(l.Dir, "progress-"+name)
 	fetch = l.Start(cli, "tcp-fetch-"+name, netlab.Helper("tcp-fetch", addr, fmt.Sprint(size), progress)...)
 	if !netlab.WaitFor(15*time.Second, func() bool { st, err := os.Stat(progress); return err == nil && st.Size() > 0 }) {
@@ -42,4 +40,27 @@ func startDownload(t *testing.T, l *netlab.Lab, srv, cli, name, addr string, siz
 func finished(fetch *netlab.Proc, size int, timeout time.Duration) bool {
 	netlab.WaitFor(timeout, fetch.Exited)
 	return strings.Contains(fetch.Log(), fmt.Sprintf("ok %d bytes", size))
+}
+
+// received is what the download's progress file says it has received.
+func received(progress string) int {
+	b, _ := os.ReadFile(progress)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	f := strings.Fields(lines[len(lines)-1])
+	if len(f) != 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
+}
+
+// receivedMore waits until the download has received n more bytes than
+// now: whatever the test does next happens mid-transfer, with traffic
+// flowing, on a slow machine as on a fast one.
+func receivedMore(t *testing.T, fetch *netlab.Proc, progress string, n int) {
+	t.Helper()
+	want := received(progress) + n
+	if !netlab.WaitFor(30*time.Second, func() bool { return received(progress) >= want }) {
+		t.Fatalf("download: %d of %d bytes after 30 s: %s", received(progress), want, fetch.Log())
+	}
 }

@@ -118,9 +118,8 @@ func TestPLATEndToEndIPTables(t *testing.T) { platEndToEnd(t, iptablesLegacy...)
 
 func platEndToEnd(t *testing.T, backend ...string) {
 	l := newPlatLab(t, backend...)
-	l.Start(l.inet, "tcp-serve", netlab.Helper("tcp-serve", "0.0.0.0:5001", "20000000")...)
-	l.Start(l.inet, "udp-echo", netlab.Helper("udp-echo", "0.0.0.0:5002")...)
-	time.Sleep(300 * time.Millisecond)
+	l.StartServer(l.inet, "tcp-serve", netlab.Helper("tcp-serve", "0.0.0.0:5001", "20000000")...)
+	l.StartServer(l.inet, "udp-echo", netlab.Helper("udp-echo", "0.0.0.0:5002")...)
 	serverViaPLAT := serverPLAT // PLAT::198.51.100.1
 
 	t.Run("ping from a CLAT address", func(t *testing.T) {
@@ -266,8 +265,8 @@ func TestPLATRestartKeepsSessionsIPTables(t *testing.T) { platRestart(t, iptable
 
 func platRestart(t *testing.T, backend ...string) {
 	l := newPlatLab(t, backend...)
-	fetch, _ := startDownload(t, l.Lab, l.inet, l.client, "restart", "198.51.100.1:5001", 6000000, 1000000) // ~6 s
-	time.Sleep(500 * time.Millisecond)
+	fetch, progress := startDownload(t, l.Lab, l.inet, l.client, "restart", "198.51.100.1:5001", 6000000, 1000000) // ~6 s
+	receivedMore(t, fetch, progress, 500000)
 	if err := l.platd.Stop(); err != nil {
 		t.Fatalf("platd stop: %v", err)
 	}
@@ -325,8 +324,7 @@ func TestPLATPortRangeExhaustedIPTables(t *testing.T) {
 
 func platPortRange(t *testing.T, backend ...string) {
 	l := newPlatLab(t, append([]string{"-port-range", "61000-61002"}, backend...)...)
-	l.Start(l.inet, "udp-echo", netlab.Helper("udp-echo", "0.0.0.0:5002")...)
-	time.Sleep(300 * time.Millisecond)
+	l.StartServer(l.inet, "udp-echo", netlab.Helper("udp-echo", "0.0.0.0:5002")...)
 	out := l.Must(l.node, netlab.Helper("udp-flows", "["+serverPLAT+"]:5002", "5")...)
 	if !strings.Contains(out, "ok=3 refused=2 again_ok=3") {
 		t.Fatalf("3 ports: want 3 flows served, 2 refused, the 3 still working; got %s", out)
@@ -342,8 +340,7 @@ func platPortRange(t *testing.T, backend ...string) {
 // Conntrack nearly full: new sessions refused with ICMP, existing kept.
 func TestPLATConntrackFull(t *testing.T) {
 	l := newPlatLab(t, "-conntrack-limit", "12")
-	l.Start(l.inet, "udp-echo", netlab.Helper("udp-echo", "0.0.0.0:5002")...)
-	time.Sleep(300 * time.Millisecond)
+	l.StartServer(l.inet, "udp-echo", netlab.Helper("udp-echo", "0.0.0.0:5002")...)
 	// A session that exists before the table fills must keep working.
 	ping := l.Start(l.node, "ping", "ping", "-c", "25", "-i", "0.2", "-W", "2", serverPLAT)
 	// Each flow is two entries (IPv6 and IPv4); 8 flows pass the limit of 12.
@@ -385,8 +382,7 @@ func TestCLATAndPLATOnOneNode(t *testing.T) {
 		"-allow", "198.51.100.0/24", "-socket", psock))
 	waitUp(t, csock, l.Start(exit, "clatd", bin("clatd"), "-clat-prefix", clatPrefix, "-plat-prefix", platPrefix,
 		"-client-net", "10.130.0.0/16", "-client-dev", "br0", "-socket", csock))
-	l.Start(inet, "tcp-serve", netlab.Helper("tcp-serve", "0.0.0.0:5001", "10000000")...)
-	time.Sleep(300 * time.Millisecond)
+	l.StartServer(inet, "tcp-serve", netlab.Helper("tcp-serve", "0.0.0.0:5001", "10000000")...)
 	out := l.Must(client, "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.51.100.1")
 	if !strings.Contains(out, " 0% packet loss") {
 		t.Fatal(out)

@@ -155,9 +155,9 @@ func (l *meshLab) servesClient(t *testing.T, ns string) bool {
 func TestRoamKeepsIPv4SessionsAcrossNodes(t *testing.T) {
 	l := newRoamLabAtNode1(t, roamOpts{})
 	// 8 MB at 1 MB/s: the roam happens in the middle.
-	fetch, _ := startDownload(t, l.Lab, l.inet, l.client, "slow", "198.51.100.1:5001", 8000000, 1000000)
+	fetch, progress := startDownload(t, l.Lab, l.inet, l.client, "slow", "198.51.100.1:5001", 8000000, 1000000)
 	ping := l.Start(l.client, "ping", "ping", "-i", "0.2", "-c", "40", "198.51.100.1")
-	time.Sleep(2 * time.Second)
+	receivedMore(t, fetch, progress, 1500000)
 
 	l.moveClient(t, l.node1, l.node2)
 	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node2) && !l.servesClient(t, l.node1) }) {
@@ -205,9 +205,12 @@ func TestRoamKeepsIPv4SessionsAcrossNodes(t *testing.T) {
 				l.T(t).Must(l.client, netlab.Helper("udp-send", src, plat, b)...)
 			}
 		}
-		time.Sleep(500 * time.Millisecond)
-		after := statusOf(t, l.sock["l3roamd@"+l.exit1])
-		c0, c1 := before["counters"].(map[string]any), after["counters"].(map[string]any)
+		c0 := before["counters"].(map[string]any)
+		var c1 map[string]any
+		netlab.WaitFor(5*time.Second, func() bool {
+			c1 = statusOf(t, l.sock["l3roamd@"+l.exit1])["counters"].(map[string]any)
+			return n(c1, "dropped_bad_auth") > n(c0, "dropped_bad_auth") && n(c1, "dropped_unauthenticated") > n(c0, "dropped_unauthenticated")
+		})
 		if n(c1, "dropped_bad_auth")-n(c0, "dropped_bad_auth") != 1 || n(c1, "dropped_unauthenticated")-n(c0, "dropped_unauthenticated") != 1 {
 			t.Errorf("exit1 did not refuse the two forgeries from the client's address: %v -> %v", c0, c1)
 		}
@@ -223,15 +226,16 @@ func TestRoamKeepsIPv4SessionsAcrossNodes(t *testing.T) {
 	})
 
 	t.Run("l3roamd killed mid-stream and restarted loses nothing", func(t *testing.T) {
-		fetch, _ := startDownload(t, l.Lab, l.inet, l.client, "restart", "198.51.100.1:5003", 6000000, 1000000)
-		time.Sleep(time.Second)
+		fetch, progress := startDownload(t, l.Lab, l.inet, l.client, "restart", "198.51.100.1:5003", 6000000, 1000000)
+		receivedMore(t, fetch, progress, 1000000)
 		tables := map[string]string{}
 		for _, ns := range []string{l.node2, l.exit1} {
 			tables[ns] = l.roamTable(t, ns)
 			l.procs["l3roamd@"+ns].Signal(syscall.SIGKILL)
 			netlab.WaitFor(5*time.Second, l.procs["l3roamd@"+ns].Exited)
 		}
-		time.Sleep(time.Second)
+		// the kernel carries the roamed session without the daemons
+		receivedMore(t, fetch, progress, 500000)
 		for _, ns := range []string{l.node2, l.exit1} {
 			l.daemon(t, ns, "l3roamd", l.args["l3roamd@"+ns]...)
 			if got := l.roamTable(t, ns); got != tables[ns] {
@@ -247,8 +251,8 @@ func TestRoamKeepsIPv4SessionsAcrossNodes(t *testing.T) {
 	})
 
 	t.Run("roaming back", func(t *testing.T) {
-		fetch, _ := startDownload(t, l.Lab, l.inet, l.client, "back", "198.51.100.1:5002", 5000000, 1000000)
-		time.Sleep(1500 * time.Millisecond)
+		fetch, progress := startDownload(t, l.Lab, l.inet, l.client, "back", "198.51.100.1:5002", 5000000, 1000000)
+		receivedMore(t, fetch, progress, 1500000)
 		l.moveClient(t, l.node2, l.node1)
 		if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node1) && !l.servesClient(t, l.node2) }) {
 			t.Fatal("node1 did not take the client back")
@@ -284,8 +288,8 @@ func TestRoamKeepsIPv6Sessions(t *testing.T) {
 	}) {
 		t.Fatalf("node1 did not announce the client's IPv6 address: %v", l.roamClients(t, l.node1))
 	}
-	fetch, _ := startDownload(t, l.Lab, l.exit2, l.client, "v6", server, 6000000, 1000000)
-	time.Sleep(1500 * time.Millisecond)
+	fetch, progress := startDownload(t, l.Lab, l.exit2, l.client, "v6", server, 6000000, 1000000)
+	receivedMore(t, fetch, progress, 1500000)
 	l.moveClient(t, l.node1, l.node2)
 	var now, old string
 	if !netlab.WaitFor(10*time.Second, func() bool {
@@ -315,8 +319,8 @@ func TestPLATSwitchKeepsOldSessionsOnTheOldPLATLegacy(t *testing.T) {
 
 func platSwitchKeepsOldSessions(t *testing.T, o roamOpts) {
 	l := newRoamLabAtNode1(t, o)
-	fetch, _ := startDownload(t, l.Lab, l.inet, l.client, "switch", "198.51.100.1:5001", 6000000, 1000000)
-	time.Sleep(1500 * time.Millisecond)
+	fetch, progress := startDownload(t, l.Lab, l.inet, l.client, "switch", "198.51.100.1:5001", 6000000, 1000000)
+	receivedMore(t, fetch, progress, 1500000)
 	// What prefixd does on a switch: tell clatd and l3roamd.
 	for _, d := range []string{"clatd", "l3roamd"} {
 		if out, err := ctlsock.Query(l.sock[d+"@"+l.node1], "set_platprefix "+meshP2); err != nil || out != "ok" {
@@ -375,8 +379,8 @@ func TestRoamedClientRenewsItsDHCPLeaseAtTheNewNode(t *testing.T) {
 	}) || lease > 120 || lease < 60 {
 		t.Fatalf("node1's l3roamd: lease %d s of %s (dnsmasq gave 120 s): %v", lease, ip, l.roamClients(t, l.node1))
 	}
-	fetch, _ := startDownload(t, l.Lab, l.inet, l.client, "dhcp", "198.51.100.1:5001", 5000000, 1000000)
-	time.Sleep(time.Second)
+	fetch, progress := startDownload(t, l.Lab, l.inet, l.client, "dhcp", "198.51.100.1:5001", 5000000, 1000000)
+	receivedMore(t, fetch, progress, 1500000)
 	l.moveClient(t, l.node1, l.node2)
 	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node2) }) {
 		t.Fatal("node2 did not take the client over")
@@ -469,9 +473,9 @@ func TestRoamLegacyBackend(t *testing.T) {
 		}
 		return b.String()
 	}
-	fetch, _ := startDownload(t, l.Lab, l.inet, l.client, "legacy", "198.51.100.1:5001", 8000000, 1000000)
+	fetch, progress := startDownload(t, l.Lab, l.inet, l.client, "legacy", "198.51.100.1:5001", 8000000, 1000000)
 	ping := l.Start(l.client, "ping-legacy", "ping", "-i", "0.2", "-c", "40", "198.51.100.1")
-	time.Sleep(1500 * time.Millisecond)
+	receivedMore(t, fetch, progress, 1500000)
 	l.moveClient(t, l.node1, l.node2)
 	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node2) && !l.servesClient(t, l.node1) }) {
 		t.Fatalf("node2 did not take the client over: %v", l.roamClients(t, l.node2))
@@ -515,8 +519,8 @@ func TestRoamLegacyBackend(t *testing.T) {
 		t.Errorf("node2 after the restart: %v", st)
 	}
 
-	fetch, _ = startDownload(t, l.Lab, l.inet, l.client, "legacy-back", "198.51.100.1:5002", 5000000, 1000000)
-	time.Sleep(1500 * time.Millisecond)
+	fetch, progress = startDownload(t, l.Lab, l.inet, l.client, "legacy-back", "198.51.100.1:5002", 5000000, 1000000)
+	receivedMore(t, fetch, progress, 1500000)
 	l.moveClient(t, l.node2, l.node1)
 	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node1) && !l.servesClient(t, l.node2) }) {
 		t.Fatal("node1 did not take the client back")

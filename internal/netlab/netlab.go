@@ -130,6 +130,17 @@ func (l *Lab) Start(ns, name string, args ...string) *Proc {
 	return p
 }
 
+// StartServer starts a traffic helper that serves (tcp-serve, udp-echo)
+// and returns once it says it is listening.
+func (l *Lab) StartServer(ns, name string, args ...string) *Proc {
+	l.t.Helper()
+	p := l.Start(ns, name, args...)
+	if !WaitFor(10*time.Second, func() bool { return strings.Contains(p.Log(), "listening") }) {
+		l.t.Fatalf("%s did not start listening: %s", name, p.Log())
+	}
+	return p
+}
+
 // Log returns what the process printed so far.
 func (p *Proc) Log() string { b, _ := os.ReadFile(p.log); return string(b) }
 
