@@ -357,6 +357,7 @@ func (m *gluonMesh) moveClient(from, to *gluonNode) {
 // download running (byte-exact), and reaches the internet again after the
 // exit its node then uses dies.
 func TestGluonMeshIPv4ThroughCLATAndPLAT(t *testing.T) {
+	t.Parallel() // a lab of its own; it mostly waits for Babel
 	m := newGluonMesh(t)
 	m.converge(t, m.x1, m.x2, m.n1, m.n2)
 	m.usesPLAT(t, m.n1, m.plat[m.x1], 30*time.Second)
@@ -415,6 +416,7 @@ func TestGluonMeshIPv4ThroughCLATAndPLAT(t *testing.T) {
 // TestGluonExitWithLateWAN: an exit whose WAN comes up 30 s after boot
 // starts platd then (procd's trigger on wan), not never.
 func TestGluonExitWithLateWAN(t *testing.T) {
+	t.Parallel() // a lab of its own; it mostly waits for Babel
 	l := netlab.New(t)
 	x := newGluonNode(t, l, "x1")
 	inet := newInet(l)
@@ -443,6 +445,7 @@ const gluonSrvWeb = "fd42:1ab:0:2::80"
 // from n1 to n2 and back with a download from the community server running,
 // byte-exact, and both daemons agree on who serves it.
 func TestGluonMixedMeshRoamsIPv6WithTheCL3roamd(t *testing.T) {
+	t.Parallel() // a lab of its own; it mostly waits for Babel
 	l := netlab.New(t)
 	m := &gluonMesh{Lab: l, x1: newGluonNode(t, l, "x1"), n1: newGluonNode(t, l, "n1"), n2: newGluonNode(t, l, "n2"), plat: map[*gluonNode]string{}}
 	m.n2.cL3roamd = true

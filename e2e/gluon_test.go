@@ -233,6 +233,7 @@ func bootGluonNode(t *testing.T) (*netlab.Lab, *gluonNode, string) {
 // babeld from gluon-mesh-babel), and procd runs clatd, prefixd and l3roamd
 // from this project's init scripts with what the upgrade script derived.
 func TestGluonNodeBootsWithTheCLAT(t *testing.T) {
+	t.Parallel() // a lab of its own; it mostly waits for Babel
 	l, n, client := bootGluonNode(t)
 
 	if comm := strings.TrimSpace(n.must("cat", "/proc/1/comm")); comm != "procd" {
@@ -304,6 +305,7 @@ func TestGluonNodeBootsWithTheCLAT(t *testing.T) {
 // TestGluonReconfigure: gluon-reconfigure twice gives the same UCI, and an
 // owner's choice to turn clatd off survives it.
 func TestGluonReconfigure(t *testing.T) {
+	t.Parallel() // a lab of its own; it mostly waits for Babel
 	_, n, _ := bootGluonNode(t)
 	uci := func() string { return n.must("sh", "-c", "for c in /etc/config/*; do uci export ${c##*/}; done") }
 	n.must("gluon-reconfigure")
@@ -323,6 +325,7 @@ func TestGluonReconfigure(t *testing.T) {
 // TestGluonDaemonsRespawn: procd restarts the daemons however often they
 // die: each is killed 6 times within a minute and runs again after.
 func TestGluonDaemonsRespawn(t *testing.T) {
+	t.Parallel() // a lab of its own; it mostly waits for Babel
 	_, n, _ := bootGluonNode(t)
 	daemons := []string{"clatd", "prefixd", "l3roamd"}
 	pid := func(d string) string { out, _ := n.exec("pidof", d); return strings.TrimSpace(out) }
@@ -352,6 +355,7 @@ func TestGluonDaemonsRespawn(t *testing.T) {
 // clat_range, as a domain's would, and then what gluon-switch-domain
 // --no-reboot does.
 func TestGluonReloadTakesTheNewDomainsPrefixes(t *testing.T) {
+	t.Parallel() // a lab of its own; it mostly waits for Babel
 	_, n, _ := bootGluonNode(t)
 	// (site.json writes the / of a prefix as \/: the address part is replaced)
 	const from, to = "fddd:1337:1337::", "fddd:1337:1339::"
