@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -55,7 +56,7 @@ type daemon struct {
 	plat    netip.Prefix
 	meshIfs map[string]int // name -> index (0: not up yet)
 	prefix6 []netip.Prefix
-	seen    map[uint64]time.Time // (type, nonce) of recent packets
+	seen    map[uint64]time.Time // recent messages (dupKey) -> until when a copy is a duplicate
 	acked   map[string]chan struct{}
 	count   map[string]uint64 // events and drops by reason
 
@@ -264,14 +265,7 @@ func (d *daemon) handle(b []byte, from, to netip.Addr) {
 			return
 		}
 	}
-	key := uint64(m.Type)<<32 | uint64(m.Nonce)
-	d.mu.Lock()
-	_, dup := d.seen[key]
-	if !dup {
-		d.seen[key] = time.Now()
-	}
-	d.mu.Unlock()
-	if dup {
+	if d.duplicate(b, m.Type == intercom.TypeInfoXLAT || m.Type == intercom.TypeRoam) {
 		d.inc("duplicates")
 		return
 	}
@@ -289,6 +283,47 @@ func (d *daemon) handle(b []byte, from, to netip.Addr) {
 	case intercom.TypeSeek:
 		d.inc("seek_received")
 	}
+}
+
+// Duplicate suppression. A message is known by its whole content but the
+// TTL (a copy flooded on by a C node has a lower one), not by (type,
+// nonce): the C l3roamd sends every message of a process with the same
+// nonce (its getrandom wrapper fills the wrong bytes), so two CLAIMs for two
+// clients would otherwise be one. An unsigned message is a duplicate for
+// dupWindow, the time a flooded copy takes to come round; a signed one
+// (ROAM, INFO_XLAT) for twice its signature's validity, so that it cannot
+// be replayed. The table is bounded: what does not fit is not remembered
+// (counted), never refused.
+const (
+	dupWindow = 10 * time.Second
+	maxSeen   = 8192
+)
+
+func dupKey(b []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(b[:1])
+	h.Write(b[2:])
+	return h.Sum64()
+}
+
+// duplicate reports whether b was seen within its window, and remembers it.
+func (d *daemon) duplicate(b []byte, signed bool) bool {
+	key, now := dupKey(b), time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if until, ok := d.seen[key]; ok && now.Before(until) {
+		return true
+	}
+	if len(d.seen) >= maxSeen {
+		d.count["duplicate_table_full"]++
+		return false
+	}
+	window := dupWindow
+	if signed {
+		window = 2 * d.c.window
+	}
+	d.seen[key] = now.Add(window)
+	return false
 }
 
 func (d *daemon) drop(reason string, from netip.Addr, err error) {
@@ -616,8 +651,8 @@ func (d *daemon) expire() {
 			return
 		case now := <-t.C:
 			d.mu.Lock()
-			for k, at := range d.seen {
-				if now.Sub(at) > 2*d.c.window {
+			for k, until := range d.seen {
+				if now.After(until) {
 					delete(d.seen, k)
 				}
 			}

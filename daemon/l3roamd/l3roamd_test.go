@@ -248,3 +248,45 @@ func TestSocketCommandsForPrefixesAndAddresses(t *testing.T) {
 		t.Errorf("after del_address: ip6 %v ip4 %v", cl.ip6, cl.ip4)
 	}
 }
+
+// Issue 13: the C l3roamd sends all its messages with one nonce. Two CLAIMs
+// of one C node for two clients are both acted on; a flooded copy of one
+// (lower TTL) is a duplicate, counted; the same CLAIM after the duplicate
+// window (the client came back) counts again.
+func TestMessagesOfOneNonceAreNotDuplicates(t *testing.T) {
+	d := testDaemon()
+	cNode := intercom.Header{TTL: 3, Nonce: 0xdeadbeef, Sender: netip.MustParseAddr("fddd:1337:1::9")}
+	macs := []net.HardwareAddr{{2, 0, 0, 0, 0, 1}, {2, 0, 0, 0, 0, 2}}
+	for _, mac := range macs {
+		d.handle(intercom.Claim(cNode, mac), cNode.Sender, netip.Addr{})
+	}
+	if d.count["claims_for_unknown_clients"] != 2 || d.count["duplicates"] != 0 {
+		t.Fatalf("two CLAIMs of one nonce: counters %v", d.count)
+	}
+	flooded := cNode
+	flooded.TTL = 2
+	d.handle(intercom.Claim(flooded, macs[0]), cNode.Sender, netip.Addr{})
+	if d.count["duplicates"] != 1 || d.count["claims_for_unknown_clients"] != 2 {
+		t.Fatalf("flooded copy: counters %v", d.count)
+	}
+	for k := range d.seen {
+		d.seen[k] = time.Now().Add(-time.Second) // the window passed
+	}
+	d.handle(intercom.Claim(cNode, macs[0]), cNode.Sender, netip.Addr{})
+	if d.count["claims_for_unknown_clients"] != 3 {
+		t.Fatalf("the same CLAIM after the window: counters %v", d.count)
+	}
+}
+
+// Unsigned messages cannot grow the duplicate table without bound.
+func TestDuplicateTableIsBounded(t *testing.T) {
+	d := testDaemon()
+	h := intercom.Header{TTL: 1, Sender: netip.MustParseAddr("fddd:1337:1::9")}
+	for i := 0; i < maxSeen+100; i++ {
+		h.Nonce = uint32(i)
+		d.handle(intercom.Seek(h, netip.MustParseAddr("fddd:1337:2::1")), h.Sender, netip.Addr{})
+	}
+	if len(d.seen) > maxSeen || d.count["duplicate_table_full"] != 100 {
+		t.Fatalf("%d remembered, counters %v", len(d.seen), d.count)
+	}
+}
