@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -491,17 +493,78 @@ func TestGluonMixedMeshRoamsIPv6WithTheCL3roamd(t *testing.T) {
 		out, _ := n.exec("xlatctl", "l3roamd", "get_clients")
 		return out
 	}
+	replies := map[*gluonNode]string{}
 	for i, hop := range []struct{ from, to *gluonNode }{{m.n1, m.n2}, {m.n2, m.n1}} {
-		fetch, _ := startDownload(t, l, m.srv, m.client, "to-"+hop.to.name, fmt.Sprintf("[%s]:%d", gluonSrvWeb, 5002+i), 4000000, 1000000)
-		time.Sleep(1500 * time.Millisecond)
+		fetch, progress := startDownload(t, l, m.srv, m.client, "to-"+hop.to.name, fmt.Sprintf("[%s]:%d", gluonSrvWeb, 5002+i), 4000000, 1000000)
+		receivedMore(t, fetch, progress, 1500000)
 		m.moveClient(hop.from, hop.to)
 		if !finished(fetch, 4000000, 40*time.Second) {
 			m.hold(t)
 			t.Fatalf("the IPv6 download across the roam %s -> %s: %s\n--- %s: %s\n--- %s: %s", hop.from.name, hop.to.name, fetch.Log(),
 				hop.from.name, clients(hop.from), hop.to.name, clients(hop.to))
 		}
-		if !strings.Contains(clients(hop.to), mac.String()) {
-			t.Errorf("%s does not serve the client %s after the roam: %s", hop.to.name, mac, clients(hop.to))
+		serving := clients(hop.to)
+		if !strings.Contains(serving, mac.String()) {
+			t.Errorf("%s does not serve the client %s after the roam: %s", hop.to.name, mac, serving)
+		}
+		replies[hop.to] = serving
+	}
+
+	// The C daemon's socket commands answer in the same shapes on both
+	// nodes (this daemon may add keys): what Gluon's scripts and respondd
+	// read of the C daemon is there. get_clients as each served the client.
+	sameShape(t, "get_clients", replies[m.n2], replies[m.n1])
+	for _, cmd := range []string{"get_meshifs", "get_prefixes"} {
+		for _, n := range []*gluonNode{m.n1, m.n2} {
+			out, _ := n.exec("sh", "-c", "echo "+cmd+" | uc /var/run/l3roamd.sock")
+			replies[n] = out
+		}
+		sameShape(t, cmd, replies[m.n2], replies[m.n1])
+	}
+}
+
+// sameShape fails unless every key path of the C daemon's JSON reply (with
+// MAC and address keys generalised) is in this daemon's, with the same type.
+func sameShape(t *testing.T, cmd, cReply, goReply string) {
+	t.Helper()
+	c, g := jsonPaths(t, cmd, cReply), jsonPaths(t, cmd, goReply)
+	if len(c) == 0 {
+		t.Errorf("%s: the C daemon's reply has no shape: %q", cmd, cReply)
+	}
+	for p := range c {
+		if !g[p] {
+			t.Errorf("%s: the C daemon's %s is not in this daemon's reply\nC:  %s\nGo: %s", cmd, p, cReply, goReply)
 		}
 	}
+}
+
+func jsonPaths(t *testing.T, cmd, reply string) map[string]bool {
+	var v any
+	if err := json.Unmarshal([]byte(reply), &v); err != nil {
+		t.Errorf("%s: not JSON: %q", cmd, reply)
+		return nil
+	}
+	paths := map[string]bool{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if _, err := net.ParseMAC(k); err == nil {
+					k = "<mac>"
+				} else if _, err := netip.ParseAddr(k); err == nil {
+					k = "<address>"
+				}
+				walk(prefix+"."+k, e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(prefix+"[]", e)
+			}
+		default:
+			paths[fmt.Sprintf("%s:%T", prefix, v)] = true
+		}
+	}
+	walk("", v)
+	return paths
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/status"
 )
 
 // roamOpts varies the roaming lab.
@@ -121,23 +122,23 @@ func (l *meshLab) moveClient(t *testing.T, from, to string) {
 	l.T(t).Must(to, "ip", "link", "set", "cl-port", "master", "br-client", "up")
 }
 
+// roamClient is one client of l3roamd's get_clients, with its MAC.
 type roamClient struct {
-	MAC    string   `json:"mac"`
-	IPv4   string   `json:"ipv4"`
-	IPv6   []string `json:"ipv6"`
-	LeaseS int      `json:"lease_left_s"`
-	CLATD  string   `json:"clat_prefix_of_lease"`
-	PLATC  string   `json:"plat_of_sessions"`
-	Roamed bool     `json:"roamed_here"`
+	MAC string
+	status.Client
 }
 
 func (l *meshLab) roamClients(t *testing.T, ns string) []roamClient {
 	out, err := ctlsock.Query(l.sock["l3roamd@"+ns], "get_clients")
-	var cl []roamClient
-	if err != nil || json.Unmarshal([]byte(out), &cl) != nil {
+	var cl status.Clients
+	if err != nil || json.Unmarshal([]byte(out), &cl) != nil || cl.Count != len(cl.List) {
 		t.Fatalf("get_clients on %s: %v %s", ns, err, out)
 	}
-	return cl
+	var list []roamClient
+	for mac, c := range cl.List {
+		list = append(list, roamClient{mac, c})
+	}
+	return list
 }
 
 func (l *meshLab) servesClient(t *testing.T, ns string) bool {

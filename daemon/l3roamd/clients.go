@@ -270,3 +270,25 @@ func (d *daemon) isLocalMAC(mac net.HardwareAddr) bool {
 	}
 	return slices.ContainsFunc(links, func(l netlink.Link) bool { return bytes.Equal(l.Attrs().HardwareAddr, mac) })
 }
+
+// probeNeighbour has the kernel verify that ip is at mac on the client
+// device (a unicast Neighbor Solicitation or ARP request, NUD_PROBE); an
+// answer makes the entry reachable, which the neighbour watch learns.
+func (d *daemon) probeNeighbour(ip netip.Addr, mac net.HardwareAddr) error {
+	link, err := netlink.LinkByName(d.c.clientDev)
+	if err != nil {
+		return err
+	}
+	n := &netlink.Neigh{LinkIndex: link.Attrs().Index, IP: ip.AsSlice(), HardwareAddr: mac, State: netlink.NUD_PROBE, Family: unix.AF_INET6}
+	if ip.Is4() {
+		n.Family = unix.AF_INET
+	}
+	return netlink.NeighSet(n)
+}
+
+// hasHostRoute reports a /128 route to ip in any table.
+func hasHostRoute(ip netip.Addr) bool {
+	rs, err := netlink.RouteListFiltered(unix.AF_INET6, &netlink.Route{Dst: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(128, 128)}, Table: unix.RT_TABLE_UNSPEC},
+		netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
+	return err == nil && len(rs) > 0
+}

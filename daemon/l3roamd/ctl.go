@@ -17,25 +17,32 @@ import (
 	"github.com/gluon-464xlat/gluon-464xlat/internal/status"
 )
 
-func (d *daemon) clientList() []status.Client {
+// clientList is get_clients (status.Clients: the C daemon's shape).
+func (d *daemon) clientList() status.Clients {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := []status.Client{}
+	out := status.Clients{Count: len(d.clients)}
+	if len(d.clients) > 0 {
+		out.List = map[string]status.Client{}
+	}
 	for _, cl := range d.clients {
-		j := status.Client{MAC: cl.mac.String(), Claiming: cl.claiming}
+		j := status.Client{Interface: d.c.clientDev, Claiming: cl.claiming, Addresses: map[string]status.AddressState{}}
 		for _, a := range cl.ip6 {
-			j.IPv6 = append(j.IPv6, a.String())
+			j.Addresses[a.String()] = status.AddressState{State: status.AddressActive}
 		}
 		if cl.ip4.IsValid() {
 			j.IPv4 = cl.ip4.String()
+			j.Addresses[netip.AddrFrom16(cl.ip4.As16()).String()] = status.AddressState{State: status.AddressActive}
 			if x, ok := d.xlat[cl.ip4]; ok {
 				j.CLATD, j.PLATC, j.LeaseS = x.clatd.String(), x.platc.String(), int(time.Until(x.expires)/time.Second)
 				j.Roamed = x.clatd != d.c.clat
 			}
 		}
-		out = append(out, j)
+		if len(j.Addresses) == 0 {
+			j.Addresses = nil
+		}
+		out.List[cl.mac.String()] = j
 	}
-	sort.Slice(out, func(i, k int) bool { return out[i].MAC < out[k].MAC })
 	return out
 }
 
@@ -77,9 +84,13 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 		"get_prefixes": func([]string) (any, error) {
 			d.mu.Lock()
 			defer d.mu.Unlock()
-			out := []string{}
+			// the C daemon's shape: addresses without their length (its
+			// first entry, its NAT46 prefix, has no counterpart here);
+			// "cidr", this daemon's own key, has them whole
+			out := map[string][]string{"prefixes": {}, "cidr": {}}
 			for _, p := range d.prefix6 {
-				out = append(out, p.String())
+				out["prefixes"] = append(out["prefixes"], p.Addr().String())
+				out["cidr"] = append(out["cidr"], p.String())
 			}
 			return out, nil
 		},
@@ -97,7 +108,7 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 			if !slices.Contains(d.prefix6, p.Masked()) {
 				d.prefix6 = append(d.prefix6, p.Masked())
 			}
-			return "ok", nil
+			return "Added prefix: " + s, nil // the C daemon's reply
 		},
 		"del_prefix": func(args []string) (any, error) {
 			s, err := one(args, "del_prefix PREFIX")
@@ -115,7 +126,7 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 				return nil, fmt.Errorf("%s: no such prefix", p)
 			}
 			d.prefix6 = slices.Delete(d.prefix6, i, i+1)
-			return "ok", nil
+			return "Deleted prefix: " + s, nil
 		},
 		"add_meshif": func(args []string) (any, error) {
 			s, err := one(args, "add_meshif IFNAME")
@@ -125,7 +136,7 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 			if err := d.addMeshIf(s); err != nil {
 				return nil, err
 			}
-			return "ok", nil
+			return "", nil // the C daemon answers nothing
 		},
 		"del_meshif": func(args []string) (any, error) {
 			s, err := one(args, "del_meshif IFNAME")
@@ -142,7 +153,7 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 			if ifi, err := net.InterfaceByIndex(idx); err == nil {
 				d.pc.LeaveGroup(ifi, &net.UDPAddr{IP: intercom.Group.AsSlice()})
 			}
-			return "ok", nil
+			return "", nil
 		},
 		"get_meshifs": func([]string) (any, error) {
 			d.mu.Lock()
@@ -169,7 +180,7 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 				return nil, fmt.Errorf("%q: not a unicast MAC", args[1])
 			}
 			d.learn(mac, ip.Unmap())
-			return "ok", nil
+			return "OK", nil
 		},
 		"del_address": func(args []string) (any, error) {
 			if len(args) != 2 {
@@ -189,31 +200,58 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 			if cl.ip4 == ip.Unmap() {
 				cl.ip4 = netip.Addr{}
 			}
-			return "ok", nil
+			return "OK", nil
 		},
 		"probe": func(args []string) (any, error) {
-			s, err := one(args, "probe IP")
+			// the C daemon's "probe IP MAC": the kernel verifies the
+			// client's address (NUD_PROBE); without a MAC, this daemon's
+			// own: a SEEK for it in the mesh
+			if len(args) != 1 && len(args) != 2 {
+				return nil, errors.New("usage: probe IP [MAC]")
+			}
+			ip, err := parseAddr(args[0])
+			if err != nil {
+				return nil, err
+			}
+			if len(args) == 1 {
+				d.seek(ip)
+				return "", nil
+			}
+			mac, err := net.ParseMAC(args[1])
+			if err != nil || len(mac) != 6 || mac[0]&1 == 1 {
+				return nil, fmt.Errorf("%q: not a unicast MAC", args[1])
+			}
+			return "", d.probeNeighbour(ip.Unmap(), mac)
+		},
+		"has_route": func(args []string) (any, error) {
+			s, err := one(args, "has_route IPV6")
 			if err != nil {
 				return nil, err
 			}
 			ip, err := parseAddr(s)
-			if err != nil {
-				return nil, err
+			if err != nil || !ip.Is6() {
+				return nil, fmt.Errorf("%q: not an IPv6 address", s)
 			}
-			d.seek(ip)
-			return "ok", nil
+			yes := "NO"
+			if hasHostRoute(ip) {
+				yes = "YES"
+			}
+			return fmt.Sprintf("found route %s/128: %s", ip, yes), nil // the C daemon's reply
 		},
 		"verbosity": func(args []string) (any, error) {
-			s, err := one(args, "verbosity debug|info|warn|error")
+			s, err := one(args, "verbosity none|verbose|debug (or debug|info|warn|error)")
 			if err != nil {
 				return nil, err
 			}
-			var lvl slog.Level
-			if err := lvl.UnmarshalText([]byte(s)); err != nil {
-				return nil, fmt.Errorf("%q: not a log level", s)
+			// the C daemon's words first
+			lvl, ok := map[string]slog.Level{"none": slog.LevelWarn, "verbose": slog.LevelInfo, "debug": slog.LevelDebug}[s]
+			if !ok {
+				if err := lvl.UnmarshalText([]byte(s)); err != nil {
+					return nil, fmt.Errorf("%q: not a log level", s)
+				}
 			}
 			cli.Level.Set(lvl)
-			return "ok", nil
+			return "", nil
 		},
 		"get_platprefix": func([]string) (any, error) {
 			d.mu.Lock()

@@ -1,6 +1,7 @@
 package l3roamd
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gluon-464xlat/gluon-464xlat/intercom"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
 )
 
 // RFC 4291 appendix A: the modified EUI-64 flips the universal/local bit
@@ -208,7 +210,7 @@ func TestLeasesFromDnsmasqsFile(t *testing.T) {
 
 // The C daemon's socket commands for prefixes and addresses: repeated adds
 // are no-ops, deletes of what is not there and malformed arguments get an
-// error reply.
+// error reply (where the C daemon answers nothing).
 func TestSocketCommandsForPrefixesAndAddresses(t *testing.T) {
 	d := testDaemon()
 	cmds := d.commands()
@@ -218,13 +220,13 @@ func TestSocketCommandsForPrefixesAndAddresses(t *testing.T) {
 			t.Fatalf("add_prefix %s: %v", p, err)
 		}
 	}
-	if out, _ := run("get_prefixes"); fmt.Sprint(out) != "[2001:db8:1::/64 2001:db8:2::/64]" {
+	if out, _ := run("get_prefixes"); fmt.Sprint(out) != "map[cidr:[2001:db8:1::/64 2001:db8:2::/64] prefixes:[2001:db8:1:: 2001:db8:2::]]" {
 		t.Errorf("after adds: %v", out)
 	}
 	if _, err := run("del_prefix", "2001:db8:1::/64"); err != nil {
 		t.Fatal(err)
 	}
-	if out, _ := run("get_prefixes"); fmt.Sprint(out) != "[2001:db8:2::/64]" {
+	if out, _ := run("get_prefixes"); fmt.Sprint(out) != "map[cidr:[2001:db8:2::/64] prefixes:[2001:db8:2::]]" {
 		t.Errorf("after del: %v", out)
 	}
 	for _, bad := range [][]string{{"del_prefix", "2001:db8:1::/64"}, {"del_prefix", "nonsense"}, {"add_prefix", "10.0.0.0/8"},
@@ -288,5 +290,83 @@ func TestDuplicateTableIsBounded(t *testing.T) {
 	}
 	if len(d.seen) > maxSeen || d.count["duplicate_table_full"] != 100 {
 		t.Fatalf("%d remembered, counters %v", len(d.seen), d.count)
+	}
+}
+
+// Issue 13: the C daemon's socket commands answer in its shapes, through
+// the socket: get_clients an object whose "clients" is the count (Gluon's
+// respondd reads it so, with json-c) and whose "clientlist" has per MAC an
+// "interface" and "addresses" with a "state"; get_prefixes and get_meshifs
+// objects of string arrays; the text replies the C daemon prints.
+func TestSocketRepliesInTheCDaemonsShapes(t *testing.T) {
+	d := testDaemon()
+	d.c.clientDev = "local-node"
+	d.meshIfs = map[string]int{"mesh-vpn": 1}
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	sock := filepath.Join(t.TempDir(), "l3roamd.sock")
+	srv, err := ctlsock.Listen(sock, d.commands())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	q := func(line string) string {
+		out, err := ctlsock.Query(sock, line)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		return out
+	}
+	var empty map[string]any
+	if err := json.Unmarshal([]byte(q("get_clients")), &empty); err != nil || empty["clients"] != float64(0) || empty["clientlist"] != nil {
+		t.Errorf("get_clients without clients: %v %v", empty, err)
+	}
+	d.clients[mac.String()] = &client{mac: mac, ip4: netip.MustParseAddr("10.130.0.5"), ip6: []netip.Addr{netip.MustParseAddr("2001:db8:2::5")}}
+	var got struct {
+		Clients    *int `json:"clients"`
+		Clientlist map[string]struct {
+			Interface *string                         `json:"interface"`
+			Addresses map[string]struct{ State *int } `json:"addresses"`
+		} `json:"clientlist"`
+	}
+	out := q("get_clients")
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.Clients == nil || *got.Clients != 1 {
+		t.Fatalf("get_clients: %v %s", err, out)
+	}
+	c, ok := got.Clientlist[mac.String()]
+	if !ok || c.Interface == nil || *c.Interface != "local-node" || len(c.Addresses) != 2 {
+		t.Fatalf("get_clients clientlist: %s", out)
+	}
+	for a, st := range c.Addresses {
+		if _, err := netip.ParseAddr(a); err != nil || st.State == nil || *st.State != 1 {
+			t.Errorf("address %q state %v: %s", a, st.State, out)
+		}
+	}
+	if _, ok := c.Addresses["::ffff:10.130.0.5"]; !ok {
+		t.Errorf("the IPv4 address is not there IPv4-mapped, as the C daemon keeps it: %s", out)
+	}
+	var meshifs struct{ Mesh_interfaces []string }
+	if json.Unmarshal([]byte(q("get_meshifs")), &meshifs); fmt.Sprint(meshifs.Mesh_interfaces) != "[mesh-vpn]" {
+		t.Errorf("get_meshifs: %s", q("get_meshifs"))
+	}
+	for line, want := range map[string]string{
+		"add_prefix 2001:db8:9::/64":                "Added prefix: 2001:db8:9::/64",
+		"del_prefix 2001:db8:9::/64":                "Deleted prefix: 2001:db8:9::/64",
+		"add_address 2001:db8:2::7 " + mac.String(): "OK",
+		"del_address 2001:db8:2::7 " + mac.String(): "OK",
+		"verbosity verbose":                         "",
+		"verbosity none":                            "",
+	} {
+		if got := q(line); got != want {
+			t.Errorf("%s: %q, want %q", line, got, want)
+		}
+	}
+	var prefixes map[string][]string
+	if err := json.Unmarshal([]byte(q("get_prefixes")), &prefixes); err != nil {
+		t.Fatalf("get_prefixes: %v", err)
+	}
+	for _, p := range prefixes["prefixes"] {
+		if _, err := netip.ParseAddr(p); err != nil {
+			t.Errorf("get_prefixes: %q is not an address, as the C daemon prints them", p)
+		}
 	}
 }

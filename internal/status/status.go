@@ -122,14 +122,37 @@ type Roam struct {
 	LeaseLeftS int    `json:"lease_left_s"`
 }
 
-// Client is one client l3roamd knows (`get_clients`).
-type Client struct {
-	MAC      string   `json:"mac"`
-	IPv4     string   `json:"ipv4,omitempty"`
-	IPv6     []string `json:"ipv6,omitempty"`
-	Claiming bool     `json:"claiming,omitempty"`
-	CLATD    string   `json:"clat_prefix_of_lease,omitempty"` // the node whose lease it holds
-	PLATC    string   `json:"plat_of_sessions,omitempty"`
-	LeaseS   int      `json:"lease_left_s,omitempty"`
-	Roamed   bool     `json:"roamed_here"`
+// Clients is l3roamd's `get_clients` in the C l3roamd's shape, which
+// Gluon's respondd provider reads with json-c ("clients", the count):
+// "clientlist" by MAC, each with "interface" and "addresses" (IPv4 ones
+// IPv4-mapped, as the C daemon keeps them); the other keys are this
+// daemon's own.
+type Clients struct {
+	Count int               `json:"clients"`
+	List  map[string]Client `json:"clientlist,omitempty"`
 }
+
+// Client is one client l3roamd knows.
+type Client struct {
+	Interface string                  `json:"interface"`
+	Addresses map[string]AddressState `json:"addresses,omitempty"`
+	IPv4      string                  `json:"ipv4,omitempty"`
+	Claiming  bool                    `json:"claiming,omitempty"`
+	CLATD     string                  `json:"clat_prefix_of_lease,omitempty"` // the node whose lease it holds
+	PLATC     string                  `json:"plat_of_sessions,omitempty"`
+	LeaseS    int                     `json:"lease_left_s,omitempty"`
+	Roamed    bool                    `json:"roamed_here"`
+}
+
+// AddressState is the C daemon's state of a client address: 0 inactive,
+// 1 active, 2 tentative.
+type AddressState struct {
+	State int `json:"state"`
+}
+
+// Address states.
+const (
+	AddressInactive  = 0
+	AddressActive    = 1
+	AddressTentative = 2
+)

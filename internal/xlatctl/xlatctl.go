@@ -28,7 +28,7 @@ type Node struct {
 	Clatd   *status.Clatd     `json:"clatd"`
 	Prefixd *status.Prefixd   `json:"prefixd"`
 	L3roamd *status.L3roamd   `json:"l3roamd"`
-	Clients []status.Client   `json:"l3roamd_clients"`
+	Clients *status.Clients   `json:"l3roamd_clients"`
 	Platd   *status.Platd     `json:"platd"`
 	Errors  map[string]string `json:"errors,omitempty"`
 }
@@ -63,7 +63,10 @@ func Query(socks map[string]string) *Node {
 	var r status.L3roamd
 	if get("l3roamd", "status", &r) {
 		n.L3roamd = &r
-		get("l3roamd", "get_clients", &n.Clients)
+		var cl status.Clients
+		if get("l3roamd", "get_clients", &cl) {
+			n.Clients = &cl
+		}
 	}
 	var x status.Platd
 	if get("platd", "status", &x) {
@@ -176,19 +179,25 @@ func Print(w io.Writer, n *Node) {
 		}
 	}
 	if r := n.L3roamd; r != nil {
+		var macs []string
 		roamed := 0
-		for _, c := range n.Clients {
-			if c.Roamed {
-				roamed++
+		if n.Clients != nil {
+			for mac, c := range n.Clients.List {
+				macs = append(macs, mac)
+				if c.Roamed {
+					roamed++
+				}
 			}
 		}
-		fmt.Fprintf(w, "l3roamd:     %d clients (%d roamed here)", len(n.Clients), roamed)
+		sort.Strings(macs)
+		fmt.Fprintf(w, "l3roamd:     %d clients (%d roamed here)", len(macs), roamed)
 		if len(r.PLATRoamed) > 0 {
 			fmt.Fprintf(w, ", %d roamed clients held as PLAT", len(r.PLATRoamed))
 		}
 		fmt.Fprintln(w)
-		for _, c := range n.Clients {
-			fmt.Fprintf(w, "             %s %s", c.MAC, c.IPv4)
+		for _, mac := range macs {
+			c := n.Clients.List[mac]
+			fmt.Fprintf(w, "             %s %s", mac, c.IPv4)
 			if c.Roamed {
 				fmt.Fprintf(w, " (lease from %s, sessions on %s)", c.CLATD, c.PLATC)
 			}

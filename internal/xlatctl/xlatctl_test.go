@@ -29,8 +29,8 @@ func TestNodeAtAGlance(t *testing.T) {
 			Candidates: []status.Candidate{{Prefix: cur, Metric: 96, Probed: true, ProbeOK: true, RTT: 200 * time.Microsecond},
 				{Prefix: other, Metric: 65535, Probed: true}},
 			Switches: []status.Switch{{Time: time.Now(), From: other.String(), To: cur.String(), Reason: "current PLAT failed 3 probes in a row"}}})},
-		"l3roamd": {"status": reply(status.L3roamd{PLATRoamed: []status.Roam{}}), "get_clients": reply([]status.Client{{MAC: "02:c1:1e:00:00:0a", IPv4: "10.130.0.140",
-			Roamed: true, CLATD: "fddd:1337:1337::2:0:0/96", PLATC: cur.String()}})},
+		"l3roamd": {"status": reply(status.L3roamd{PLATRoamed: []status.Roam{}}), "get_clients": reply(status.Clients{Count: 1, List: map[string]status.Client{"02:c1:1e:00:00:0a": {IPv4: "10.130.0.140",
+			Roamed: true, CLATD: "fddd:1337:1337::2:0:0/96", PLATC: cur.String()}}})},
 	} {
 		srv, err := ctlsock.Listen(filepath.Join(dir, name+".sock"), cmds)
 		if err != nil {
@@ -64,7 +64,7 @@ func TestNodeAtAGlance(t *testing.T) {
 		t.Errorf("a daemon that is not installed is reported:\n%s", out)
 	}
 	js, _ := json.Marshal(n)
-	if !strings.Contains(string(js), `"platd":null`) || !strings.Contains(string(js), `"l3roamd_clients":[{`) || !strings.Contains(string(js), `"errors":{"platd"`) {
+	if !strings.Contains(string(js), `"platd":null`) || !strings.Contains(string(js), `"l3roamd_clients":{"clients":1`) || !strings.Contains(string(js), `"errors":{"platd"`) {
 		t.Errorf("--json: %s", js)
 	}
 }
