@@ -57,8 +57,10 @@ type daemon struct {
 	meshIfs map[string]int // name -> index (0: not up yet)
 	prefix6 []netip.Prefix
 	seen    map[uint64]time.Time // recent messages (dupKey) -> until when a copy is a duplicate
-	acked   map[string]chan struct{}
-	count   map[string]uint64 // events and drops by reason
+	// when a refusal was last logged (drop)
+	lastDropLog time.Time
+	acked       map[string]chan struct{}
+	count       map[string]uint64 // events and drops by reason
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -241,6 +243,12 @@ func (d *daemon) receive() {
 		var to netip.Addr
 		if cm != nil {
 			to, _ = netip.AddrFromSlice(cm.Dst)
+			// intercom is between nodes: what comes in on the client
+			// port (or anywhere else) is not theirs
+			if !d.fromMesh(cm.IfIndex) {
+				d.drop("not_from_mesh", from.Unmap(), fmt.Errorf("interface %d", cm.IfIndex))
+				continue
+			}
 		}
 		d.handle(buf[:n], from.Unmap(), to.Unmap())
 	}
@@ -255,6 +263,12 @@ func (d *daemon) handle(b []byte, from, to netip.Addr) {
 	}
 	if m.Sender == d.c.nodeIP {
 		d.inc("own_packets")
+		return
+	}
+	// Clients' addresses are not nodes: a client elsewhere in the mesh
+	// must not claim clients (a CLAIM releases them) or speak for a node.
+	if d.inClientNet(from) || d.inClientNet(m.Sender) {
+		d.drop("from_client_address", from, fmt.Errorf("sender %s", m.Sender))
 		return
 	}
 	// Signed messages are checked before their nonce counts as seen: a
@@ -326,9 +340,45 @@ func (d *daemon) duplicate(b []byte, signed bool) bool {
 	return false
 }
 
+// inClientNet reports an address in the clients' prefixes.
+func (d *daemon) inClientNet(a netip.Addr) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range d.prefix6 {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// fromMesh reports whether ifindex is a mesh interface, by name: a mesh
+// interface made anew (netifd recreates a VXLAN) has a new index.
+func (d *daemon) fromMesh(ifindex int) bool {
+	ifi, err := net.InterfaceByIndex(ifindex)
+	if err != nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.meshIfs[ifi.Name]
+	return ok
+}
+
+// drop counts a refused packet always and logs at most one refusal a
+// second: whoever can send packets must not be able to fill the log.
 func (d *daemon) drop(reason string, from netip.Addr, err error) {
-	d.inc("dropped_" + reason)
-	slog.Warn("intercom packet refused", "reason", reason, "from", from, "err", err)
+	d.mu.Lock()
+	d.count["dropped_"+reason]++
+	now := time.Now()
+	log := now.Sub(d.lastDropLog) >= time.Second
+	if log {
+		d.lastDropLog = now
+	}
+	d.mu.Unlock()
+	if log {
+		slog.Warn("intercom packet refused", "reason", reason, "from", from, "err", err)
+	}
 }
 
 // onClaim: another node serves our client now. Tell it what we know (INFO,

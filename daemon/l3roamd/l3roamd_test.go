@@ -348,16 +348,16 @@ func TestSocketRepliesInTheCDaemonsShapes(t *testing.T) {
 	if json.Unmarshal([]byte(q("get_meshifs")), &meshifs); fmt.Sprint(meshifs.Mesh_interfaces) != "[mesh-vpn]" {
 		t.Errorf("get_meshifs: %s", q("get_meshifs"))
 	}
-	for line, want := range map[string]string{
-		"add_prefix 2001:db8:9::/64":                "Added prefix: 2001:db8:9::/64",
-		"del_prefix 2001:db8:9::/64":                "Deleted prefix: 2001:db8:9::/64",
-		"add_address 2001:db8:2::7 " + mac.String(): "OK",
-		"del_address 2001:db8:2::7 " + mac.String(): "OK",
-		"verbosity verbose":                         "",
-		"verbosity none":                            "",
+	for _, c := range [][2]string{ // in order: a delete after its add
+		{"add_prefix 2001:db8:9::/64", "Added prefix: 2001:db8:9::/64"},
+		{"del_prefix 2001:db8:9::/64", "Deleted prefix: 2001:db8:9::/64"},
+		{"add_address 2001:db8:2::7 " + mac.String(), "OK"},
+		{"del_address 2001:db8:2::7 " + mac.String(), "OK"},
+		{"verbosity verbose", ""},
+		{"verbosity none", ""},
 	} {
-		if got := q(line); got != want {
-			t.Errorf("%s: %q, want %q", line, got, want)
+		if got := q(c[0]); got != c[1] {
+			t.Errorf("%s: %q, want %q", c[0], got, c[1])
 		}
 	}
 	var prefixes map[string][]string
@@ -368,5 +368,41 @@ func TestSocketRepliesInTheCDaemonsShapes(t *testing.T) {
 		if _, err := netip.ParseAddr(p); err != nil {
 			t.Errorf("get_prefixes: %q is not an address, as the C daemon prints them", p)
 		}
+	}
+}
+
+// Issue 13 item 5: intercom is between nodes. A CLAIM sent from (or in the
+// name of) a client address does not release the client; packets that come
+// in on an interface other than a mesh interface are refused (by name: a
+// mesh interface made anew keeps counting); refusals are counted always,
+// logged at most once a second.
+func TestIntercomOnlyFromNodesOnTheMesh(t *testing.T) {
+	d := testDaemon()
+	d.prefix6 = []netip.Prefix{netip.MustParsePrefix("2001:db8:2::/64")}
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	d.clients[mac.String()] = &client{mac: mac}
+	client := netip.MustParseAddr("2001:db8:2::5")
+	d.handle(intercom.Claim(intercom.Header{TTL: 1, Nonce: 1, Sender: client}, mac), client, netip.Addr{})
+	d.handle(intercom.Claim(intercom.Header{TTL: 1, Nonce: 2, Sender: client}, mac), netip.MustParseAddr("fe80::1"), netip.Addr{})
+	if _, ok := d.clients[mac.String()]; !ok || d.count["dropped_from_client_address"] != 2 {
+		t.Fatalf("a client's CLAIM released the client: clients %v counters %v", d.clients, d.count)
+	}
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skip("no lo")
+	}
+	d.meshIfs = map[string]int{"lo": 12345} // a stale index: the name counts
+	if !d.fromMesh(lo.Index) {
+		t.Error("a mesh interface by name not recognised")
+	}
+	d.meshIfs = map[string]int{"mesh0": lo.Index}
+	if d.fromMesh(lo.Index) {
+		t.Error("an interface that is not a mesh interface accepted")
+	}
+	for i := 0; i < 1000; i++ {
+		d.drop("test", client, nil)
+	}
+	if d.count["dropped_test"] != 1000 {
+		t.Errorf("refusals not all counted: %v", d.count)
 	}
 }
