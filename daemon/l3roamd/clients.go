@@ -71,7 +71,17 @@ func (d *daemon) followNeighbours(ch chan netlink.NeighUpdate) {
 			if !ok {
 				return
 			}
-			if u.Type != unix.RTM_NEWNEIGH || len(u.HardwareAddr) != 6 {
+			if len(u.HardwareAddr) != 6 {
+				continue
+			}
+			if u.Type == unix.RTM_DELNEIGH {
+				// the client bridge forgot a MAC: the client left
+				if u.Family == unix.AF_BRIDGE && u.MasterIndex > 0 && d.isDev(u.MasterIndex, d.c.clientBridge) {
+					d.markGone(u.HardwareAddr)
+				}
+				continue
+			}
+			if u.Type != unix.RTM_NEWNEIGH {
 				continue
 			}
 			if u.Family == unix.AF_BRIDGE {
@@ -109,15 +119,25 @@ func (d *daemon) learn(mac net.HardwareAddr, ip netip.Addr) {
 	d.mu.Lock()
 	cl, ok := d.clients[mac.String()]
 	if !ok {
+		if len(d.clients) >= d.c.maxClients {
+			d.count["clients_cap_hit"]++
+			d.mu.Unlock()
+			return
+		}
 		cl = &client{mac: mac, claiming: true}
 		d.clients[mac.String()] = cl
 	}
+	cl.goneSince = time.Time{} // seen again
 	changed := false
 	switch {
 	case !ip.IsValid():
 	case ip.Is4() && !ip.IsLinkLocalUnicast() && cl.ip4 != ip:
 		cl.ip4, changed = ip, true
 	case d.isClientIP6(ip) && !slices.Contains(cl.ip6, ip):
+		if len(cl.ip6) >= d.c.maxAddrs {
+			d.count["addresses_cap_hit"]++
+			break
+		}
 		cl.ip6, changed = append(cl.ip6, ip), true
 	}
 	claiming := cl.claiming
@@ -291,4 +311,37 @@ func hasHostRoute(ip netip.Addr) bool {
 	rs, err := netlink.RouteListFiltered(unix.AF_INET6, &netlink.Route{Dst: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(128, 128)}, Table: unix.RT_TABLE_UNSPEC},
 		netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
 	return err == nil && len(rs) > 0
+}
+
+// markGone notes that the client bridge forgot mac.
+func (d *daemon) markGone(mac net.HardwareAddr) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if cl, ok := d.clients[mac.String()]; ok && cl.goneSince.IsZero() {
+		cl.goneSince = time.Now()
+	}
+}
+
+// forgetGone forgets the clients gone for goneGrace by now: their
+// node-client IP, host routes (and so the mesh's routes to them) and
+// neighbour entries go. The grace leaves a node that the client moved to
+// time to claim it (the lab moves a port at once, which flushes the
+// bridge's entries; a Wi-Fi station's stay there until they age out).
+// Their 464xlat state lives on until its lease ends: a client that comes
+// back keeps its sessions.
+func (d *daemon) forgetGone(now time.Time) {
+	var gone []*client
+	d.mu.Lock()
+	for k, cl := range d.clients {
+		if !cl.goneSince.IsZero() && now.Sub(cl.goneSince) >= d.c.goneGrace {
+			delete(d.clients, k)
+			gone = append(gone, cl)
+			d.count["clients_expired"]++
+		}
+	}
+	d.mu.Unlock()
+	for _, cl := range gone {
+		slog.Info("client gone", "mac", cl.mac.String(), "ip4", cl.ip4, "ip6", len(cl.ip6))
+		d.release(cl)
+	}
 }

@@ -700,6 +700,7 @@ func (d *daemon) expire() {
 		case <-d.done:
 			return
 		case now := <-t.C:
+			d.forgetGone(now)
 			d.mu.Lock()
 			for k, until := range d.seen {
 				if now.After(until) {

@@ -56,6 +56,7 @@ func testDaemon() *daemon {
 		ownPLAT: netip.MustParsePrefix("fddd:1337:1338::1:0:0/96"), clatRange: netip.MustParsePrefix("fddd:1337:1337::/48"),
 		platRange: netip.MustParsePrefix("fddd:1337:1338::/48"), key: []byte("0123456789abcdef"),
 		maxLease: 7 * 24 * time.Hour, window: 30 * time.Second,
+		maxClients: 1024, maxAddrs: 16, goneGrace: time.Minute,
 	}
 	return &daemon{c: c, clients: map[string]*client{}, xlat: map[netip.Addr]xlatState{}, roams: map[netip.Addr]roamed{},
 		seen: map[uint64]time.Time{}, acked: map[string]chan struct{}{}, count: map[string]uint64{}, done: make(chan struct{})}
@@ -404,5 +405,39 @@ func TestIntercomOnlyFromNodesOnTheMesh(t *testing.T) {
 	}
 	if d.count["dropped_test"] != 1000 {
 		t.Errorf("refusals not all counted: %v", d.count)
+	}
+}
+
+// Issue 13 item 4: state learned from the network is bounded. A client
+// whose MAC the client bridge forgot is forgotten after the grace (unless
+// seen again); clients and addresses per client are capped, and counted
+// when the cap is hit.
+func TestClientsExpireAndAreCapped(t *testing.T) {
+	d := testDaemon()
+	d.c.maxClients, d.c.maxAddrs = 2, 2
+	d.prefix6 = []netip.Prefix{netip.MustParsePrefix("2001:db8:2::/64")}
+	a, b, c := net.HardwareAddr{2, 0, 0, 0, 0, 1}, net.HardwareAddr{2, 0, 0, 0, 0, 2}, net.HardwareAddr{2, 0, 0, 0, 0, 3}
+	d.clients[a.String()] = &client{mac: a}
+	d.clients[b.String()] = &client{mac: b}
+	d.learn(c, netip.Addr{})
+	if _, ok := d.clients[c.String()]; ok || d.count["clients_cap_hit"] != 1 {
+		t.Fatalf("a third client with a cap of 2: clients %d, counters %v", len(d.clients), d.count)
+	}
+	for i := 1; i <= 3; i++ {
+		d.learn(a, netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 2, 15: byte(i)}))
+	}
+	if n := len(d.clients[a.String()].ip6); n != 2 || d.count["addresses_cap_hit"] != 1 {
+		t.Fatalf("three addresses with a cap of 2: %d kept, counters %v", n, d.count)
+	}
+	d.markGone(a)
+	d.markGone(b)
+	d.learn(b, netip.Addr{}) // b shows up again
+	d.forgetGone(time.Now().Add(30 * time.Second))
+	if len(d.clients) != 2 {
+		t.Fatalf("forgotten within the grace: %d clients", len(d.clients))
+	}
+	d.forgetGone(time.Now().Add(2 * time.Minute))
+	if _, ok := d.clients[a.String()]; ok || d.clients[b.String()] == nil || d.count["clients_expired"] != 1 {
+		t.Fatalf("after the grace: clients %v, counters %v", d.clients, d.count)
 	}
 }

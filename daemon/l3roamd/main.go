@@ -45,6 +45,9 @@ type config struct {
 	table        string
 	backend      string
 	ip6tables    string
+	maxClients   int
+	maxAddrs     int
+	goneGrace    time.Duration
 }
 
 type prefixList []netip.Prefix
@@ -105,6 +108,9 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.platDev, "plat-dev", "plat", "platd's TUN device (with -own-plat)")
 	fs.StringVar(&keyFile, "roam-key-file", "", "file with the mesh's roaming key, which signs INFO_XLAT and ROAM (required for 464xlat)")
 	fs.StringVar(&c.leases, "dhcp-leases", "/tmp/dhcp.leases", "dnsmasq's lease file: a client's remaining lease")
+	fs.IntVar(&c.maxClients, "max-clients", 1024, "clients served at once; more are counted (clients_cap_hit), not served")
+	fs.IntVar(&c.maxAddrs, "max-client-addresses", 16, "IPv6 addresses taken per client; more are counted (addresses_cap_hit)")
+	fs.DurationVar(&c.goneGrace, "client-gone-grace", time.Minute, "a client whose MAC the client bridge forgot is forgotten after this")
 	fs.DurationVar(&c.defaultLease, "default-lease", time.Hour, "lease assumed for a client not in -dhcp-leases")
 	fs.DurationVar(&c.maxLease, "max-lease", 7*24*time.Hour, "a ROAM with a longer lease is refused as absurd")
 	fs.DurationVar(&c.window, "auth-window", 30*time.Second, "signed messages older or newer than this are refused")
@@ -116,6 +122,9 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if c.clientBridge == "" {
 		c.clientBridge = c.clientDev
+	}
+	if c.maxClients < 1 || c.maxAddrs < 1 || c.goneGrace <= 0 {
+		return nil, fmt.Errorf("-max-clients %d, -max-client-addresses %d, -client-gone-grace %s: need at least 1, 1 and a positive duration", c.maxClients, c.maxAddrs, c.goneGrace)
 	}
 	var err error
 	if c.nodeIP, err = netip.ParseAddr(nodeIP); err != nil || !c.nodeIP.Is6() || c.nodeIP.Is4In6() {

@@ -13,6 +13,10 @@ type client struct {
 	ip6 []netip.Addr // its IPv6 addresses inside the client prefixes
 	// claiming: a CLAIM is out and no INFO came back yet
 	claiming bool
+	// goneSince: the client bridge forgot its MAC (it went quiet for the
+	// bridge's ageing time, or its port went); it is forgotten here after
+	// goneGrace unless it shows up again
+	goneSince time.Time
 }
 
 // xlatState is where a client's IPv4 sessions live: the CLAT /96 of the
