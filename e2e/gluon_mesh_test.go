@@ -494,14 +494,17 @@ func TestGluonMixedMeshRoamsIPv6WithTheCL3roamd(t *testing.T) {
 		m.hold(t)
 		t.Fatalf("the client (%s) does not reach the community server %s", addr, gluonSrvWeb)
 	}
-	clients := func(n *gluonNode) string {
+	// a command on the node's l3roamd socket: with Gluon's uc where the C
+	// daemon runs, with xlatctl where this project's does (no uc there)
+	ask := func(n *gluonNode, cmd string) string {
 		if n.cL3roamd {
-			out, _ := n.exec("sh", "-c", "echo get_clients | uc /var/run/l3roamd.sock")
+			out, _ := n.exec("sh", "-c", "echo "+cmd+" | uc /var/run/l3roamd.sock")
 			return out
 		}
-		out, _ := n.exec("xlatctl", "l3roamd", "get_clients")
+		out, _ := n.exec("xlatctl", "l3roamd", cmd)
 		return out
 	}
+	clients := func(n *gluonNode) string { return ask(n, "get_clients") }
 	replies := map[*gluonNode]string{}
 	for i, hop := range []struct{ from, to *gluonNode }{{m.n1, m.n2}, {m.n2, m.n1}} {
 		fetch, progress := startDownload(t, l, m.srv, m.client, "to-"+hop.to.name, fmt.Sprintf("[%s]:%d", gluonSrvWeb, 5002+i), 4000000, 1000000)
@@ -525,8 +528,7 @@ func TestGluonMixedMeshRoamsIPv6WithTheCL3roamd(t *testing.T) {
 	sameShape(t, "get_clients", replies[m.n2], replies[m.n1])
 	for _, cmd := range []string{"get_meshifs", "get_prefixes"} {
 		for _, n := range []*gluonNode{m.n1, m.n2} {
-			out, _ := n.exec("sh", "-c", "echo "+cmd+" | uc /var/run/l3roamd.sock")
-			replies[n] = out
+			replies[n] = ask(n, cmd)
 		}
 		sameShape(t, cmd, replies[m.n2], replies[m.n1])
 	}
