@@ -52,30 +52,25 @@ func Query(socks map[string]string) *Node {
 		}
 		return true
 	}
-	var c status.Clatd
-	if get("clatd", "status", &c) {
-		n.Clatd = &c
+	n.Clatd = answer[status.Clatd](get, "clatd", "status")
+	n.Prefixd = answer[status.Prefixd](get, "prefixd", "status")
+	if n.L3roamd = answer[status.L3roamd](get, "l3roamd", "status"); n.L3roamd != nil {
+		n.Clients = answer[status.Clients](get, "l3roamd", "get_clients")
 	}
-	var p status.Prefixd
-	if get("prefixd", "status", &p) {
-		n.Prefixd = &p
-	}
-	var r status.L3roamd
-	if get("l3roamd", "status", &r) {
-		n.L3roamd = &r
-		var cl status.Clients
-		if get("l3roamd", "get_clients", &cl) {
-			n.Clients = &cl
-		}
-	}
-	var x status.Platd
-	if get("platd", "status", &x) {
-		n.Platd = &x
-	}
+	n.Platd = answer[status.Platd](get, "platd", "status")
 	if len(n.Errors) == 0 {
 		n.Errors = nil
 	}
 	return n
+}
+
+// answer is daemon d's reply to cmd as a T, nil when it does not answer.
+func answer[T any](get func(d, cmd string, into any) bool, d, cmd string) *T {
+	var v T
+	if !get(d, cmd, &v) {
+		return nil
+	}
+	return &v
 }
 
 // Main runs xlatctl with args (without the program name).
