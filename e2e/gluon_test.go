@@ -300,6 +300,21 @@ func TestGluonNodeBootsWithTheCLAT(t *testing.T) {
 	if !strings.Contains(babel, "redistribute ip fddd:1337:1337::/48 eq 96 allow") {
 		t.Errorf("babeld does not redistribute the CLAT /96s:\n%s", babel)
 	}
+	// The daemons log to syslog at each line's priority (-syslog): info as
+	// daemon.info, not every line as daemon.err (procd's stderr).
+	for _, d := range []string{"clatd", "prefixd", "l3roamd"} {
+		if !netlab.WaitFor(10*time.Second, func() bool {
+			out, _ := n.exec("logread")
+			return strings.Contains(out, "daemon.info "+d+"[")
+		}) {
+			t.Errorf("no daemon.info line of %s in logread:\n%s", d, n.log())
+		}
+	}
+	for _, line := range strings.Split(n.must("logread"), "\n") {
+		if strings.Contains(line, ".err ") && strings.Contains(line, "level=INFO") {
+			t.Errorf("an info line at priority err: %s", line)
+		}
+	}
 }
 
 // TestGluonReconfigure: gluon-reconfigure twice gives the same UCI, and an

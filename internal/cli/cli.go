@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"log/syslog"
 	"os"
 	"os/signal"
 	"runtime"
@@ -29,6 +30,7 @@ var Level slog.LevelVar
 // Common holds the flags every daemon has.
 type Common struct {
 	logLevel string
+	syslog   bool
 	version  bool
 }
 
@@ -39,6 +41,7 @@ func NewFlagSet(name string, c *Common) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.syslog, "syslog", false, "log to syslog (facility daemon) at each line's priority, instead of stderr")
 	fs.BoolVar(&c.version, "version", false, "print the version and exit")
 	return fs
 }
@@ -66,9 +69,18 @@ func Parse(fs *flag.FlagSet, c *Common, args []string, usage string) error {
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return fmt.Errorf("-log-level %q: %v", c.logLevel, err)
 	}
-	// Plain key=value lines on stderr: procd hands them to syslog.
+	// Plain key=value lines, to syslog at their priority (-syslog, what the
+	// init scripts ask for) or on stderr.
 	Level.Set(lvl)
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &Level})))
+	if c.syslog {
+		w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, fs.Name())
+		if err != nil {
+			slog.Warn("no syslog: logging to stderr", "err", err)
+			return nil
+		}
+		slog.SetDefault(slog.New(newSyslogHandler(w, &Level)))
+	}
 	return nil
 }
 
