@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -34,15 +36,63 @@ func New(t testing.TB) *Lab {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for network namespaces")
 	}
+	sweepOnce.Do(sweepStale)
 	l := &Lab{t: t, prefix: fmt.Sprintf("xl%d%d", os.Getpid()%100000, seq.Add(1)), Dir: t.TempDir()}
 	t.Cleanup(l.Close)
 	return l
+}
+
+// registry lists, per test process, the namespaces it made: t.Cleanup does
+// not run when a test binary dies (go test's -timeout panics, a kill), and
+// what such a process left behind is removed by the next one (sweepStale).
+var (
+	registry  = filepath.Join(os.TempDir(), "netlab-namespaces")
+	regMu     sync.Mutex
+	sweepOnce sync.Once
+)
+
+// register notes a namespace of this process.
+func register(ns string) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	os.MkdirAll(registry, 0o700)
+	f, err := os.OpenFile(filepath.Join(registry, strconv.Itoa(os.Getpid())), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return
+	}
+	fmt.Fprintln(f, ns)
+	f.Close()
+}
+
+// sweepStale removes the namespaces (and kills what runs in them) of test
+// processes that are gone.
+func sweepStale() {
+	ents, _ := os.ReadDir(registry)
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue // alive (or not ours to judge)
+		}
+		b, _ := os.ReadFile(filepath.Join(registry, e.Name()))
+		for _, ns := range strings.Fields(string(b)) {
+			if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+				for _, p := range strings.Fields(string(out)) {
+					if n, err := strconv.Atoi(p); err == nil {
+						syscall.Kill(n, syscall.SIGKILL)
+					}
+				}
+				exec.Command("ip", "netns", "del", ns).Run()
+			}
+		}
+		os.Remove(filepath.Join(registry, e.Name()))
+	}
 }
 
 // NS creates a namespace (name is short: it prefixes interface-free names
 // only) with loopback up and returns its full name.
 func (l *Lab) NS(name string) string {
 	full := l.prefix + "-" + name
+	register(full)
 	l.must("ip", "netns", "add", full)
 	l.nss = append(l.nss, full)
 	l.Must(full, "ip", "link", "set", "lo", "up")
