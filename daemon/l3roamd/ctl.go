@@ -53,6 +53,15 @@ func one(args []string, usage string) (string, error) {
 	return args[0], nil
 }
 
+// parseUnicastMAC parses a client's MAC (an Ethernet unicast address).
+func parseUnicastMAC(s string) (net.HardwareAddr, error) {
+	mac, err := net.ParseMAC(s)
+	if err != nil || len(mac) != 6 || mac[0]&1 == 1 {
+		return nil, fmt.Errorf("%q: not a unicast MAC", s)
+	}
+	return mac, nil
+}
+
 func parseAddr(s string) (netip.Addr, error) {
 	ip, err := netip.ParseAddr(s)
 	if err != nil {
@@ -175,9 +184,9 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 			if err != nil {
 				return nil, err
 			}
-			mac, err := net.ParseMAC(args[1])
-			if err != nil || len(mac) != 6 || mac[0]&1 == 1 {
-				return nil, fmt.Errorf("%q: not a unicast MAC", args[1])
+			mac, err := parseUnicastMAC(args[1])
+			if err != nil {
+				return nil, err
 			}
 			d.learn(mac, ip.Unmap())
 			return "OK", nil
@@ -217,9 +226,9 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 				d.seek(ip)
 				return "", nil
 			}
-			mac, err := net.ParseMAC(args[1])
-			if err != nil || len(mac) != 6 || mac[0]&1 == 1 {
-				return nil, fmt.Errorf("%q: not a unicast MAC", args[1])
+			mac, err := parseUnicastMAC(args[1])
+			if err != nil {
+				return nil, err
 			}
 			return "", d.probeNeighbour(ip.Unmap(), mac)
 		},

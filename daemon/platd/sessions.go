@@ -58,6 +58,11 @@ func key6(f conntrack.Flow) natKey {
 	return natKey{p, f.TupleReply.Proto.DestinationPort}
 }
 
+// key4 is an IPv4 entry's natKey.
+func key4(f conntrack.Flow) natKey {
+	return natKey{f.TupleOrig.Proto.Protocol, f.TupleOrig.Proto.SourcePort}
+}
+
 // ours reports an IPv6 entry of CLAT traffic into the PLAT prefix.
 func (d *daemon) ours(f conntrack.Flow) bool {
 	o := f.TupleOrig.IP
@@ -68,7 +73,7 @@ func (d *daemon) sessions(clat netip.Addr) ([]session, error) {
 	wanPort := map[natKey]uint16{}
 	err := ctdump.Each(marked4, func(f conntrack.Flow) {
 		if f.TupleOrig.IP.SourceAddress == d.c.natAddr4 {
-			wanPort[natKey{f.TupleOrig.Proto.Protocol, f.TupleOrig.Proto.SourcePort}] = f.TupleReply.Proto.DestinationPort
+			wanPort[key4(f)] = f.TupleReply.Proto.DestinationPort
 		}
 	})
 	if err != nil {
@@ -145,7 +150,7 @@ func (d *daemon) flush(clat netip.Addr) (int, error) {
 		return n, err
 	}
 	err = ctdump.Each(marked4, func(f conntrack.Flow) {
-		if f.TupleOrig.IP.SourceAddress == d.c.natAddr4 && gone[natKey{f.TupleOrig.Proto.Protocol, f.TupleOrig.Proto.SourcePort}] {
+		if f.TupleOrig.IP.SourceAddress == d.c.natAddr4 && gone[key4(f)] {
 			c.Delete(f)
 		}
 	})
