@@ -62,6 +62,7 @@ type chooser struct {
 	lastChange    time.Time // when the candidates' metrics last changed
 	prev          map[netip.Prefix]int
 	history       []switchRecord // newest last, at most maxHistory
+	switches      uint64         // all of them, for the map's statistics
 }
 
 const maxHistory = 20
@@ -166,6 +167,7 @@ func (ch *chooser) decide(now time.Time, cands map[netip.Prefix]candidate) (swit
 	if !to.IsValid() {
 		ch.started = now
 	}
+	ch.switches++
 	ch.history = append(ch.history, rec)
 	if len(ch.history) > maxHistory {
 		ch.history = ch.history[1:]

@@ -219,7 +219,7 @@ func (d *daemon) status() status.Prefixd {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := status.Prefixd{Version: cli.Version, Current: prefixString(d.ch.current), Source: mode, BadLines: bad,
-		Switches: append([]status.Switch{}, d.ch.history...), Peers: map[string]status.Peer{}}
+		Switches: append([]status.Switch{}, d.ch.history...), SwitchCount: d.ch.switches, Peers: map[string]status.Peer{}}
 	for _, c := range d.cands {
 		s.Candidates = append(s.Candidates, c)
 	}

@@ -297,6 +297,12 @@ func helper(args []string) error {
 		for _, a := range addrs {
 			fmt.Printf("addr %s\n", a)
 		}
+	case "respondd-query": // DST SRC SECONDS: "GET nodeinfo statistics" to DST ([addr%iface]:port), as yanic asks
+		if len(args) != 4 {
+			return fmt.Errorf("usage: respondd-query DST SRC SECONDS")
+		}
+		secs, _ := strconv.Atoi(args[3])
+		return respondQuery(args[1], args[2], time.Duration(secs)*time.Second)
 	default:
 		return fmt.Errorf("unknown mode %q", args[0])
 	}

@@ -65,13 +65,14 @@ type Sessions struct {
 
 // Prefixd is prefixd's status.
 type Prefixd struct {
-	Version    string          `json:"version"`
-	Current    string          `json:"current"` // the PLAT in use, "" for none
-	Source     string          `json:"route_source"`
-	BadLines   uint64          `json:"malformed_babel_lines"`
-	Candidates []Candidate     `json:"candidates"` // best metric first
-	Switches   []Switch        `json:"switches"`   // oldest first
-	Peers      map[string]Peer `json:"peers"`
+	Version     string          `json:"version"`
+	Current     string          `json:"current"` // the PLAT in use, "" for none
+	Source      string          `json:"route_source"`
+	BadLines    uint64          `json:"malformed_babel_lines"`
+	Candidates  []Candidate     `json:"candidates"` // best metric first
+	Switches    []Switch        `json:"switches"`   // oldest first, the last 20
+	SwitchCount uint64          `json:"switches_total"`
+	Peers       map[string]Peer `json:"peers"`
 }
 
 // Candidate is one PLAT a node could use.

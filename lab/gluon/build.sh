@@ -118,6 +118,23 @@ install -D -m644 "$src/gluon-packages/libs/lua-simple-uci/src/simple-uci.lua" "$
 install -D -m644 "$src/gluon-packages/admin/pretty-hostname/files/pretty_hostname.lua" "$st/usr/lib/lua/pretty_hostname.lua"
 install -D -m755 "$src/gluon-packages/admin/pretty-hostname/files/pretty-hostname" "$st/usr/bin/pretty-hostname"
 
+# respondd (what the map and the status page read) with Gluon's own providers, gluon-neighbour-info
+# (the status page's client of it), and gluon-web (Config Mode and the status page: the Lua web
+# framework and its C template parser; gluon-po2lmo, its host tool, compiles packages' .po files).
+cm respondd gluon-packages/net/respondd/src
+XCFLAGS="-I$bld/iwinfo/include" mk gluon-respondd gluon/package/gluon-respondd/src LDLIBS="-ljson-c"
+install -D -m755 "$bld/gluon-respondd/respondd.so" "$st/usr/lib/respondd/gluon-respondd.so"
+mk gluon-neighbour-info gluon/package/gluon-neighbour-info/src
+install -D -m755 "$bld/gluon-neighbour-info/gluon-neighbour-info" "$st/usr/bin/gluon-neighbour-info"
+mk gluon-web gluon/package/gluon-web/src compile
+install -D -m755 "$bld/gluon-web/parser.so" "$st/usr/lib/lua/gluon/web/template/parser.so"
+make -C "$bld/gluon-web" CFLAGS="-O2" gluon-po2lmo >> "$log" 2>&1
+# the autoupdater's hook runner (its run_dir(), lab shim: README.md) and gluon-autoupdater's
+# library of the hooks (stop, start_enabled) with its own hooks
+gcc -O2 -Wall -I"$src/gluon-packages/admin/autoupdater/src" -o "$st/usr/sbin/autoupdater-run-dir" \
+	"$here/shims/autoupdater-run-dir.c" "$src/gluon-packages/admin/autoupdater/src/util.c" >> "$log" 2>&1
+install -D -m755 "$bld/gluon-web/gluon-po2lmo" "$dir/host/bin/gluon-po2lmo"
+
 tree() { put_tree "$1" "$st"; }
 # OpenWrt's own scripts, where their package Makefiles install them.
 ow=$src/openwrt-files/package
@@ -149,10 +166,26 @@ install -D -m644 "$ow/network/services/dnsmasq/files/dnsmasq_acl.json" "$st/usr/
 for f in "$src"/netifd/scripts/*.sh; do install -D -m644 "$f" "$(node_path "$st" /lib/netifd/"$(basename "$f")")"; done
 # Gluon's packages that a Babel node runs (gluon-core, client bridge, layer-3 mesh, Babel; the C
 # l3roamd's Gluon glue is installed per node by the lab when a node runs it).
-for p in gluon-core gluon-client-bridge gluon-mesh-layer3-common gluon-mesh-babel; do
+# Gluon's respondd glue, gluon-web with Config Mode's core and Advanced settings, and the status page.
+tree "$src/gluon/package/gluon-autoupdater/files"
+webpkgs="gluon-respondd gluon-web gluon-web-model gluon-web-admin gluon-config-mode-core gluon-config-mode-theme gluon-status-page"
+for p in gluon-core gluon-client-bridge gluon-mesh-layer3-common gluon-mesh-babel $webpkgs; do
 	for sub in files luasrc; do
 		[ -d "$src/gluon/package/$p/$sub" ] && tree "$src/gluon/package/$p/$sub"
 	done
+done
+# what those packages' install steps add (their Makefiles): links into gluon-web, the
+# status page's script, the translations (English and German, as a German community's image has)
+mkdir -p "$st/usr/lib/gluon/config-mode/view" "$st/usr/lib/gluon/config-mode/www/static" "$st/usr/lib/gluon/status-page/view" "$st/usr/lib/gluon/web/i18n"
+ln -sfn /lib/gluon/web/i18n "$st/usr/lib/gluon/config-mode/i18n"
+ln -sfn /lib/gluon/web/i18n "$st/usr/lib/gluon/status-page/i18n"
+ln -sfn /lib/gluon/web/view/error "$st/usr/lib/gluon/config-mode/view/error"
+ln -sfn /lib/gluon/web/view/model "$st/usr/lib/gluon/config-mode/view/model"
+ln -sfn /lib/gluon/web/view/error "$st/usr/lib/gluon/status-page/view/error"
+install -D -m644 "$src/gluon/package/gluon-status-page/javascript/status-page.js" "$st/usr/lib/gluon/status-page/www/static/status-page.js"
+for p in $webpkgs; do
+	[ -f "$src/gluon/package/$p/i18n/de.po" ] &&
+		"$dir/host/bin/gluon-po2lmo" "$src/gluon/package/$p/i18n/de.po" "$st/usr/lib/gluon/web/i18n/$p.de.lmo"
 done
 echo v2023.2.6 > "$st/usr/lib/gluon/gluon-version"
 echo lab > "$st/usr/lib/gluon/release"
@@ -163,6 +196,7 @@ ln -sfn ../bin/uci "$st/usr/sbin/uci"
 ln -sfn /bin/busybox "$st/usr/bin/sh"
 ln -sfn /bin/busybox "$st/usr/bin/ash"
 ln -sfn /bin/busybox "$st/usr/sbin/udhcpc"
+install -D -m644 "$here/shims/lua/posix/glob.lua" "$st/usr/lib/lua/posix/glob.lua"
 # Lab shims (README.md): the host's kernel and devices are shared, a node must not touch them.
 printf '#!/bin/sh\n# lab shim: a node never loads modules into the shared kernel\nexit 0\n' > "$st/usr/sbin/kmodloader"
 printf '#!/bin/sh\n# lab shim: no coldplug of the host'"'"'s devices from a node\nexit 0\n' > "$st/usr/sbin/udevtrigger"

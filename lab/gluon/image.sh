@@ -42,6 +42,21 @@ if [ "$ours" = 1 ]; then
 		for sub in files luasrc; do
 			[ -d "$top/packages/$p/$sub" ] && put "$top/packages/$p/$sub"
 		done
+		# gluon.mk: src/ built with make, src/respondd.so installed as the package's provider
+		if [ -f "$top/packages/$p/src/respondd.c" ]; then
+			b=$(mktemp -d)
+			cp -a "$top/packages/$p/src/." "$b/"
+			make -s -C "$b" CPPFLAGS="-I$st/usr/include" LDFLAGS="-L$st/usr/lib" >&2
+			install -D -m755 "$b/respondd.so" "$image/usr/lib/respondd/$p.so"
+			rm -rf "$b"
+		fi
+		# gluon.mk: i18n/LANG.po compiled by gluon-web's gluon-po2lmo
+		for po in "$top/packages/$p"/i18n/*.po; do
+			[ -f "$po" ] || continue
+			lang=$(basename "$po" .po)
+			mkdir -p "$image/usr/lib/gluon/web/i18n"
+			"$build/host/bin/gluon-po2lmo" "$po" "$image/usr/lib/gluon/web/i18n/$p.$lang.lmo"
+		done
 	done
 else
 	put "$build/c-l3roamd"
@@ -64,7 +79,7 @@ cp -a "$image/." "$root/"
 for l in lib sbin bin; do [ -e "$root/$l" ] || ln -s "usr/$l" "$root/$l"; done
 
 # check_site of every Gluon package in the image, with Gluon's check-site.lua
-checks=("$src"/gluon/package/{gluon-core,gluon-client-bridge,gluon-mesh-layer3-common,gluon-mesh-babel}/check_site.lua)
+checks=("$src"/gluon/package/{gluon-core,gluon-client-bridge,gluon-mesh-layer3-common,gluon-mesh-babel,gluon-web-admin}/check_site.lua)
 if [ "$ours" = 1 ]; then
 	checks+=("$top"/packages/gluon-464xlat-clat/check_site.lua "$top"/packages/gluon-464xlat-plat/check_site.lua)
 fi

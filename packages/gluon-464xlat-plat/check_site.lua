@@ -14,3 +14,5 @@ need(in_domain({'xlat_plat_allow'}), function(v)
 	end
 	return true
 end, false, 'be an array of IPv4 prefixes, e.g. { \'198.51.100.0/24\' }')
+-- Config Mode's "IPv4 exit" page for node owners (shown unless false)
+need_boolean(in_domain({'config_mode', 'xlat_exit', 'show'}), false)
