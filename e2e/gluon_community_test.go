@@ -265,3 +265,110 @@ func mustJSON(t *testing.T, s string) map[string]any {
 	}
 	return v
 }
+
+// mapSeesIt queries respondd as yanic does from the community server srv,
+// which meshes with x1: multicast on its mesh link (x1 answers) and unicast
+// to n1's node address from the server's site address (fw3 lets the site
+// prefix in), and checks what the map gets against the daemons' status on
+// each node, with the client at n1 using x1's PLAT.
+func (m *gluonMesh) mapSeesIt(t *testing.T, inetIP string) {
+	// counters only grow: read before and after the query, the reply lies between
+	type snap struct{ clat, platd, prefixd, l3roamd map[string]any }
+	read := func(n *gluonNode) snap {
+		s := snap{clat: n.statusOf("clatd"), prefixd: n.statusOf("prefixd"), l3roamd: n.statusOf("l3roamd")}
+		if n == m.x1 {
+			s.platd = n.statusOf("platd")
+		}
+		return s
+	}
+	between := func(name string, got, lo, hi any) {
+		g, l, h := toF(got), toF(lo), toF(hi)
+		if g < l || g > h {
+			t.Errorf("%s = %v, the daemon counted %v before and %v after", name, got, lo, hi)
+		}
+	}
+	if _, err := m.Run(m.client, "ping", "-c", "3", "-i", "0.2", "-W", "2", inetIP); err != nil {
+		t.Fatalf("the client does not reach %s: %v", inetIP, err)
+	}
+	n1IP, _ := at(m.n1.statusOf("l3roamd"), "node_ip").(string)
+
+	for _, q := range []struct {
+		n        *gluonNode
+		dst, src string
+	}{
+		{m.x1, "[ff02::2:1001%vx0]:1001", ""},
+		{m.n1, "[" + n1IP + "]:1001", gluonSiteDNS},
+	} {
+		before := read(q.n)
+		replies := respondQuery(t, m.Lab, m.srv, q.dst, q.src)
+		after := read(q.n)
+		if len(replies) != 1 {
+			t.Fatalf("%d replies to %s, want %s's: %v", len(replies), q.dst, q.n.name, replies)
+		}
+		var r map[string]any
+		for _, v := range replies {
+			r = v
+		}
+		id, _ := at(r, "nodeinfo/node_id").(string)
+		mac := strings.TrimSpace(q.n.must("cat", "/lib/gluon/core/sysconfig/primary_mac"))
+		if id != strings.ReplaceAll(mac, ":", "") {
+			t.Fatalf("the reply to %s is %s's, want %s's", q.dst, id, q.n.name)
+		}
+		roles := "[clat]"
+		if q.n == m.x1 {
+			roles = "[clat plat]"
+		}
+		if got := fmt.Sprint(at(r, "nodeinfo/network/xlat/roles")); got != roles {
+			t.Errorf("%s: roles %s, want %s", q.n.name, got, roles)
+		}
+		same := map[string]any{
+			"nodeinfo/network/xlat/clat_prefix": at(after.clat, "clat_prefix"),
+			"statistics/xlat/plat/prefix":       at(after.prefixd, "current"),
+			"statistics/xlat/plat/switches":     at(after.prefixd, "switches_total"),
+			"statistics/xlat/clients/ipv4":      at(after.l3roamd, "clients_464xlat"),
+			"statistics/xlat/clients/total":     at(after.l3roamd, "clients"),
+		}
+		for _, c := range after.prefixd["candidates"].([]any) {
+			if at(c, "prefix") == at(after.prefixd, "current") {
+				same["statistics/xlat/plat/metric"] = at(c, "metric")
+			}
+		}
+		for path, want := range same {
+			if got := at(r, path); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s: %s = %v, the daemons say %v", q.n.name, path, got, want)
+			}
+		}
+		for _, d := range []string{"4to6", "6to4"} {
+			between(q.n.name+" clat translated "+d, at(r, "statistics/xlat/clat/translated/"+d),
+				at(before.clat, "counters/out_"+d), at(after.clat, "counters/out_"+d))
+		}
+		if q.n == m.n1 {
+			if at(r, "statistics/xlat/plat/prefix") != m.plat[m.x1] {
+				t.Errorf("n1 tells the map it uses %v, want x1's %s", at(r, "statistics/xlat/plat/prefix"), m.plat[m.x1])
+			}
+			if toF(at(r, "statistics/xlat/clients/ipv4")) < 1 || toF(at(r, "statistics/xlat/clat/translated/4to6")) < 3 {
+				t.Errorf("n1 tells no IPv4 client or no translated packets: %v", at(r, "statistics/xlat"))
+			}
+		}
+		if q.n == m.x1 {
+			if at(r, "nodeinfo/network/xlat/plat_prefix") != m.plat[m.x1] {
+				t.Errorf("x1's nodeinfo has PLAT %v, want %s", at(r, "nodeinfo/network/xlat/plat_prefix"), m.plat[m.x1])
+			}
+			for _, d := range []string{"4to6", "6to4"} {
+				between("x1 exit translated "+d, at(r, "statistics/xlat/exit/translated/"+d),
+					at(before.platd, "counters/out_"+d), at(after.platd, "counters/out_"+d))
+			}
+			if got, want := at(r, "statistics/xlat/exit/ports_total"), at(after.platd, "sessions/ports_total"); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("x1: ports_total %v, platd says %v", got, want)
+			}
+			if toF(at(r, "statistics/xlat/exit/translated/6to4")) < 3 {
+				t.Errorf("x1 tells no translated packets of n1's client: %v", at(r, "statistics/xlat/exit"))
+			}
+		}
+	}
+}
+
+func toF(v any) float64 {
+	f, _ := v.(float64)
+	return f
+}

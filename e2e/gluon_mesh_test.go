@@ -391,6 +391,8 @@ func TestGluonMeshIPv4ThroughCLATAndPLAT(t *testing.T) {
 		t.Fatalf("the client does not reach %s through CLAT and PLAT: %v\n%s\n--- x1's iptables-legacy-save:\n%s", inetIP, err, out, x)
 	}
 
+	t.Run("the map sees it", func(t *testing.T) { m.mapSeesIt(t, inetIP) })
+
 	t.Run("roaming with a running download", func(t *testing.T) {
 		// 6 MB at 1 MB/s through n1's CLAT and x1's PLAT; the client moves
 		// to n2 (another CLAT prefix, nearest to x2) in the middle.

@@ -86,6 +86,7 @@ func TestCheckSiteRejectsBadSitesNamingTheKey(t *testing.T) {
 		{"next_node", "{}", "expected next_node.ip4"},
 		{"xlat_plat_allow", "{ '10.0.0.0' }", "expected xlat_plat_allow to be an array of IPv4 prefixes"},
 		{"xlat_plat_allow", "'10.0.0.0/8'", "expected xlat_plat_allow"},
+		{"config_mode", "{ xlat_exit = { show = 'no' } }", "expected config_mode.xlat_exit.show"},
 	} {
 		t.Run(c.key+"="+c.value, func(t *testing.T) {
 			var b strings.Builder

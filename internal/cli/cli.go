@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"log/syslog"
 	"os"
 	"os/signal"
 	"runtime"
@@ -74,7 +73,7 @@ func Parse(fs *flag.FlagSet, c *Common, args []string, usage string) error {
 	Level.Set(lvl)
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &Level})))
 	if c.syslog {
-		w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, fs.Name())
+		w, err := dialSyslog("/dev/log", fs.Name())
 		if err != nil {
 			slog.Warn("no syslog: logging to stderr", "err", err)
 			return nil

@@ -3,10 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
-	"log/syslog"
+	"net"
+	"os"
 	"strings"
 	"sync"
+	"time"
 )
 
 // syslogHandler sends each record to syslog at the priority of its level
@@ -16,12 +19,12 @@ import (
 // stderr lines are, less the time (syslog adds its own).
 type syslogHandler struct {
 	slog.Handler // a TextHandler into buf
-	w            *syslog.Writer
+	w            *syslogWriter
 	mu           *sync.Mutex
 	buf          *bytes.Buffer
 }
 
-func newSyslogHandler(w *syslog.Writer, level slog.Leveler) *syslogHandler {
+func newSyslogHandler(w *syslogWriter, level slog.Leveler) *syslogHandler {
 	buf := &bytes.Buffer{}
 	th := slog.NewTextHandler(buf, &slog.HandlerOptions{Level: level, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 		if len(groups) == 0 && a.Key == slog.TimeKey {
@@ -32,6 +35,15 @@ func newSyslogHandler(w *syslog.Writer, level slog.Leveler) *syslogHandler {
 	return &syslogHandler{Handler: th, w: w, mu: &sync.Mutex{}, buf: buf}
 }
 
+// Syslog severities (RFC 5424), facility daemon.
+const (
+	facilityDaemon = 3 << 3
+	sevErr         = 3
+	sevWarning     = 4
+	sevInfo        = 6
+	sevDebug       = 7
+)
+
 func (h *syslogHandler) Handle(ctx context.Context, r slog.Record) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -40,15 +52,16 @@ func (h *syslogHandler) Handle(ctx context.Context, r slog.Record) error {
 		return err
 	}
 	msg := strings.TrimSuffix(h.buf.String(), "\n")
+	sev := sevDebug
 	switch {
 	case r.Level >= slog.LevelError:
-		return h.w.Err(msg)
+		sev = sevErr
 	case r.Level >= slog.LevelWarn:
-		return h.w.Warning(msg)
+		sev = sevWarning
 	case r.Level >= slog.LevelInfo:
-		return h.w.Info(msg)
+		sev = sevInfo
 	}
-	return h.w.Debug(msg)
+	return h.w.write(sev, msg)
 }
 
 func (h *syslogHandler) WithAttrs(as []slog.Attr) slog.Handler {
@@ -57,4 +70,79 @@ func (h *syslogHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h *syslogHandler) WithGroup(name string) slog.Handler {
 	return &syslogHandler{Handler: h.Handler.WithGroup(name), w: h.w, mu: h.mu, buf: h.buf}
+}
+
+// syslogWriter sends lines to the local syslog socket as log/syslog does
+// ("<PRI>Mmm dd hh:mm:ss tag[pid]: msg" on a unixgram socket), with one
+// difference that is why it is written here: a write never waits longer
+// than syslogWait. log/syslog's writes have no deadline, and a datagram
+// socket blocks while the syslog daemon's queue is full; with logd stuck or
+// restarting, every goroutine that logs would block with it, and a daemon
+// that logs under a lock would stop working. A line that cannot go out in
+// time is dropped, and so is every line for a second after it without a
+// try (a stalled logd costs a daemon one wait a second, not one a line);
+// the next line that goes out says how many were.
+type syslogWriter struct {
+	path, tag string
+	pid       int
+	mu        sync.Mutex
+	conn      *net.UnixConn
+	dropped   int
+	stalled   time.Time // no try before this
+}
+
+const syslogWait = 50 * time.Millisecond
+
+func dialSyslog(path, tag string) (*syslogWriter, error) {
+	w := &syslogWriter{path: path, tag: tag, pid: os.Getpid()}
+	return w, w.connect()
+}
+
+func (w *syslogWriter) connect() error {
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: w.path, Net: "unixgram"})
+	if err != nil {
+		return err
+	}
+	w.conn = c
+	return nil
+}
+
+func (w *syslogWriter) send(sev int, msg string) error {
+	if w.conn == nil {
+		if err := w.connect(); err != nil {
+			return err
+		}
+	}
+	line := fmt.Sprintf("<%d>%s %s[%d]: %s\n", facilityDaemon|sev, time.Now().Format(time.Stamp), w.tag, w.pid, msg)
+	w.conn.SetWriteDeadline(time.Now().Add(syslogWait))
+	if _, err := w.conn.Write([]byte(line)); err != nil {
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			w.stalled = time.Now().Add(time.Second)
+		} else {
+			w.conn.Close() // the syslog daemon restarted: connect again next time
+			w.conn = nil
+		}
+		return err
+	}
+	return nil
+}
+
+func (w *syslogWriter) write(sev int, msg string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if time.Now().Before(w.stalled) {
+		w.dropped++
+		return nil
+	}
+	if w.dropped > 0 {
+		if w.send(sevWarning, fmt.Sprintf("level=WARN msg=\"syslog did not take lines in time; dropped\" lines=%d", w.dropped)) != nil {
+			w.dropped++
+			return nil
+		}
+		w.dropped = 0
+	}
+	if err := w.send(sev, msg); err != nil {
+		w.dropped++
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"log/slog"
-	"log/syslog"
 	"net"
 	"path/filepath"
 	"strings"
@@ -20,11 +19,10 @@ func TestSyslogPriorityFollowsTheLevel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	w, err := syslog.Dial("unixgram", sock, syslog.LOG_DAEMON|syslog.LOG_INFO, "clatd")
+	w, err := dialSyslog(sock, "clatd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
 	var lvl slog.LevelVar
 	lvl.Set(slog.LevelDebug)
 	log := slog.New(newSyslogHandler(w, &lvl)).With("dev", "clat")
@@ -50,5 +48,62 @@ func TestSyslogPriorityFollowsTheLevel(t *testing.T) {
 		if i == 2 && !strings.Contains(msg, "g.k=v") {
 			t.Errorf("group lost: %q", msg)
 		}
+	}
+}
+
+// A syslog daemon that stops reading (logd stuck or restarting) must not
+// stop the daemon: lines that cannot go out in time are dropped, and the
+// first line that goes out again says how many. log/syslog blocked here
+// for as long as the reader did.
+func TestSyslogThatStopsReadingDoesNotBlockLogging(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "log")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	w, err := dialSyslog(sock, "l3roamd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lvl slog.LevelVar
+	log := slog.New(newSyslogHandler(w, &lvl))
+	done := make(chan struct{})
+	go func() {
+		// far more than a datagram socket's queue holds (max_dgram_qlen 512)
+		for i := 0; i < 2000; i++ {
+			log.Info("line", "i", i)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("logging blocked while syslog did not read")
+	}
+	if w.dropped == 0 {
+		t.Fatal("no line dropped although nobody read")
+	}
+	// the reader comes back (and a second passes, after which the writer
+	// tries again): the next line goes out after the count of the lost ones
+	w.mu.Lock()
+	w.stalled = time.Time{}
+	w.mu.Unlock()
+	buf := make([]byte, 2048)
+	for {
+		ln.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := ln.Read(buf); err != nil {
+			break
+		}
+	}
+	log.Info("back")
+	ln.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := ln.Read(buf)
+	if err != nil || !strings.Contains(string(buf[:n]), "dropped") || !strings.HasPrefix(string(buf[:n]), "<28>") {
+		t.Fatalf("first line after the stall: %q, %v; want the count of dropped lines at warning", buf[:n], err)
+	}
+	ln.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, err = ln.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "msg=back") {
+		t.Fatalf("the line itself: %q, %v", buf[:n], err)
 	}
 }
