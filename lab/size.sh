@@ -5,7 +5,8 @@
 # one multi-call binary gluon-464xlat; the separate daemons are listed to
 # show what each costs alone. Then what a mips_24kc Gluon image pays: the
 # squashfs (xz, 256 KiB blocks, as OpenWrt makes it) of everything the
-# packages install (the .ipk contents and the Gluon packages' luasrc) plus
+# packages install (the .ipk contents and the Gluon packages' luasrc, files
+# and respondd provider) plus
 # what they pull in that a Gluon image lacks (lab/size-deps.tsv: kmods and
 # iptables extensions, measured once). Last line: the mips_24kc totals.
 set -euo pipefail
@@ -54,8 +55,30 @@ ipk() { find "$dist/ipk" -name "$1_*_mips_24kc.ipk" | head -1; }
 [ -n "$(ipk gluon-464xlat)" ] || { echo "no mips_24kc .ipk in $dist/ipk (make ipk)" >&2; exit 1; }
 unpack "$(ipk gluon-464xlat)" "$work/clat"
 unpack "$(ipk gluon-464xlat-plat-daemon)" "$work/plat"
-clat_fs=$(squashfs_kib "$work/clat" "$top/packages/gluon-464xlat-clat/luasrc")
-exit_fs=$(squashfs_kib "$work/clat" "$work/plat" "$top/packages/gluon-464xlat-clat/luasrc" "$top/packages/gluon-464xlat-plat/luasrc")
+# the Gluon packages as gluon.mk installs them: luasrc, files, and the respondd provider
+# (src/, built for mips with the cross compiler of the feed test)
+for p in clat plat; do
+	g=$top/packages/gluon-464xlat-$p
+	mkdir -p "$work/gluon-$p"
+	cp -a "$g/luasrc/." "$g/files/." "$work/gluon-$p/"
+	if [ -f "$g/src/respondd.c" ]; then
+		mkdir -p "$work/gluon-$p/usr/lib/respondd"
+		if [ ! -d "$work/inc" ]; then
+			# respondd.h from respondd's source (lab/upstream/PINS), json-c's headers from the host's
+			bash "$top/lab/upstream/fetch.sh" gluon-packages "$work/gp" >/dev/null
+			mkdir -p "$work/inc"
+			cp "$work/gp/net/respondd/src/respondd.h" "$work/inc/"
+			ln -s /usr/include/json-c "$work/inc/json-c"
+			# an empty libjson-c to link against (the router has the real one)
+			mips-linux-gnu-gcc -shared -o "$work/inc/libjson-c.so" -x c /dev/null
+		fi
+		make -s -C "$g/src" CC=mips-linux-gnu-gcc CFLAGS=-Os CPPFLAGS="-I$work/inc" LDFLAGS="-L$work/inc" >/dev/null
+		mips-linux-gnu-strip -o "$work/gluon-$p/usr/lib/respondd/gluon-464xlat-$p.so" "$g/src/respondd.so"
+		rm -f "$g/src/respondd.so"
+	fi
+done
+clat_fs=$(squashfs_kib "$work/clat" "$work/gluon-clat")
+exit_fs=$(squashfs_kib "$work/clat" "$work/plat" "$work/gluon-clat" "$work/gluon-plat")
 clat_deps=$(deps_kib clat) exit_deps=$(deps_kib clat plat)
 printf 'image mips_24kc: squashfs of the packages clat_node=%s KiB exit_node=%s KiB; kmods and iptables extensions a Gluon image lacks clat_node=%s KiB exit_node=%s KiB (lab/size-deps.tsv)\n' \
 	"$clat_fs" "$exit_fs" "$clat_deps" "$exit_deps"
