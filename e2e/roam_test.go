@@ -253,15 +253,42 @@ func TestRoamKeepsIPv4SessionsAcrossNodes(t *testing.T) {
 		}
 	})
 
-	t.Run("roaming back", func(t *testing.T) {
+	t.Run("roaming back through a flood of forged intercom", func(t *testing.T) {
 		fetch, progress := startDownload(t, l.Lab, l.inet, l.client, "back", "198.51.100.1:5002", 5000000, 1000000)
 		receivedMore(t, fetch, progress, 1500000)
+		// 10 s of forged CLAIM, INFO, SEEK, ROAM and INFO_XLAT at full
+		// rate at node2, from the client's port and from a mesh peer
+		// (node1); the client roams back to node1 in the middle of it.
+		d2 := l.procs["l3roamd@"+l.node2]
+		rssBefore, logBefore := d2.RSS(), strings.Count(d2.Log(), "\n")
+		node2 := "[" + meshNodeIPs + "2]:5523"
+		floods := []*netlab.Proc{
+			l.Start(l.client, "flood-client", netlab.Helper("intercom-flood", "["+meshClient6+"]:0", node2, meshClients6, "10")...),
+			l.Start(l.node1, "flood-mesh", netlab.Helper("intercom-flood", "["+meshNodeIPs+"1]:0", node2, meshClients6, "10")...),
+		}
+		time.Sleep(3 * time.Second) // the roam in the middle of the flood
 		l.moveClient(t, l.node2, l.node1)
 		if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node1) && !l.servesClient(t, l.node2) }) {
 			t.Fatal("node1 did not take the client back")
 		}
 		if !finished(fetch, 5000000, 30*time.Second) {
 			t.Fatalf("download across the roam back: %s", fetch.Log())
+		}
+		for _, f := range floods {
+			if !netlab.WaitFor(20*time.Second, f.Exited) || !strings.Contains(f.Log(), "sent ") {
+				t.Fatalf("%s: %s", f.Name, f.Log())
+			}
+			t.Logf("%s: %s", f.Name, strings.TrimSpace(f.Log()))
+		}
+		// bounded memory and log: refusals are counted always, logged at most once a second
+		rssAfter, logLines := d2.RSS(), strings.Count(d2.Log(), "\n")-logBefore
+		c := statusOf(t, l.sock["l3roamd@"+l.node2])["counters"]
+		t.Logf("node2's l3roamd under the flood: RSS %d -> %d KiB, %d log lines; counters %v", rssBefore, rssAfter, logLines, c)
+		if rssAfter > rssBefore+16*1024 {
+			t.Errorf("RSS grew from %d to %d KiB under the flood", rssBefore, rssAfter)
+		}
+		if logLines > 40 {
+			t.Errorf("%d log lines in the flood's ~15 s:\n%s", logLines, tailOf(d2.Log(), 3000))
 		}
 		// Home again: the PLAT forgets the detour.
 		if !netlab.WaitFor(5*time.Second, func() bool {

@@ -51,14 +51,20 @@ type nftState struct {
 	clatDev   string
 	platDev   string
 	ranges    []netip.Prefix // the mesh's clat_range and plat_range: never a source on a client port
+	netns     int            // the network namespace's fd for tests (0: the daemon's own)
+
+	// What the kernel holds since the last apply: the table's layout (its
+	// sets and rules follow from it) and every set's elements. An apply
+	// that keeps the layout changes elements only, so the rules (and the
+	// counters of the client port's drops, which operators watch) stay.
+	layout string
+	elems  map[string]map[[16]byte]nftElem
 }
 
-// desired is what the table must hold; apply writes it in one transaction.
-type desired struct {
-	own   netip.Prefix             // this node's CLAT /96 (may be invalid)
-	plat  netip.Prefix             // the node's PLAT now (may be invalid)
-	xlat  map[netip.Addr]xlatState // client IPv4 -> its 464xlat state
-	roams map[netip.Addr]roamed    // PLAT: CLATD::ip -> where the client is now
+// nftElem is an element of one of the table's sets or maps.
+type nftElem struct {
+	val     [16]byte // maps only
+	expires time.Time
 }
 
 const l4csumPseudo = 1 // NFT_PAYLOAD_L4CSUM_PSEUDOHDR
@@ -79,62 +85,156 @@ func platcOfSet(name string) (netip.Prefix, bool) {
 	return netip.PrefixFrom(netip.AddrFrom16(a), 96), true
 }
 
-func ttl(exp, now time.Time) time.Duration {
-	d := exp.Sub(now).Truncate(time.Second)
-	if d < time.Second {
-		d = time.Second
+// elements is what d puts into the table's maps and sets, by set name, and
+// the PLAT prefixes that have a proam set (sorted).
+func (n *nftState) elements(d *desired) (map[string]map[[16]byte]nftElem, []netip.Prefix) {
+	els := map[string]map[[16]byte]nftElem{"origin": {}, "platc": {}, "from": {}, "to": {}}
+	var platcs []netip.Prefix
+	if d.own.IsValid() {
+		for ip4, x := range d.xlat {
+			me := addrplan.In96(d.own, ip4).As16()
+			els["origin"][me] = nftElem{addrplan.In96(x.clatd, ip4).As16(), x.expires}
+			els["platc"][me] = nftElem{x.platc.Addr().As16(), x.expires}
+			if x.platc.IsValid() && x.platc != d.plat {
+				name := setName(x.platc)
+				if els[name] == nil {
+					els[name] = map[[16]byte]nftElem{}
+					platcs = append(platcs, x.platc)
+				}
+				els[name][me] = nftElem{expires: x.expires}
+			}
+		}
 	}
-	return d
+	for _, r := range d.roams {
+		els["from"][r.now.As16()] = nftElem{r.home.As16(), r.expires}
+		els["to"][r.home.As16()] = nftElem{r.now.As16(), r.expires}
+	}
+	// in a fixed order, so that the same state is the same table
+	slices.SortFunc(platcs, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	return els, platcs
 }
 
-// apply replaces the table with d in one transaction (add, delete, add:
-// the kernel applies all or nothing, so traffic never sees a half table).
+func (n *nftState) conn() (*nftables.Conn, error) {
+	if n.netns != 0 {
+		return nftables.New(nftables.WithNetNSFd(n.netns))
+	}
+	return nftables.New()
+}
+
+// set is the table's set or map called name, for element changes.
+func (n *nftState) set(t *nftables.Table, name string) *nftables.Set {
+	s := &nftables.Set{Table: t, Name: name, KeyType: nftables.TypeIP6Addr, HasTimeout: true}
+	if !strings.HasPrefix(name, "proam_") {
+		s.IsMap, s.DataType = true, nftables.TypeIP6Addr
+	}
+	return s
+}
+
+func setElement(k [16]byte, e nftElem, isMap bool, now time.Time) nftables.SetElement {
+	el := nftables.SetElement{Key: append([]byte(nil), k[:]...), Timeout: ttl(e.expires, now)}
+	if isMap {
+		el.Val = append([]byte(nil), e.val[:]...)
+	}
+	return el
+}
+
+// apply makes the table hold d: when the layout (the PLAT prefixes with
+// roamed clients, the PLAT now) is the one the kernel has, by changing
+// only the elements that differ; otherwise, and if that fails, by
+// replacing the table. Either is one transaction: the kernel applies all or
+// nothing, so traffic never sees a half table.
 func (n *nftState) apply(d *desired, now time.Time) error {
+	els, platcs := n.elements(d)
+	layout := fmt.Sprint(platcs, d.plat)
+	if n.elems != nil && layout == n.layout {
+		if err := n.applyElements(els, now); err == nil {
+			n.elems = els
+			return nil
+		}
+	}
+	n.elems = nil
+	if err := n.replace(d, els, platcs, now); err != nil {
+		return err
+	}
+	n.layout, n.elems = layout, els
+	return nil
+}
+
+// applyElements changes the elements that differ from what the kernel
+// holds (n.elems). One that expired is left alone: the kernel removed it
+// already, or does within the second its timeout was rounded down by.
+func (n *nftState) applyElements(els map[string]map[[16]byte]nftElem, now time.Time) error {
+	c, err := n.conn()
+	if err != nil {
+		return err
+	}
+	t := &nftables.Table{Name: n.table, Family: nftables.TableFamilyINet}
+	changed := false
+	for name, want := range els {
+		have := n.elems[name]
+		s := n.set(t, name)
+		var del, add []nftables.SetElement
+		for k, e := range have {
+			w, keep := want[k]
+			if keep && w == e {
+				continue
+			}
+			if e.expires.After(now.Add(time.Second)) {
+				del = append(del, setElement(k, e, s.IsMap, now))
+			}
+			if keep {
+				add = append(add, setElement(k, w, s.IsMap, now))
+			}
+		}
+		for k, w := range want {
+			if _, ok := have[k]; !ok {
+				add = append(add, setElement(k, w, s.IsMap, now))
+			}
+		}
+		if len(del) > 0 {
+			if err := c.SetDeleteElements(s, del); err != nil {
+				return err
+			}
+		}
+		if len(add) > 0 {
+			if err := c.SetAddElements(s, add); err != nil {
+				return err
+			}
+		}
+		changed = changed || len(del)+len(add) > 0
+	}
+	if !changed {
+		return nil
+	}
+	return c.Flush()
+}
+
+// replace writes the whole table (add, delete, add).
+func (n *nftState) replace(d *desired, els map[string]map[[16]byte]nftElem, platcs []netip.Prefix, now time.Time) error {
 	c, t, err := n.empty()
 	if err != nil {
 		return err
 	}
 	c.AddTable(t)
 	ip6 := nftexpr.NFProto(unix.NFPROTO_IPV6)
-	newMap := func(name string, entries []roamed) (*nftables.Set, error) {
-		s := &nftables.Set{Table: t, Name: name, KeyType: nftables.TypeIP6Addr, DataType: nftables.TypeIP6Addr, IsMap: true, HasTimeout: true}
-		var els []nftables.SetElement
-		for _, r := range entries {
-			k, v := r.now.As16(), r.home.As16()
-			els = append(els, nftables.SetElement{Key: k[:], Val: v[:], Timeout: ttl(r.expires, now)})
+	newSet := func(name string) (*nftables.Set, error) {
+		s := n.set(t, name)
+		var list []nftables.SetElement
+		for k, e := range els[name] {
+			list = append(list, setElement(k, e, s.IsMap, now))
 		}
-		return s, c.AddSet(s, els)
+		return s, c.AddSet(s, list)
 	}
-	var origin, platc, from, to []roamed
-	proam := map[netip.Prefix]map[netip.Addr]time.Time{}
-	if d.own.IsValid() {
-		for ip4, x := range d.xlat {
-			me := addrplan.In96(d.own, ip4)
-			origin = append(origin, roamed{now: me, home: addrplan.In96(x.clatd, ip4), expires: x.expires})
-			platc = append(platc, roamed{now: me, home: x.platc.Addr(), expires: x.expires})
-			if x.platc.IsValid() && x.platc != d.plat {
-				if proam[x.platc] == nil {
-					proam[x.platc] = map[netip.Addr]time.Time{}
-				}
-				proam[x.platc][me] = x.expires
-			}
+	for _, name := range []string{"origin", "platc"} {
+		if _, err := newSet(name); err != nil {
+			return err
 		}
 	}
-	for _, r := range d.roams {
-		from = append(from, r)
-		to = append(to, roamed{now: r.home, home: r.now, expires: r.expires})
-	}
-	if _, err := newMap("origin", origin); err != nil {
-		return err
-	}
-	if _, err := newMap("platc", platc); err != nil {
-		return err
-	}
-	fromMap, err := newMap("from", from)
+	fromMap, err := newSet("from")
 	if err != nil {
 		return err
 	}
-	toMap, err := newMap("to", to)
+	toMap, err := newSet("to")
 	if err != nil {
 		return err
 	}
@@ -152,21 +252,9 @@ func (n *nftState) apply(d *desired, now time.Time) error {
 			c.AddRule(&nftables.Rule{Table: t, Chain: raw, Exprs: append(ex, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})})
 		}
 	}
-	// in a fixed order, so that the same state is the same table
-	platcs := make([]netip.Prefix, 0, len(proam))
-	for p := range proam {
-		platcs = append(platcs, p)
-	}
-	slices.SortFunc(platcs, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 	for _, platc := range platcs {
-		members := proam[platc]
-		s := &nftables.Set{Table: t, Name: setName(platc), KeyType: nftables.TypeIP6Addr, HasTimeout: true}
-		var els []nftables.SetElement
-		for a, exp := range members {
-			k := a.As16()
-			els = append(els, nftables.SetElement{Key: k[:], Timeout: ttl(exp, now)})
-		}
-		if err := c.AddSet(s, els); err != nil {
+		s, err := newSet(setName(platc))
+		if err != nil {
 			return err
 		}
 		// the client's packets towards the internet go to its old PLAT
@@ -191,7 +279,7 @@ func (n *nftState) apply(d *desired, now time.Time) error {
 // empty starts a transaction that deletes the table whether it exists or
 // not (adding an existing table is no error, deleting a missing one is).
 func (n *nftState) empty() (*nftables.Conn, *nftables.Table, error) {
-	c, err := nftables.New()
+	c, err := n.conn()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -206,7 +294,7 @@ func (n *nftState) empty() (*nftables.Conn, *nftables.Table, error) {
 // their entries have left.
 func (n *nftState) read(own netip.Prefix, now time.Time) (map[netip.Addr]xlatState, map[netip.Addr]roamed, error) {
 	xlat, roams := map[netip.Addr]xlatState{}, map[netip.Addr]roamed{}
-	c, err := nftables.New()
+	c, err := n.conn()
 	if err != nil {
 		return nil, nil, err
 	}

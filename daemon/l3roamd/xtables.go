@@ -59,6 +59,9 @@ type xtState struct {
 	// applied is what the previous apply wrote (nil: none yet);
 	// conntrack is cleaned on the difference
 	applied map[netip.Addr]roamedHere
+	// the rules the previous apply wrote: rewritten only when they change,
+	// so that their counters (the client port's spoofing drops) stay
+	written []xtRule
 }
 
 const (
@@ -200,8 +203,14 @@ func (x *xtState) apply(d *desired, now time.Time) error {
 			keep = append(keep, xtSetName(m.kind, p))
 		}
 	}
-	if err := x.writeRules(x.rules(d, byPLATC, byCLATD)); err != nil {
-		return err
+	if rs := x.rules(d, byPLATC, byCLATD); x.written == nil || !slices.EqualFunc(rs, x.written, func(a, b xtRule) bool {
+		return a.table == b.table && slices.Equal(a.spec, b.spec)
+	}) {
+		if err := x.writeRules(rs); err != nil {
+			x.written = nil
+			return err
+		}
+		x.written = rs
 	}
 	destroyStaleSets(keep)
 	// Every client's home address, also of the clients at home: when a

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -53,7 +54,7 @@ func helper(args []string) error {
 		return fmt.Errorf("usage: MODE ADDR [ARGS]")
 	}
 	n := int64(0)
-	if len(args) > 2 && args[0] != "raw-send" && args[0] != "udp-blast" && args[0] != "udp-send" {
+	if len(args) > 2 && args[0] != "raw-send" && args[0] != "udp-blast" && args[0] != "udp-send" && args[0] != "intercom-flood" {
 		n, _ = strconv.ParseInt(args[2], 10, 64)
 	}
 	switch args[0] {
@@ -303,6 +304,28 @@ func helper(args []string) error {
 		}
 		secs, _ := strconv.Atoi(args[3])
 		return respondQuery(args[1], args[2], time.Duration(secs)*time.Second)
+	case "intercom-flood": // SRC DST CLIENTPREFIX SECONDS: forged intercom messages at full rate
+		if len(args) != 5 {
+			return fmt.Errorf("usage: intercom-flood SRC DST CLIENTPREFIX SECONDS")
+		}
+		p, err := netip.ParsePrefix(args[3])
+		if err != nil {
+			return err
+		}
+		secs, _ := strconv.Atoi(args[4])
+		return intercomFlood(args[1], args[2], p, time.Duration(secs)*time.Second)
+	case "nd-churn": // IFACE N WITHIP PREFIX TARGET TARGETMAC: one Neighbor Solicitation from each of N made-up clients
+		if len(args) != 7 {
+			return fmt.Errorf("usage: nd-churn IFACE N WITHIP PREFIX TARGET TARGETMAC")
+		}
+		withIP, err0 := strconv.Atoi(args[3])
+		prefix, err1 := netip.ParsePrefix(args[4])
+		target, err2 := netip.ParseAddr(args[5])
+		mac, err3 := net.ParseMAC(args[6])
+		if err := errors.Join(err0, err1, err2, err3); err != nil {
+			return err
+		}
+		return ndChurn(args[1], int(n), withIP, prefix, target, mac)
 	default:
 		return fmt.Errorf("unknown mode %q", args[0])
 	}
