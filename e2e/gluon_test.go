@@ -118,10 +118,12 @@ func (n *gluonNode) start() {
 	n.started = true
 }
 
-// waitInit waits until procd has run the node's init scripts.
+// waitInit waits until procd has run the node's init scripts (Gluon's 33
+// upgrade scripts on the first boot among them: on 2 cores busy with other
+// labs that took over a minute once).
 func (n *gluonNode) waitInit() {
 	n.t.Helper()
-	if !netlab.WaitFor(60*time.Second, func() bool {
+	if !netlab.WaitFor(150*time.Second, func() bool {
 		out, _ := n.exec("timeout", "5", "logread")
 		return strings.Contains(out, "procd: - init complete -")
 	}) {

@@ -16,6 +16,20 @@ import (
 // routeProto marks l3roamd's host routes (the C daemon's protocol number).
 const routeProto = 158
 
+// routeMetric is the metric of l3roamd's host routes: not babeld's (1024,
+// the kernel's default), so that both can be in the table at once. With
+// the same metric, babeld's install of the route a client's new node
+// announces failed with EEXIST while this node still had its own (the new
+// node's announcement can come before its CLAIM), babeld took the route
+// as installed, and when this node released the client there was no
+// route at all: a client that came back to a C node was unreachable from
+// here for good (seen in the mixed mesh test on the third move). Lower:
+// while the client is here, this node's own route wins.
+const routeMetric = 512
+
+// forgetPerTick bounds the clients forgotten every 5 s (forgetGone).
+const forgetPerTick = 64
+
 // subscribeNeighbours subscribes to the neighbour and bridge FDB events,
 // with a dump of what is there now (ListExisting): a new subscription is
 // also a resync.
@@ -230,7 +244,7 @@ func (d *daemon) serve(cl *client) {
 	}
 	for _, a := range ip6 {
 		r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(128, 128)},
-			Table: d.c.exportTable, Protocol: routeProto}
+			Table: d.c.exportTable, Protocol: routeProto, Priority: routeMetric}
 		if err := netlink.RouteReplace(r); err != nil {
 			slog.Warn("host route", "ip", a, "err", err)
 		}
@@ -362,10 +376,18 @@ func (d *daemon) reconcileFDB(now time.Time) {
 // bridge's entries; a Wi-Fi station's stay there until they age out).
 // Their 464xlat state lives on until its lease ends: a client that comes
 // back keeps its sessions.
+//
+// At most forgetPerTick a call: a crowd that leaves together would
+// otherwise become thousands of address and route deletions at once, and
+// babeld's netlink socket overflows with them (it then misses deletions,
+// and its neighbours keep the routes of the clients until they expire).
 func (d *daemon) forgetGone(now time.Time) {
 	var gone []*client
 	d.mu.Lock()
 	for k, cl := range d.clients {
+		if len(gone) >= forgetPerTick {
+			break
+		}
 		if !cl.goneSince.IsZero() && now.Sub(cl.goneSince) >= d.c.goneGrace {
 			delete(d.clients, k)
 			gone = append(gone, cl)

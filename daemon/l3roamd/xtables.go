@@ -309,7 +309,7 @@ func (x *xtState) syncHomeRoutes(homes []netip.Addr) {
 	}
 	route := func(a netip.Addr) *netlink.Route {
 		return &netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(128, 128)},
-			Table: x.exportTable, Protocol: routeProto}
+			Table: x.exportTable, Protocol: routeProto, Priority: routeMetric}
 	}
 	for _, r := range have {
 		if a, ok := netip.AddrFromSlice(r.Dst.IP); ok && !slices.Contains(homes, a) {
