@@ -98,7 +98,7 @@ static void copy(struct json_object *to, const char *name, struct json_object *f
 		json_object_object_add(to, name, json_object_get(v));
 }
 
-/* nonempty adds a string member only when it has a value. */
+/* copy_string adds a string member only when it is not empty. */
 static void copy_string(struct json_object *to, const char *name, struct json_object *from, const char *key) {
 	struct json_object *v = get(from, key);
 	if (v && json_object_is_type(v, json_type_string) && *json_object_get_string(v))
