@@ -271,13 +271,26 @@ func (d *daemon) release(cl *client) {
 			netlink.NeighDel(&netlink.Neigh{LinkIndex: link.Attrs().Index, IP: ip.AsSlice()})
 		}
 	}
-	if fdb, err := netlink.NeighList(0, unix.AF_BRIDGE); err == nil {
-		for _, n := range fdb {
-			if n.HardwareAddr.String() == cl.mac.String() && d.isDev(n.MasterIndex, d.c.clientBridge) {
-				netlink.NeighDel(&n)
-			}
+	for _, n := range d.clientBridgeFDB() {
+		if n.HardwareAddr.String() == cl.mac.String() {
+			netlink.NeighDel(&n)
 		}
 	}
+}
+
+// clientBridgeFDB is the client bridge's forwarding database (nil when the
+// client bridge is not a bridge or cannot be read). The bridge is looked up
+// once, not per entry: a crowd leaves thousands of entries.
+func (d *daemon) clientBridgeFDB() []netlink.Neigh {
+	br, err := netlink.LinkByName(d.c.clientBridge)
+	if err != nil || br.Type() != "bridge" {
+		return nil
+	}
+	fdb, err := netlink.NeighList(0, unix.AF_BRIDGE)
+	if err != nil {
+		return nil
+	}
+	return slices.DeleteFunc(fdb, func(n netlink.Neigh) bool { return n.MasterIndex != br.Attrs().Index })
 }
 
 // isClientDev reports whether ifindex is the client device.
@@ -345,19 +358,13 @@ func (d *daemon) markGone(mac net.HardwareAddr) {
 // after each new subscription and every 30 s. Only for a bridge: another
 // client device has no forwarding database to go by.
 func (d *daemon) reconcileFDB(now time.Time) {
-	br, err := netlink.LinkByName(d.c.clientBridge)
-	if err != nil || br.Type() != "bridge" {
-		return
-	}
-	fdb, err := netlink.NeighList(0, unix.AF_BRIDGE)
-	if err != nil {
+	fdb := d.clientBridgeFDB()
+	if fdb == nil {
 		return
 	}
 	have := map[string]bool{}
 	for _, n := range fdb {
-		if n.MasterIndex == br.Attrs().Index {
-			have[n.HardwareAddr.String()] = true
-		}
+		have[n.HardwareAddr.String()] = true
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -378,9 +385,8 @@ func (d *daemon) reconcileFDB(now time.Time) {
 // back keeps its sessions.
 //
 // At most forgetPerTick a call: a crowd that leaves together would
-// otherwise become thousands of address and route deletions at once, and
-// babeld's netlink socket overflows with them (it then misses deletions,
-// and its neighbours keep the routes of the clients until they expire).
+// otherwise become thousands of address and route deletions at once into
+// the netlink sockets of babeld and netifd.
 func (d *daemon) forgetGone(now time.Time) {
 	var gone []*client
 	d.mu.Lock()

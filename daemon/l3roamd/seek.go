@@ -141,7 +141,16 @@ func (d *daemon) openNDP() error {
 // the socket is closed (stop, or an error that reopens it).
 func (d *daemon) readAdvertisements(pc *ipv6.PacketConn) {
 	defer d.wg.Done()
-	go func() { <-d.done; pc.Close() }()
+	// closes pc on stop; ends with this reader when an error reopened the socket
+	exited := make(chan struct{})
+	defer close(exited)
+	go func() {
+		select {
+		case <-d.done:
+			pc.Close()
+		case <-exited:
+		}
+	}()
 	buf := make([]byte, 1500)
 	for {
 		n, cm, _, err := pc.ReadFrom(buf)
