@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"math/rand"
 	"os"
 	"strings"
 	"testing"
@@ -11,22 +12,29 @@ import (
 	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
 )
 
-// TestBenchRoam is `make bench-roam`, not a test: a client with a running
-// TCP download (500 kB/s, a chunk every 20 ms) moves between node1 and
-// node2 RUNS times; for each move, the ms from the move to the first byte
-// that arrives through the new node (the read after the longest pause).
+// TestBenchRoam is `make bench-roam`, not a test: in a mesh of 16 nodes
+// (BENCH_ROAM_NODES for more; random graph of average degree 3), a client
+// with a running TCP download (500 kB/s, a chunk every 20 ms) moves RUNS
+// times (at least 10) between nodes at least 3 hops apart; for each move,
+// the ms from the move to the first byte that arrives through the new node
+// (the read after the longest pause).
 func TestBenchRoam(t *testing.T) {
-	runs := benchRuns(t, "BENCH_ROAM", "make bench-roam", 6, 5)
-	l := newRoamLabAtNode1(t, roamOpts{})
+	runs := benchRuns(t, "BENCH_ROAM", "make bench-roam", 12, 10)
+	n := bigMeshSize()
+	r := rand.New(rand.NewSource(464))
+	m := newBigMesh(t, n, 464, 0)
+	tour := m.farTour(r, 0, runs, 3)
+	hops := m.hops()
 	const rate = 500000
 	total := rate * (runs*5 + 8)
-	fetch, progress := startDownload(t, l.Lab, l.inet, l.client, "bench", "198.51.100.1:5001", total, rate)
+	fetch, progress := startDownload(t, m.Lab, m.inet, m.client, "bench", "198.51.100.1:5001", total, rate)
 	time.Sleep(3 * time.Second)
-	at := []string{l.node1, l.node2}
 	var moves []time.Time
-	for i := 0; i < runs; i++ {
+	var dist []int
+	for i := 1; i < len(tour); i++ {
 		moves = append(moves, time.Now())
-		l.moveClient(t, at[i%2], at[(i+1)%2])
+		dist = append(dist, hops[tour[i-1]][tour[i]])
+		m.moveTo(t, tour[i])
 		time.Sleep(5 * time.Second)
 	}
 	netlab.WaitFor(60*time.Second, fetch.Exited)
@@ -35,13 +43,14 @@ func TestBenchRoam(t *testing.T) {
 	}
 	reads := readProgress(t, progress)
 	var gaps []float64
-	for _, m := range moves {
-		until := m.Add(4 * time.Second) // the next move is 5 s later
-		gaps = append(gaps, firstByteAfter(reads, m, until))
+	for _, mv := range moves {
+		until := mv.Add(4 * time.Second) // the next move is 5 s later
+		gaps = append(gaps, firstByteAfter(reads, mv, until))
 	}
 	med, mx := medianMax(gaps)
+	fmt.Printf("roam tour over %d nodes: %v, hops %v\n", n, tour, dist)
 	fmt.Printf("roam gaps (move -> first byte through the new node): %v ms\n", gaps)
-	fmt.Printf("bench-roam: median_ms=%.0f max_ms=%.0f\n", med, mx)
+	fmt.Printf("bench-roam: nodes=%d roams=%d median_ms=%.0f max_ms=%.0f\n", n, runs, med, mx)
 }
 
 func readProgress(t *testing.T, path string) []time.Time {

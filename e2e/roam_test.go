@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -43,7 +44,7 @@ func (l *meshLab) startRoam(t *testing.T, o roamOpts) {
 	}
 	l.waitConverged(t)
 	key := filepath.Join(l.Dir, "roam.key")
-	os.WriteFile(key, []byte("a mesh-wide secret of the lab\n"), 0o600)
+	os.WriteFile(key, []byte("the roaming key of the lab\n"), 0o600)
 	common := []string{"-node-client-prefix", meshNodeCli, "-client-prefix", meshClients6, "-clat-range", "fddd:1337:1337::/48",
 		"-plat-range", meshPLATRange, "-roam-key-file", key}
 	for i, n := range []struct {
@@ -160,6 +161,31 @@ func TestRoamKeepsIPv4SessionsAcrossNodes(t *testing.T) {
 	ping := l.Start(l.client, "ping", "ping", "-i", "0.2", "-c", "40", "198.51.100.1")
 	receivedMore(t, fetch, progress, 1500000)
 
+	// docs/l3roamd-security.md, consent: node2 has the site's key (every
+	// image has it) but node1 did not hand it the client. Its signed ROAM,
+	// from its own CLAT address, asks exit1 to send the client's sessions
+	// to node2; exit1 asks node1, which says no, and the download keeps
+	// flowing to the client at node1.
+	x1 := statusOf(t, l.sock["l3roamd@"+l.exit1])["counters"].(map[string]any)
+	key, _ := os.ReadFile(filepath.Join(l.Dir, "roam.key"))
+	forged := &intercom.XLAT{ClientIP: netip.MustParseAddr("10.130.0.10"), Lease: 3600,
+		CLATD: netip.MustParsePrefix(meshCLAT1), CLATB: netip.MustParsePrefix(meshCLAT2), Token: 0x5eed}
+	roam := intercom.Roam(intercom.Header{TTL: 1, Nonce: 11, Sender: netip.MustParseAddr(meshNodeIPs + "2")}, forged, bytes.TrimSpace(key), uint32(time.Now().Unix()))
+	l.T(t).Must(l.node2, netlab.Helper("udp-send", "["+strings.TrimSuffix(meshCLAT2, "0:0/96")+"c000:2]:0",
+		"["+strings.TrimSuffix(meshP1, "0:0/96")+"c000:1]:5523", hex.EncodeToString(roam))...)
+	var c1 map[string]any
+	if !netlab.WaitFor(5*time.Second, func() bool {
+		c1 = statusOf(t, l.sock["l3roamd@"+l.exit1])["counters"].(map[string]any)
+		return n(c1, "dropped_roam_no_consent") > n(x1, "dropped_roam_no_consent")
+	}) {
+		t.Fatalf("exit1 did not refuse node2's ROAM for lack of node1's consent: %v", c1)
+	}
+	if r, _ := statusOf(t, l.sock["l3roamd@"+l.exit1])["plat_roamed_clients"].([]any); len(r) != 0 || n(c1, "roams_accepted") != n(x1, "roams_accepted") {
+		t.Fatalf("exit1 moved the sessions on node2's word alone: %v", r)
+	}
+	receivedMore(t, fetch, progress, 500000) // still flowing to the client at node1
+
+	// Handed the client by a real CLAIM, node2 can.
 	l.moveClient(t, l.node1, l.node2)
 	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node2) && !l.servesClient(t, l.node1) }) {
 		t.Fatalf("node2 did not take the client over: node1 %v node2 %v", l.roamClients(t, l.node1), l.roamClients(t, l.node2))

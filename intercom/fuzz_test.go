@@ -15,6 +15,12 @@ func FuzzParse(f *testing.F) {
 	f.Add(Info(hdr, sender, mac, []netip.Addr{sender}))
 	f.Add(InfoXLAT(hdr, xlat, key, 1))
 	f.Add(Roam(hdr, xlat, key, 1))
+	tok := *xlat
+	tok.Token = 42
+	f.Add(Roam(hdr, &tok, key, 1))
+	c := &Consent{Challenge: 1, ClientIP: xlat.ClientIP, Token: 42, CLATD: xlat.CLATD, CLATB: xlat.CLATB, Yes: true}
+	f.Add(ConsentAsk(hdr, c, key, 1))
+	f.Add(ConsentReply(hdr, c, key, 1))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Parse(b)
 		if err != nil {

@@ -24,6 +24,10 @@ import (
 // interfaces.
 const Port = 5523
 
+// ConsentPort carries CONSENT and CONSENT_REPLY, apart from the rest (a
+// flood at Port must not drown them).
+const ConsentPort = 5524
+
 // Group is ff02::5523.
 var Group = netip.MustParseAddr("ff02::5523")
 
@@ -39,6 +43,10 @@ const (
 	TypeAck      = 3
 	TypeInfoXLAT = 4
 	TypeRoam     = 5
+	// CONSENT: a PLAT asks the node that holds a client's sessions whether
+	// it handed the client over (docs/l3roamd-security.md).
+	TypeConsent      = 6
+	TypeConsentReply = 7
 )
 
 // TLV types, by message.
@@ -50,6 +58,8 @@ const (
 	tlvInfoBasic   = 1 // INFO: 6 MAC + n x 16 addresses
 	tlvXLATClient  = 0 // INFO_XLAT: the client's 464xlat state
 	tlvRoamClient  = 0 // ROAM: the roamed client
+	tlvHandover    = 1 // INFO_XLAT, ROAM: the handover token
+	tlvConsent     = 0 // CONSENT, CONSENT_REPLY
 	tlvAuth        = 255
 )
 
@@ -89,9 +99,11 @@ type Message struct {
 	PLAT    netip.Addr       // INFO (plat): the sender's PLAT prefix, 16 bytes
 	Addrs   []netip.Addr     // INFO (basic)
 	XLAT    *XLAT            // INFO_XLAT, ROAM
+	Consent *Consent         // CONSENT, CONSENT_REPLY
 	Auth    *Auth            // INFO_XLAT, ROAM: the trailing AUTH TLV, if any
 	// Signed is the part of the packet the AUTH TLV covers (see Verify).
 	Signed []byte
+	token  uint64 // the handover TLV, wherever it came, until it joins XLAT
 }
 
 // XLAT is a client's 464xlat state: INFO_XLAT from the old node to the new,
@@ -103,6 +115,22 @@ type XLAT struct {
 	CLATD    netip.Prefix     // the /96 of the node where it got the lease
 	PLATC    netip.Prefix     // INFO_XLAT: the /96 of the PLAT its sessions use
 	CLATB    netip.Prefix     // ROAM: the /96 of the node it roamed to
+	// Token is the old node's random proof of the handover: sent in
+	// INFO_XLAT to the node it handed the client to, repeated in that
+	// node's ROAM, and asked back by the PLAT (0: none).
+	Token uint64
+}
+
+// Consent is a PLAT's question to the node that holds a client's sessions
+// (CONSENT), and that node's answer (CONSENT_REPLY: Challenge, ClientIP
+// and Yes only).
+type Consent struct {
+	Challenge uint64     // the PLAT's random number, echoed in the reply
+	ClientIP  netip.Addr // the client's IPv4
+	Token     uint64     // CONSENT: the ROAM's handover token
+	CLATD     netip.Prefix
+	CLATB     netip.Prefix // CONSENT: where the ROAM wants the sessions
+	Yes       bool         // CONSENT_REPLY
 }
 
 // Parse decodes a packet. It rejects what it cannot read safely; it does
@@ -119,7 +147,7 @@ func Parse(b []byte) (*Message, error) {
 		TTL: b[1], Type: b[2], Nonce: binary.BigEndian.Uint32(b[4:8]),
 		Sender: netip.AddrFrom16([16]byte(b[8:24])),
 	}}
-	if m.Type > TypeRoam {
+	if m.Type > TypeConsentReply {
 		return nil, ErrUnknownMsg
 	}
 	seen := false
@@ -148,6 +176,9 @@ func Parse(b []byte) (*Message, error) {
 	}
 	if m.Type == TypeInfo && m.MAC == nil {
 		return nil, ErrMissing
+	}
+	if m.XLAT != nil {
+		m.XLAT.Token = m.token
 	}
 	return m, nil
 }
@@ -205,6 +236,32 @@ func (m *Message) parseTLV(t uint8, v []byte) (bool, error) {
 			CLATD:    prefix96(v[8:20]),
 			CLATB:    prefix96(v[20:32]),
 		}
+	case (m.Type == TypeInfoXLAT || m.Type == TypeRoam) && t == tlvHandover:
+		if len(v) != 8 {
+			return false, ErrTLVSize
+		}
+		m.token = binary.BigEndian.Uint64(v)
+		return false, nil
+	case m.Type == TypeConsent && t == tlvConsent:
+		if len(v) != consentLen {
+			return false, ErrTLVSize
+		}
+		m.Consent = &Consent{
+			Challenge: binary.BigEndian.Uint64(v[0:8]),
+			ClientIP:  netip.AddrFrom4([4]byte(v[8:12])),
+			Token:     binary.BigEndian.Uint64(v[12:20]),
+			CLATD:     prefix96(v[20:32]),
+			CLATB:     prefix96(v[32:44]),
+		}
+	case m.Type == TypeConsentReply && t == tlvConsent:
+		if len(v) != consentReplyLen || v[12] > 1 {
+			return false, ErrTLVSize
+		}
+		m.Consent = &Consent{
+			Challenge: binary.BigEndian.Uint64(v[0:8]),
+			ClientIP:  netip.AddrFrom4([4]byte(v[8:12])),
+			Yes:       v[12] == 1,
+		}
 	default:
 		return false, nil
 	}
@@ -215,9 +272,11 @@ func (m *Message) parseTLV(t uint8, v []byte) (bool, error) {
 }
 
 const (
-	xlatClientLen = 6 + 4 + 4 + 12 + 12
-	roamClientLen = 4 + 4 + 12 + 12
-	authLen       = 4 + 16
+	xlatClientLen   = 6 + 4 + 4 + 12 + 12
+	roamClientLen   = 4 + 4 + 12 + 12
+	consentLen      = 8 + 4 + 8 + 12 + 12
+	consentReplyLen = 8 + 4 + 1
+	authLen         = 4 + 16
 )
 
 func prefix96(b []byte) netip.Prefix {

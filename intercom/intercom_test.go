@@ -100,6 +100,50 @@ func TestWireLayoutOfTheXLATMessages(t *testing.T) {
 	}
 }
 
+// docs/l3roamd-wire.md: the handover token in INFO_XLAT and ROAM, CONSENT
+// and CONSENT_REPLY, byte for byte; an older daemon skips the token's TLV.
+func TestWireLayoutOfTheConsentMessages(t *testing.T) {
+	tok := *xlat
+	tok.Token = 0x0102030405060708
+	roam := Roam(hdr, &tok, key, 1_800_000_000)
+	want := unhex(withType("05") + "00 22 0a82000a 00000e10 fddd13371337000100000000 fddd13371337000200000000" + "01 0a 0102030405060708" + "ff 16 6b49d200")
+	if !bytes.Equal(roam[:len(want)], want) || len(roam) != len(want)+16 {
+		t.Errorf("ROAM with token:\n got %x\nwant %x + 16 bytes of HMAC", roam, want)
+	}
+	for _, b := range [][]byte{roam, InfoXLAT(hdr, &tok, key, 1)} {
+		if m, err := Parse(b); err != nil || m.XLAT == nil || m.XLAT.Token != tok.Token {
+			t.Errorf("type %d with token parsed: %+v %v", b[2], m, err)
+		}
+	}
+	c := &Consent{Challenge: 0x1112131415161718, ClientIP: xlat.ClientIP, Token: tok.Token, CLATD: xlat.CLATD, CLATB: xlat.CLATB}
+	ask := ConsentAsk(hdr, c, key, 1_800_000_000)
+	want = unhex(withType("06") + "00 2e 1112131415161718 0a82000a 0102030405060708 fddd13371337000100000000 fddd13371337000200000000" + "ff 16 6b49d200")
+	if !bytes.Equal(ask[:len(want)], want) || len(ask) != len(want)+16 {
+		t.Errorf("CONSENT:\n got %x\nwant %x + 16 bytes of HMAC", ask, want)
+	}
+	if m, err := Parse(ask); err != nil || m.Consent == nil || *m.Consent != *c || m.Verify(key, 1_800_000_000, 30) != nil {
+		t.Errorf("CONSENT parsed: %+v %v", m, err)
+	}
+	reply := ConsentReply(hdr, &Consent{Challenge: c.Challenge, ClientIP: c.ClientIP, Yes: true}, key, 1_800_000_000)
+	want = unhex(withType("07") + "00 0f 1112131415161718 0a82000a 01" + "ff 16 6b49d200")
+	if !bytes.Equal(reply[:len(want)], want) || len(reply) != len(want)+16 {
+		t.Errorf("CONSENT_REPLY:\n got %x\nwant %x + 16 bytes of HMAC", reply, want)
+	}
+	if m, err := Parse(reply); err != nil || m.Consent == nil || !m.Consent.Yes || m.Consent.Challenge != c.Challenge {
+		t.Errorf("CONSENT_REPLY parsed: %+v %v", m, err)
+	}
+	reply[24+2+12] = 2 // neither yes nor no
+	if _, err := Parse(reply); !errors.Is(err, ErrTLVSize) {
+		t.Errorf("CONSENT_REPLY with verdict 2: %v", err)
+	}
+	if _, err := Parse(ask[:24+2+consentLen-1]); !errors.Is(err, ErrTLV) {
+		t.Errorf("CONSENT cut short: %v", err)
+	}
+	if _, err := Parse(append(append([]byte(nil), roam[:24+34]...), 1, 9, 1, 2, 3, 4, 5, 6, 7)); !errors.Is(err, ErrTLVSize) {
+		t.Errorf("token of 7 bytes: %v", err)
+	}
+}
+
 func TestVerifyRejectsForgedStaleAndUnsigned(t *testing.T) {
 	const now = 1_800_000_000
 	good := Roam(hdr, xlat, key, now)

@@ -63,7 +63,7 @@ func InfoXLAT(h Header, x *XLAT, key []byte, now uint32) []byte {
 	c := x.ClientIP.As4()
 	b = binary.BigEndian.AppendUint32(append(b, c[:]...), x.Lease)
 	b = appendPrefix96(appendPrefix96(b, x.CLATD), x.PLATC)
-	return sign(b, key, now)
+	return sign(appendToken(b, x.Token), key, now)
 }
 
 // Roam tells the client's PLAT (at PLATC::192.0.0.1) that the client with
@@ -74,6 +74,39 @@ func Roam(h Header, x *XLAT, key []byte, now uint32) []byte {
 	c := x.ClientIP.As4()
 	b = binary.BigEndian.AppendUint32(append(b, c[:]...), x.Lease)
 	b = appendPrefix96(appendPrefix96(b, x.CLATD), x.CLATB)
+	return sign(appendToken(b, x.Token), key, now)
+}
+
+// appendToken adds the handover TLV when there is a token (a renewal's
+// ROAM from the node that holds the sessions has none).
+func appendToken(b []byte, token uint64) []byte {
+	if token == 0 {
+		return b
+	}
+	return binary.BigEndian.AppendUint64(append(b, tlvHandover, 10), token)
+}
+
+// ConsentAsk is a PLAT's CONSENT to the node holding c.ClientIP's sessions.
+func ConsentAsk(h Header, c *Consent, key []byte, now uint32) []byte {
+	b := appendHeader(make([]byte, 0, HeaderLen+2+consentLen+2+authLen), h, TypeConsent)
+	b = binary.BigEndian.AppendUint64(append(b, tlvConsent, 2+consentLen), c.Challenge)
+	ip := c.ClientIP.As4()
+	b = binary.BigEndian.AppendUint64(append(b, ip[:]...), c.Token)
+	b = appendPrefix96(appendPrefix96(b, c.CLATD), c.CLATB)
+	return sign(b, key, now)
+}
+
+// ConsentReply answers a CONSENT: c.Yes if the sender handed the client
+// over with the token asked about.
+func ConsentReply(h Header, c *Consent, key []byte, now uint32) []byte {
+	b := appendHeader(make([]byte, 0, HeaderLen+2+consentReplyLen+2+authLen), h, TypeConsentReply)
+	b = binary.BigEndian.AppendUint64(append(b, tlvConsent, 2+consentReplyLen), c.Challenge)
+	ip := c.ClientIP.As4()
+	yes := byte(0)
+	if c.Yes {
+		yes = 1
+	}
+	b = append(append(b, ip[:]...), yes)
 	return sign(b, key, now)
 }
 

@@ -65,7 +65,7 @@ func TestCheckSiteRejectsBadSitesNamingTheKey(t *testing.T) {
 		"next_node":     "{ ip4 = '10.130.0.1' }",
 		"clat_range":    "'fddd:1337:1337::/48'",
 		"plat_range":    "'fddd:1337:1338::/48'",
-		"xlat_roam_key": "'a secret of this mesh'",
+		"xlat_roam_key": "'the roaming key of this mesh'",
 	}
 	for _, c := range []struct{ key, value, want string }{
 		{"clat_range", "", "expected clat_range to be an IPv6 /48"},
@@ -205,7 +205,7 @@ func TestUpgradeScriptsWriteUCIFromSiteAndMAC(t *testing.T) {
 		"platd.plat.allow='198.51.100.0/24'",
 		"firewall.xlat.device='clat' 'plat'",
 		"firewall.xlat_wan.dest='wan'",
-		"firewall.mesh_l3roamd.dest_port='5523'",
+		"firewall.mesh_l3roamd.dest_port='5523-5524'",
 		"firewall.loc_client_xlat.dest='xlat'",
 		"dhcp.local_node.limit='65533'",
 		"dhcp.local_node.ignore='0'",
@@ -227,7 +227,7 @@ func TestUpgradeScriptsWriteUCIFromSiteAndMAC(t *testing.T) {
 	if strings.Contains(uci, "xlat_clients") {
 		t.Errorf("a second DHCP section for local_node:\n%s", uci)
 	}
-	if b, err := os.ReadFile(filepath.Join(n.root, "etc/l3roamd.key")); err != nil || string(b) != "a secret of this mesh\n" {
+	if b, err := os.ReadFile(filepath.Join(n.root, "etc/l3roamd.key")); err != nil || string(b) != "the roaming key of this mesh\n" {
 		t.Errorf("roaming key file: %q %v", b, err)
 	} else if fi, _ := os.Stat(filepath.Join(n.root, "etc/l3roamd.key")); fi.Mode().Perm() != 0o600 {
 		t.Errorf("roaming key file mode %v, want 0600", fi.Mode().Perm())

@@ -66,7 +66,7 @@ func TestInitScriptsStartDaemonsWithFlagsTheyAccept(t *testing.T) {
 		// -version makes it print and exit 0.
 		// (-roam-key-file is read while parsing: point it at a real key)
 		key := filepath.Join(t.TempDir(), "key")
-		os.WriteFile(key, []byte("a secret of this mesh\n"), 0o600)
+		os.WriteFile(key, []byte("the roaming key of this mesh\n"), 0o600)
 		for i := range args {
 			if args[i] == "/etc/l3roamd.key" {
 				args[i] = key

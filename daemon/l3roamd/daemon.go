@@ -13,12 +13,14 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
 )
 
 type daemon struct {
 	c   *config
 	fw  firewall
-	pc  *ipv6.PacketConn
+	pc  *ipv6.PacketConn // intercom.Port
+	cpc *ipv6.PacketConn // intercom.ConsentPort
 	ctl *ctlsock.Server
 
 	mu      sync.Mutex
@@ -32,17 +34,33 @@ type daemon struct {
 	// when a refusal was last logged (drop)
 	lastDropLog time.Time
 	acked       map[string]chan struct{}
-	count       map[string]uint64 // events and drops by reason
-	ndp         ndp               // solicitations for SEEKs (seek.go)
+	handovers   map[netip.Addr]handover   // client IPv4 -> its last handover from here (consent.go)
+	consents    map[uint64]pendingConsent // PLAT: challenge -> ROAM waiting for consent
+	consentLim  *rate.Limiter             // CONSENTs answered
+	count       map[string]uint64         // events and drops by reason
+	ndp         ndp                       // solicitations for SEEKs (seek.go)
+	// out sends one intercom packet (the unit tests' mesh replaces it)
+	out func(b []byte, dst, src netip.Addr) error
 
 	done chan struct{}
 	wg   sync.WaitGroup
 }
 
-func start(c *config) (*daemon, error) {
+// newDaemon is the daemon's state without its sockets and kernel state
+// (start adds them; the unit tests use it as it is).
+func newDaemon(c *config) *daemon {
 	d := &daemon{c: c, clients: map[string]*client{}, plat: c.plat, meshIfs: map[string]int{},
 		prefix6: append([]netip.Prefix(nil), c.clientNets...), seen: map[uint64]time.Time{},
-		acked: map[string]chan struct{}{}, count: map[string]uint64{}, done: make(chan struct{})}
+		xlat: map[netip.Addr]xlatState{}, roams: map[netip.Addr]roamed{},
+		acked: map[string]chan struct{}{}, count: map[string]uint64{}, done: make(chan struct{}),
+		handovers: map[netip.Addr]handover{}, consents: map[uint64]pendingConsent{}, consentLim: rate.NewLimiter(consentRate, consentRate)}
+	d.ndp.limit = rate.NewLimiter(seekRate, seekRate)
+	d.out = d.sendUDP
+	return d
+}
+
+func start(c *config) (*daemon, error) {
+	d := newDaemon(c)
 	var ranges []netip.Prefix
 	if c.clatRange.IsValid() {
 		ranges = []netip.Prefix{c.clatRange, c.platRange}
@@ -63,20 +81,26 @@ func start(c *config) (*daemon, error) {
 	}
 	// The intercom port first: a second l3roamd fails here, before it
 	// touches the table of the one that runs.
-	conn, err := net.ListenUDP("udp6", &net.UDPAddr{Port: intercom.Port})
-	if err != nil {
-		return nil, err
-	}
 	started := false
-	defer func() {
-		if !started {
-			conn.Close() // the kernel state stays, as on a stop
+	for _, l := range []struct {
+		pc   **ipv6.PacketConn
+		port int
+	}{{&d.pc, intercom.Port}, {&d.cpc, intercom.ConsentPort}} {
+		conn, err := net.ListenUDP("udp6", &net.UDPAddr{Port: l.port})
+		if err != nil {
+			return nil, err
 		}
-	}()
-	d.pc = ipv6.NewPacketConn(conn)
-	if err := d.pc.SetControlMessage(ipv6.FlagDst|ipv6.FlagInterface, true); err != nil {
-		return nil, err
+		defer func() {
+			if !started {
+				conn.Close() // the kernel state stays, as on a stop
+			}
+		}()
+		*l.pc = ipv6.NewPacketConn(conn)
+		if err := (*l.pc).SetControlMessage(ipv6.FlagDst|ipv6.FlagInterface, true); err != nil {
+			return nil, err
+		}
 	}
+	var err error
 	// What a previous run left in the kernel is the state to go on from.
 	if d.xlat, d.roams, err = d.fw.read(c.clat, time.Now()); err != nil {
 		return nil, err
@@ -101,8 +125,9 @@ func start(c *config) (*daemon, error) {
 		return nil, fmt.Errorf("neighbour table: %w", err)
 	}
 	started = true
-	d.wg.Add(3)
-	go d.receive()
+	d.wg.Add(4)
+	go d.receive(d.pc, intercom.Port)
+	go d.receive(d.cpc, intercom.ConsentPort)
 	go d.watchNeighbours(neigh)
 	go d.expire()
 	return d, nil
@@ -117,8 +142,10 @@ func (d *daemon) stop() {
 	if d.ctl != nil {
 		d.ctl.Close()
 	}
-	if d.pc != nil {
-		d.pc.Close()
+	for _, pc := range []*ipv6.PacketConn{d.pc, d.cpc} {
+		if pc != nil {
+			pc.Close()
+		}
 	}
 	d.wg.Wait()
 	// The roaming state stays in the kernel (its entries expire with the

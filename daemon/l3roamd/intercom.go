@@ -36,12 +36,20 @@ func (d *daemon) header() intercom.Header {
 }
 
 // send writes one unicast packet from src (invalid: the kernel chooses).
-func (d *daemon) send(b []byte, dst netip.Addr, src netip.Addr) error {
+func (d *daemon) send(b []byte, dst netip.Addr, src netip.Addr) error { return d.out(b, dst, src) }
+
+// sendUDP sends CONSENT and CONSENT_REPLY to intercom.ConsentPort, the
+// rest to intercom.Port.
+func (d *daemon) sendUDP(b []byte, dst netip.Addr, src netip.Addr) error {
 	var cm *ipv6.ControlMessage
 	if src.IsValid() {
 		cm = &ipv6.ControlMessage{Src: src.AsSlice()}
 	}
-	_, err := d.pc.WriteTo(b, cm, &net.UDPAddr{IP: dst.AsSlice(), Port: intercom.Port})
+	pc, port := d.pc, intercom.Port
+	if len(b) > 2 && b[2] >= intercom.TypeConsent {
+		pc, port = d.cpc, intercom.ConsentPort
+	}
+	_, err := pc.WriteTo(b, cm, &net.UDPAddr{IP: dst.AsSlice(), Port: port})
 	return err
 }
 
@@ -62,11 +70,15 @@ func (d *daemon) addMeshIf(name string) error {
 	return nil
 }
 
-func (d *daemon) receive() {
+// receive reads one of the two ports. The consent exchange has a port of
+// its own so that a flood at the intercom port, which anybody on the mesh
+// can send, does not drown a PLAT's question or the holder's answer (a
+// roam during such a flood needs both); each port takes only its messages.
+func (d *daemon) receive(pc *ipv6.PacketConn, port int) {
 	defer d.wg.Done()
 	buf := make([]byte, 1500)
 	for {
-		n, cm, src, err := d.pc.ReadFrom(buf)
+		n, cm, src, err := pc.ReadFrom(buf)
 		if err != nil {
 			select {
 			case <-d.done:
@@ -87,6 +99,10 @@ func (d *daemon) receive() {
 				d.drop("not_from_mesh", from.Unmap(), fmt.Errorf("interface %d", cm.IfIndex))
 				continue
 			}
+		}
+		if consent := n > 2 && buf[2] >= intercom.TypeConsent; consent != (port == intercom.ConsentPort) {
+			d.drop("wrong_port", from.Unmap(), fmt.Errorf("type %d on port %d", buf[2], port))
+			continue
 		}
 		d.handle(buf[:n], from.Unmap(), to.Unmap())
 	}
@@ -111,13 +127,14 @@ func (d *daemon) handle(b []byte, from, to netip.Addr) {
 	}
 	// Signed messages are checked before their nonce counts as seen: a
 	// forgery must not use up the nonce of the genuine message.
-	if m.Type == intercom.TypeInfoXLAT || m.Type == intercom.TypeRoam {
+	signed := m.Type >= intercom.TypeInfoXLAT
+	if signed {
 		if err := m.Verify(d.c.key, uint32(time.Now().Unix()), uint32(d.c.window/time.Second)); err != nil {
 			d.drop(authReason(err), from, err)
 			return
 		}
 	}
-	if d.duplicate(b, m.Type == intercom.TypeInfoXLAT || m.Type == intercom.TypeRoam) {
+	if d.duplicate(b, signed) {
 		d.inc("duplicates")
 		return
 	}
@@ -132,6 +149,10 @@ func (d *daemon) handle(b []byte, from, to netip.Addr) {
 		d.onInfoXLAT(m, from)
 	case intercom.TypeRoam:
 		d.onRoam(m, from, to)
+	case intercom.TypeConsent:
+		d.onConsent(m, from, to)
+	case intercom.TypeConsentReply:
+		d.onConsentReply(m, from, to)
 	case intercom.TypeSeek:
 		d.inc("seek_received")
 		d.onSeek(m.Address)
@@ -207,8 +228,13 @@ func (d *daemon) fromMesh(ifindex int) bool {
 // drop counts a refused packet always and logs at most one refusal a
 // second: whoever can send packets must not be able to fill the log.
 func (d *daemon) drop(reason string, from netip.Addr, err error) {
+	d.inc("dropped_" + reason)
+	d.logLimited("intercom packet refused", "reason", reason, "from", from, "err", err)
+}
+
+// logLimited logs a warning unless one was logged in the last second.
+func (d *daemon) logLimited(msg string, args ...any) {
 	d.mu.Lock()
-	d.count["dropped_"+reason]++
 	now := time.Now()
 	log := now.Sub(d.lastDropLog) >= time.Second
 	if log {
@@ -216,7 +242,7 @@ func (d *daemon) drop(reason string, from netip.Addr, err error) {
 	}
 	d.mu.Unlock()
 	if log {
-		slog.Warn("intercom packet refused", "reason", reason, "from", from, "err", err)
+		slog.Warn(msg, args...)
 	}
 }
 
@@ -238,7 +264,8 @@ func (d *daemon) onClaim(m *intercom.Message) {
 		if x, ok := d.xlat[cl.ip4]; ok && d.c.clat.IsValid() {
 			left := time.Until(x.expires)
 			if left > 0 {
-				xs = append(xs, intercom.XLAT{MAC: cl.mac, ClientIP: cl.ip4, Lease: uint32(left / time.Second), CLATD: x.clatd, PLATC: x.platc})
+				xs = append(xs, intercom.XLAT{MAC: cl.mac, ClientIP: cl.ip4, Lease: uint32(left / time.Second), CLATD: x.clatd, PLATC: x.platc,
+					Token: d.recordHandover(cl.ip4)})
 			}
 			delete(d.xlat, cl.ip4)
 		}
@@ -354,18 +381,21 @@ func (d *daemon) onInfoXLAT(m *intercom.Message, from netip.Addr) {
 	}
 	cl.ip4 = x.ClientIP
 	d.xlat[x.ClientIP] = xlatState{clatd: x.CLATD, platc: x.PLATC, expires: time.Now().Add(time.Duration(x.Lease) * time.Second)}
+	delete(d.handovers, x.ClientIP) // back here: an earlier handover's token is spent
 	d.count["info_xlat_received"]++
 	d.apply()
 	d.mu.Unlock()
 	slog.Info("client's IPv4 roamed here", "mac", x.MAC.String(), "ip4", x.ClientIP, "clatd", x.CLATD, "platc", x.PLATC, "lease_s", x.Lease)
-	d.sendRoam(x.ClientIP, x.Lease, x.CLATD, x.PLATC)
+	d.sendRoam(x.ClientIP, x.Lease, x.CLATD, x.PLATC, x.Token)
 }
 
 // sendRoam tells PLATC that the client of CLATD is behind this node now
-// (CLATB = CLATD: it came home, the PLAT forgets it). Three copies, the
-// same nonce: the PLAT acts on the first.
-func (d *daemon) sendRoam(ip4 netip.Addr, lease uint32, clatd, platc netip.Prefix) {
-	x := &intercom.XLAT{ClientIP: ip4, Lease: lease, CLATD: clatd, CLATB: d.c.clat}
+// (CLATB = CLATD: it came home, the PLAT forgets it), with the token of
+// the node that handed it over (0 for a renewal: the PLAT knows this node
+// holds the sessions). Three copies, the same nonce: the PLAT acts on the
+// first.
+func (d *daemon) sendRoam(ip4 netip.Addr, lease uint32, clatd, platc netip.Prefix, token uint64) {
+	x := &intercom.XLAT{ClientIP: ip4, Lease: lease, CLATD: clatd, CLATB: d.c.clat, Token: token}
 	b := intercom.Roam(d.header(), x, d.c.key, uint32(time.Now().Unix()))
 	dst, src := addrplan.PLATMgmt(platc), addrplan.CLATOwn(d.c.clat)
 	go func() {
@@ -430,8 +460,29 @@ func (d *daemon) onRoam(m *intercom.Message, from, to netip.Addr) {
 		d.drop("roam_wrong_source", from, fmt.Errorf("ROAM for %s from %s", x.CLATB, from))
 		return
 	}
+	// The node that holds the sessions now must agree (consent.go),
+	// unless it is the one speaking: a renewal of its lease.
+	d.mu.Lock()
+	holder := d.holderOf(x.CLATD, addrplan.In96(x.CLATD, x.ClientIP))
+	d.mu.Unlock()
+	if holder == x.CLATB {
+		d.acceptRoam(x, holder)
+		return
+	}
+	go d.askConsent(x, holder, from)
+}
+
+// acceptRoam moves the sessions of CLATD::ip to CLATB::ip, if holder
+// still holds them (another ROAM may have moved them while this one
+// waited for consent).
+func (d *daemon) acceptRoam(x *intercom.XLAT, holder netip.Prefix) {
 	home, now := addrplan.In96(x.CLATD, x.ClientIP), addrplan.In96(x.CLATB, x.ClientIP)
 	d.mu.Lock()
+	if d.holderOf(x.CLATD, home) != holder {
+		d.count["roams_superseded"]++
+		d.mu.Unlock()
+		return
+	}
 	if x.CLATB == x.CLATD {
 		delete(d.roams, home)
 	} else {

@@ -95,6 +95,6 @@ func (d *daemon) refreshLeases() {
 	}
 	d.mu.Unlock()
 	for _, r := range again {
-		d.sendRoam(r.ip4, r.lease, r.clatd, r.platc)
+		d.sendRoam(r.ip4, r.lease, r.clatd, r.platc, 0)
 	}
 }

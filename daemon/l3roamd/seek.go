@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
 )
 
 // Answering a SEEK as the C daemon does (intercom_handle_seek, then
@@ -42,8 +43,7 @@ type ndp struct {
 	pc      *ipv6.PacketConn
 	mac     net.HardwareAddr
 	pending map[netip.Addr]time.Time // solicited addresses -> until when an answer counts
-	tokens  float64
-	last    time.Time
+	limit   *rate.Limiter            // seekRate
 }
 
 // onSeek solicits a sought address on the client link if it is one of the
@@ -72,11 +72,6 @@ func (d *daemon) solicit(addr netip.Addr) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := time.Now()
-	n.tokens = min(seekRate, n.tokens+now.Sub(n.last).Seconds()*seekRate)
-	n.last = now
-	if n.tokens < 1 {
-		return errors.New("rate limit")
-	}
 	for a, until := range n.pending {
 		if now.After(until) {
 			delete(n.pending, a)
@@ -85,12 +80,14 @@ func (d *daemon) solicit(addr netip.Addr) error {
 	if _, ok := n.pending[addr]; !ok && len(n.pending) >= maxPendingSeeks {
 		return errors.New("too many solicitations pending")
 	}
+	if !n.limit.Allow() {
+		return errors.New("rate limit")
+	}
 	if n.pc == nil {
 		if err := d.openNDP(); err != nil {
 			return err
 		}
 	}
-	n.tokens--
 	if _, err := n.pc.WriteTo(neighborSolicitation(addr, n.mac), nil,
 		&net.IPAddr{IP: solicitedNode(addr).AsSlice(), Zone: d.c.clientDev}); err != nil {
 		n.pc.Close()

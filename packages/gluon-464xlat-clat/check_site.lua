@@ -55,10 +55,11 @@ need(in_domain({'plat_range'}), function(v) return prefix48(v) ~= nil end, true,
 need(in_domain({'plat_range'}), function(v) return prefix48(v) ~= prefix48(clat) end, true,
 	'be a different /48 from clat_range')
 
--- l3roamd signs its 464xlat messages (INFO_XLAT, ROAM) with this key: a
--- secret of the mesh, not to be published with the site configuration.
+-- l3roamd signs its 464xlat messages with this key. It is in every image,
+-- so it is no secret: who may move a client's sessions is decided by the
+-- node that holds them (docs/l3roamd-security.md).
 need(in_domain({'xlat_roam_key'}), function(v) return type(v) == 'string' and #v >= 16 end, true,
-	'be a string of at least 16 characters (a secret shared by the mesh)')
+	'be a string of at least 16 characters (the domain\'s roaming key)')
 
 -- The clients' IPv4 network and the gateway address every node answers on.
 need_string_match(in_domain({'prefix4'}), '^%d+%.%d+%.%d+%.%d+/%d+$')
