@@ -127,7 +127,7 @@ bench-failover:
 bench-roam:
 	@[ "$$(id -u)" = 0 ] || { echo "bench-roam needs root"; exit 1; }
 	BENCH_ROAM=1 $(GO) test -count=1 -timeout 20m -run '^TestBenchRoam$$' -v ./e2e > /tmp/bench-roam.log 2>&1 || { cat /tmp/bench-roam.log; exit 1; }
-	@grep -E '^roam gaps' /tmp/bench-roam.log
+	@grep -E "^(roam|move)" /tmp/bench-roam.log
 	@grep -E '^bench-roam:' /tmp/bench-roam.log
 
 # Each daemon's memory (RSS, Go runtime) after 60 s of traffic through the

@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -185,4 +186,72 @@ func bigMeshSize() int {
 		return n
 	}
 	return 16
+}
+
+// roamEvent is a handover step an l3roamd logged: when, which node, what.
+type roamEvent struct {
+	at   time.Time
+	node string
+	msg  string
+}
+
+// roamEvents is every l3roamd's log lines about the client's handovers, in
+// time order.
+func (m *bigMesh) roamEvents() []roamEvent {
+	var evs []roamEvent
+	for i, ns := range append(append([]string(nil), m.nodes...), m.exit1) {
+		name := fmt.Sprintf("b%d", i)
+		if ns == m.exit1 {
+			name = "exit"
+		}
+		for _, line := range strings.Split(m.procs["l3roamd@"+ns].Log(), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 3 || !strings.HasPrefix(f[0], "time=") {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(f[0], "time="))
+			if err != nil {
+				continue
+			}
+			for _, msg := range []string{"new client, claiming it", "client roamed away", "client roamed (PLAT)", "serving"} {
+				if strings.Contains(line, msg) {
+					evs = append(evs, roamEvent{at, name, msg})
+				}
+			}
+		}
+	}
+	sort.Slice(evs, func(i, j int) bool { return evs[i].at.Before(evs[j].at) })
+	return evs
+}
+
+// roamSteps splits each move's gap: the attach -> the new node claims (it
+// saw the client's first frame), -> the old node answers, -> the PLAT moved
+// the sessions (after the holder's consent), -> the first byte read.
+func roamSteps(evs []roamEvent, moves []time.Time, gaps []float64) string {
+	var b strings.Builder
+	ms := func(a, z time.Time) string {
+		if a.IsZero() || z.IsZero() {
+			return "?"
+		}
+		return fmt.Sprint(z.Sub(a).Milliseconds())
+	}
+	for i, mv := range moves {
+		var claim, answer, plat time.Time
+		for _, e := range evs {
+			if e.at.Before(mv.Add(-time.Second)) || e.at.After(mv.Add(4*time.Second)) {
+				continue
+			}
+			switch {
+			case e.msg == "new client, claiming it" && claim.IsZero():
+				claim = e.at
+			case e.msg == "client roamed away" && answer.IsZero():
+				answer = e.at
+			case e.msg == "client roamed (PLAT)" && plat.IsZero():
+				plat = e.at
+			}
+		}
+		fmt.Fprintf(&b, "move %d: claim +%s ms, answered +%s, PLAT +%s, first byte at %.0f ms\n", i+1,
+			ms(mv, claim), ms(claim, answer), ms(answer, plat), gaps[i])
+	}
+	return b.String()
 }

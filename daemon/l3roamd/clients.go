@@ -27,6 +27,11 @@ const routeProto = 158
 // while the client is here, this node's own route wins.
 const routeMetric = 512
 
+// newClientWait: how long a claim with no route to the client's
+// node-client IP waits for an answer to its flood before it serves the
+// client as new to the mesh.
+const newClientWait = 100 * time.Millisecond
+
 // forgetPerTick bounds the clients forgotten every 5 s (forgetGone).
 const forgetPerTick = 64
 
@@ -168,30 +173,56 @@ func (d *daemon) learn(mac net.HardwareAddr, ip netip.Addr) {
 }
 
 // claim sends CLAIM to the client's node-client IP, which the node that
-// served it holds. No answer (no route: nobody holds it; or no INFO after
-// all retries) means the client is new to the mesh.
+// served it holds (as the C daemon does), and floods it through the mesh
+// too: Babel does not always route a node-client IP that just moved
+// (babeld 1.13.1's flush_xroute looks the route up again with the wrong
+// prefix length, so a node that released a client has no route to its new
+// node until the next update changes it; 1.12.1 does not look it up at
+// all), and a CLAIM lost on such a node makes the roam wait for the next
+// try, or, after all tries, makes this node serve the client as new,
+// cutting its IPv4 sessions (seen in `make bench-roam`'s mesh: 4 of 10
+// unicast CLAIMs lost). No route at all and no answer to the flood within
+// newClientWait means the client is new to the mesh; a route but no
+// answer, that it is tried maxRetries times.
 func (d *daemon) claim(cl *client) {
-	b := intercom.Claim(d.header(), cl.mac)
+	uni := intercom.Claim(d.header(), cl.mac)
 	dst := nodeClientIP(d.c.nodeClient, cl.mac)
 	d.inc("claims_sent")
-	d.retry(claimEvery, nil, func() bool { // ends by itself once INFO came (claiming false)
+	claiming := func() bool {
 		d.mu.Lock()
-		still := cl.claiming
-		d.mu.Unlock()
-		if !still {
-			return false
+		defer d.mu.Unlock()
+		return cl.claiming
+	}
+	routed := false
+	for i := 0; i < maxRetries && claiming(); i++ {
+		if i > 0 && !routed {
+			break // nobody answered the flood: new to the mesh
 		}
-		if err := d.send(b, dst, d.c.nodeIP); err != nil {
-			slog.Debug("claim not sent: the client is new to the mesh", "mac", cl.mac, "err", err)
-			return false
+		routed = d.send(uni, dst, d.c.nodeIP) == nil || routed
+		d.multicast(intercom.Claim(intercom.Header{TTL: floodTTL, Nonce: d.header().Nonce, Sender: d.c.nodeIP}, cl.mac))
+		d.inc("claims_flooded")
+		wait := claimEvery
+		if !routed {
+			wait = newClientWait
 		}
-		return true
-	})
+		select {
+		case <-d.done:
+			return
+		case <-time.After(wait):
+		}
+	}
 	d.mu.Lock()
 	was := cl.claiming
 	cl.claiming = false
 	d.mu.Unlock()
 	if was {
+		if !routed {
+			d.inc("claims_unroutable")
+			slog.Info("serving a client new to the mesh", "mac", cl.mac.String())
+		} else {
+			d.inc("claims_unanswered")
+			slog.Info("no node answered the claim; serving the client", "mac", cl.mac.String(), "tries", maxRetries)
+		}
 		d.serve(cl)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -44,7 +45,19 @@ func (m *testMesh) node(t *testing.T, ip string, clat, ownPLAT netip.Prefix) *da
 		}
 		m.mu.Lock()
 		peer := m.nodes[dst]
+		var all []*daemon
+		for _, n := range m.nodes {
+			if n != d && !slices.Contains(all, n) {
+				all = append(all, n)
+			}
+		}
 		m.mu.Unlock()
+		if dst == intercom.Group { // every other node is a neighbour
+			for _, n := range all {
+				go n.handle(append([]byte(nil), b...), src, dst)
+			}
+			return nil
+		}
 		if peer == nil {
 			return errors.New("no route")
 		}
@@ -115,6 +128,42 @@ func claim(t *testing.T, from, to *daemon) {
 	got := to.counter("info_xlat_received")
 	from.handle(intercom.Claim(to.header(), roamMAC), to.c.nodeIP, from.c.nodeIP)
 	waitUntil(t, "the INFO_XLAT", func() bool { return to.counter("info_xlat_received") > got })
+}
+
+// A CLAIM whose node-client IP has no route (babeld did not reinstall it
+// on the node that last released the client) is flooded; the node that
+// serves the client answers it and does not flood it on, the others do,
+// once, with a lower TTL.
+func TestClaimIsFloodedWhenTheNodeClientIPHasNoRoute(t *testing.T) {
+	var m testMesh
+	m.node(t, "fddd:1337:1::10", netip.Prefix{}, testPLAT)
+	a := m.node(t, "fddd:1337:1::1", clatD, netip.Prefix{})
+	b := m.node(t, "fddd:1337:1::2", clatB, netip.Prefix{})
+	c := m.node(t, "fddd:1337:1::3", clatC, netip.Prefix{})
+	serving(a)
+	b.mu.Lock()
+	cl := &client{mac: roamMAC, claiming: true}
+	b.clients[roamMAC.String()] = cl
+	b.mu.Unlock()
+	b.claim(cl)
+	if b.counter("info_xlat_received") != 1 || b.counter("claims_flooded") != 1 || b.counter("claims_unroutable") != 0 {
+		t.Fatalf("B: %v", b.count)
+	}
+	waitUntil(t, "C flooding it on", func() bool { return c.counter("flooded_on") == 1 })
+	if a.counter("claims_answered") != 1 || a.counter("flooded_on") != 0 {
+		t.Errorf("A: %v", a.count)
+	}
+	// A client nobody serves: one flood, no answer, served as new at once.
+	mac2 := net.HardwareAddr{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbd}
+	cl2 := &client{mac: mac2, claiming: true}
+	b.mu.Lock()
+	b.clients[mac2.String()] = cl2
+	b.mu.Unlock()
+	start := time.Now()
+	b.claim(cl2)
+	if b.counter("claims_unroutable") != 1 || time.Since(start) > time.Second {
+		t.Errorf("a new client waited %s: %v", time.Since(start), b.count)
+	}
 }
 
 // docs/l3roamd-security.md, "consent": a PLAT moves a client's sessions

@@ -37,6 +37,7 @@ type daemon struct {
 	handovers   map[netip.Addr]handover   // client IPv4 -> its last handover from here (consent.go)
 	consents    map[uint64]pendingConsent // PLAT: challenge -> ROAM waiting for consent
 	consentLim  *rate.Limiter             // CONSENTs answered
+	floodLim    *rate.Limiter             // SEEKs and CLAIMs flooded on
 	count       map[string]uint64         // events and drops by reason
 	ndp         ndp                       // solicitations for SEEKs (seek.go)
 	// out sends one intercom packet (the unit tests' mesh replaces it)
@@ -53,7 +54,8 @@ func newDaemon(c *config) *daemon {
 		prefix6: append([]netip.Prefix(nil), c.clientNets...), seen: map[uint64]time.Time{},
 		xlat: map[netip.Addr]xlatState{}, roams: map[netip.Addr]roamed{},
 		acked: map[string]chan struct{}{}, count: map[string]uint64{}, done: make(chan struct{}),
-		handovers: map[netip.Addr]handover{}, consents: map[uint64]pendingConsent{}, consentLim: rate.NewLimiter(consentRate, consentRate)}
+		handovers: map[netip.Addr]handover{}, consents: map[uint64]pendingConsent{}, consentLim: rate.NewLimiter(consentRate, consentRate),
+		floodLim: rate.NewLimiter(floodRate, floodRate)}
 	d.ndp.limit = rate.NewLimiter(seekRate, seekRate)
 	d.out = d.sendUDP
 	return d

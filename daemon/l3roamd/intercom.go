@@ -138,6 +138,10 @@ func (d *daemon) handle(b []byte, from, to netip.Addr) {
 		d.inc("duplicates")
 		return
 	}
+	// (a CLAIM for a client of this node ends here: it answers)
+	if to == intercom.Group && m.TTL > 1 && (m.Type == intercom.TypeSeek || m.Type == intercom.TypeClaim && !d.knows(m.MAC)) {
+		defer d.floodOn(b, m)
+	}
 	switch m.Type {
 	case intercom.TypeClaim:
 		d.onClaim(m)
@@ -156,6 +160,49 @@ func (d *daemon) handle(b []byte, from, to netip.Addr) {
 	case intercom.TypeSeek:
 		d.inc("seek_received")
 		d.onSeek(m.Address)
+	}
+}
+
+// Flooding, as the C daemon floods: a SEEK or CLAIM to ff02::5523 goes on
+// over every mesh interface with its TTL one lower (the C daemon's
+// intercom_handle_packet), so it reaches every node of the mesh; the
+// duplicate check below stops it coming round. A CLAIM stops at the node
+// that serves the client. Whatever a node floods on is bounded by
+// floodRate: distinct forged messages must not become a storm.
+const (
+	floodTTL  = 64
+	floodRate = 50 // forwarded per second, bursts of as many
+)
+
+func (d *daemon) floodOn(b []byte, m *intercom.Message) {
+	if !d.floodLim.Allow() {
+		d.inc("flood_rate_limited")
+		return
+	}
+	out := append([]byte(nil), b...)
+	out[1] = m.TTL - 1
+	d.multicast(out)
+	d.inc("flooded_on")
+}
+
+// multicast sends b to ff02::5523 on every mesh interface that is up.
+func (d *daemon) multicast(b []byte) {
+	d.mu.Lock()
+	var ifs []string
+	for name, idx := range d.meshIfs {
+		if idx != 0 {
+			ifs = append(ifs, name)
+		}
+	}
+	d.mu.Unlock()
+	if d.pc == nil { // unit tests
+		d.out(b, intercom.Group, netip.Addr{})
+		return
+	}
+	for _, name := range ifs {
+		if _, err := d.pc.WriteTo(b, nil, &net.UDPAddr{IP: intercom.Group.AsSlice(), Port: intercom.Port, Zone: name}); err != nil {
+			slog.Warn("multicast", "if", name, "type", b[2], "err", err)
+		}
 	}
 }
 
@@ -293,6 +340,17 @@ func (d *daemon) onClaim(m *intercom.Message) {
 		}
 		return true
 	})
+	// A C node takes from INFO only the addresses it saw itself
+	// (clientmgr_handle_info): a quiet client stays unreachable there
+	// until it happens to solicit a neighbour (2 to 4 s in the mixed mesh
+	// test). A SEEK for each address, unicast to the claimer (TTL 1: not
+	// flooded on), makes it solicit them on its client link now, as it
+	// does for a SEEK from the mesh; this daemon learns them from INFO
+	// and solicits once more (rate-limited).
+	for _, a := range cl.ip6 {
+		d.send(intercom.Seek(d.header(), a), m.Sender, netip.Addr{})
+		d.inc("seeks_sent_to_claimer")
+	}
 }
 
 // retry runs try now and every interval until stop is closed, try says

@@ -333,22 +333,8 @@ func prefixOrEmpty(p netip.Prefix) string {
 	return p.String()
 }
 
-// seek asks the mesh who has ip (multicast SEEK on every mesh interface).
+// seek asks the mesh who has ip (a SEEK flooded through the mesh).
 func (d *daemon) seek(ip netip.Addr) {
-	b := intercom.Seek(intercom.Header{TTL: 255, Nonce: d.header().Nonce, Sender: d.c.nodeIP}, ip)
-	d.mu.Lock()
-	ifs := map[string]int{}
-	for k, v := range d.meshIfs {
-		ifs[k] = v
-	}
-	d.mu.Unlock()
-	for name, idx := range ifs {
-		if idx == 0 {
-			continue
-		}
-		if _, err := d.pc.WriteTo(b, nil, &net.UDPAddr{IP: intercom.Group.AsSlice(), Port: intercom.Port, Zone: name}); err != nil {
-			slog.Warn("SEEK", "if", name, "err", err)
-		}
-	}
+	d.multicast(intercom.Seek(intercom.Header{TTL: floodTTL, Nonce: d.header().Nonce, Sender: d.c.nodeIP}, ip))
 	d.inc("seeks_sent")
 }
