@@ -1,7 +1,6 @@
 package l3roamd
 
 import (
-	"bytes"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -110,7 +109,7 @@ func (d *daemon) followNeighbours(ch chan netlink.NeighUpdate) {
 				// (the next-node MAC) through its local-port: not a client
 				// (a dump of the links, so only for MACs not known yet)
 				if u.State&netlink.NUD_PERMANENT == 0 && u.MasterIndex > 0 && d.isDev(u.MasterIndex, d.c.clientBridge) &&
-					(d.knows(u.HardwareAddr) || !d.isLocalMAC(u.HardwareAddr)) {
+					(d.knows(u.HardwareAddr) || !d.k.isLocalMAC(u.HardwareAddr)) {
 					d.learn(u.HardwareAddr, netip.Addr{})
 				}
 				continue
@@ -227,20 +226,11 @@ func (d *daemon) claim(cl *client) {
 	}
 }
 
-// serve makes this node the client's: its node-client IP and IPv6 host
-// routes here, and 464xlat state for its IPv4 if it has none yet (a client
-// new to the mesh: its lease is from this node and its PLAT is ours).
+// serve makes this node the client's: its node-client IP, neighbour
+// entries and IPv6 host routes here (d.k), and 464xlat state for its IPv4
+// if it has none yet (a client new to the mesh: its lease is from this
+// node and its PLAT is ours).
 func (d *daemon) serve(cl *client) {
-	link, err := netlink.LinkByName(d.c.clientDev)
-	if err != nil {
-		slog.Error("client device", "err", err)
-		return
-	}
-	nc := nodeClientIP(d.c.nodeClient, cl.mac)
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: nc.AsSlice(), Mask: net.CIDRMask(128, 128)}, Flags: unix.IFA_F_NODAD}
-	if err := netlink.AddrReplace(link, addr); err != nil {
-		slog.Warn("node-client IP", "ip", nc, "err", err)
-	}
 	d.mu.Lock()
 	ip6 := append([]netip.Addr(nil), cl.ip6...)
 	ip4 := cl.ip4
@@ -255,73 +245,17 @@ func (d *daemon) serve(cl *client) {
 	if changed {
 		d.apply()
 	}
+	d.count["clients_served"]++
 	d.mu.Unlock()
-	// The seed: "sets an ARP entry for the client's MAC address with
-	// CLIENTIP". A neighbour entry left from the client's last stay (or
-	// from traffic for it while it was away) would make the kernel resolve
-	// it again first, and TCP backs off meanwhile.
-	for _, a := range append(append([]netip.Addr(nil), ip6...), ip4) {
-		if a.IsValid() {
-			n := &netlink.Neigh{LinkIndex: link.Attrs().Index, IP: a.AsSlice(), HardwareAddr: cl.mac, State: netlink.NUD_REACHABLE}
-			if a.Is4() {
-				n.Family = unix.AF_INET
-			} else {
-				n.Family = unix.AF_INET6
-			}
-			if err := netlink.NeighSet(n); err != nil {
-				slog.Debug("neighbour entry", "ip", a, "err", err)
-			}
-		}
-	}
-	for _, a := range ip6 {
-		r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(128, 128)},
-			Table: d.c.exportTable, Protocol: routeProto, Priority: routeMetric}
-		if err := netlink.RouteReplace(r); err != nil {
-			slog.Warn("host route", "ip", a, "err", err)
-		}
+	if err := d.k.serve(cl.mac, nodeClientIP(d.c.nodeClient, cl.mac), ip4, ip6); err != nil {
+		slog.Error("serving a client", "mac", cl.mac.String(), "err", err)
 	}
 }
 
-// release undoes serve for a client that went to another node.
+// release undoes serve for a client that went to another node or left.
 func (d *daemon) release(cl *client) {
-	link, err := netlink.LinkByName(d.c.clientDev)
-	if err != nil {
-		return
-	}
-	nc := nodeClientIP(d.c.nodeClient, cl.mac)
-	netlink.AddrDel(link, &netlink.Addr{IPNet: &net.IPNet{IP: nc.AsSlice(), Mask: net.CIDRMask(128, 128)}})
-	for _, a := range cl.ip6 {
-		netlink.RouteDel(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(128, 128)},
-			Table: d.c.exportTable, Protocol: routeProto})
-	}
-	// The kernel's neighbour entries of the client go too, and the
-	// bridge's entry for its MAC, so that a return of the client is seen
-	// as new.
-	for _, ip := range append(cl.ip6, cl.ip4) {
-		if ip.IsValid() {
-			netlink.NeighDel(&netlink.Neigh{LinkIndex: link.Attrs().Index, IP: ip.AsSlice()})
-		}
-	}
-	for _, n := range d.clientBridgeFDB() {
-		if n.HardwareAddr.String() == cl.mac.String() {
-			netlink.NeighDel(&n)
-		}
-	}
-}
-
-// clientBridgeFDB is the client bridge's forwarding database (nil when the
-// client bridge is not a bridge or cannot be read). The bridge is looked up
-// once, not per entry: a crowd leaves thousands of entries.
-func (d *daemon) clientBridgeFDB() []netlink.Neigh {
-	br, err := netlink.LinkByName(d.c.clientBridge)
-	if err != nil || br.Type() != "bridge" {
-		return nil
-	}
-	fdb, err := netlink.NeighList(0, unix.AF_BRIDGE)
-	if err != nil {
-		return nil
-	}
-	return slices.DeleteFunc(fdb, func(n netlink.Neigh) bool { return n.MasterIndex != br.Attrs().Index })
+	d.inc("clients_released")
+	d.k.release(cl.mac, nodeClientIP(d.c.nodeClient, cl.mac), cl.ip4, cl.ip6)
 }
 
 // isClientDev reports whether ifindex is the client device.
@@ -341,37 +275,6 @@ func (d *daemon) knows(mac net.HardwareAddr) bool {
 	return ok
 }
 
-// isLocalMAC reports whether mac is one of this node's own devices'.
-func (d *daemon) isLocalMAC(mac net.HardwareAddr) bool {
-	links, err := netlink.LinkList()
-	if err != nil {
-		return false
-	}
-	return slices.ContainsFunc(links, func(l netlink.Link) bool { return bytes.Equal(l.Attrs().HardwareAddr, mac) })
-}
-
-// probeNeighbour has the kernel verify that ip is at mac on the client
-// device (a unicast Neighbor Solicitation or ARP request, NUD_PROBE); an
-// answer makes the entry reachable, which the neighbour watch learns.
-func (d *daemon) probeNeighbour(ip netip.Addr, mac net.HardwareAddr) error {
-	link, err := netlink.LinkByName(d.c.clientDev)
-	if err != nil {
-		return err
-	}
-	n := &netlink.Neigh{LinkIndex: link.Attrs().Index, IP: ip.AsSlice(), HardwareAddr: mac, State: netlink.NUD_PROBE, Family: unix.AF_INET6}
-	if ip.Is4() {
-		n.Family = unix.AF_INET
-	}
-	return netlink.NeighSet(n)
-}
-
-// hasHostRoute reports a /128 route to ip in any table.
-func hasHostRoute(ip netip.Addr) bool {
-	rs, err := netlink.RouteListFiltered(unix.AF_INET6, &netlink.Route{Dst: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(128, 128)}, Table: unix.RT_TABLE_UNSPEC},
-		netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
-	return err == nil && len(rs) > 0
-}
-
 // markGone notes that the client bridge forgot mac.
 func (d *daemon) markGone(mac net.HardwareAddr) {
 	d.mu.Lock()
@@ -389,13 +292,9 @@ func (d *daemon) markGone(mac net.HardwareAddr) {
 // after each new subscription and every 30 s. Only for a bridge: another
 // client device has no forwarding database to go by.
 func (d *daemon) reconcileFDB(now time.Time) {
-	fdb := d.clientBridgeFDB()
-	if fdb == nil {
+	have := d.k.bridgeMACs()
+	if have == nil {
 		return
-	}
-	have := map[string]bool{}
-	for _, n := range fdb {
-		have[n.HardwareAddr.String()] = true
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -19,6 +19,7 @@ import (
 type daemon struct {
 	c   *config
 	fw  firewall
+	k   clientKernel
 	pc  *ipv6.PacketConn // intercom.Port
 	cpc *ipv6.PacketConn // intercom.ConsentPort
 	ctl *ctlsock.Server
@@ -58,6 +59,7 @@ func newDaemon(c *config) *daemon {
 		floodLim: rate.NewLimiter(floodRate, floodRate)}
 	d.ndp.limit = rate.NewLimiter(seekRate, seekRate)
 	d.out = d.sendUDP
+	d.k = &netlinkKernel{clientDev: c.clientDev, clientBridge: c.clientBridge, exportTable: c.exportTable}
 	return d
 }
 

@@ -57,10 +57,11 @@ func testDaemon() *daemon {
 		ownPLAT: netip.MustParsePrefix("fddd:1337:1338::1:0:0/96"), clatRange: netip.MustParsePrefix("fddd:1337:1337::/48"),
 		platRange: netip.MustParsePrefix("fddd:1337:1338::/48"), key: []byte("0123456789abcdef"),
 		maxLease: 7 * 24 * time.Hour, window: 30 * time.Second,
-		maxClients: 1024, maxAddrs: 16, goneGrace: time.Minute,
+		maxClients: 1024, maxAddrs: 16, goneGrace: time.Minute, defaultLease: time.Hour,
 	}
 	d := newDaemon(c)
 	d.out = func([]byte, netip.Addr, netip.Addr) error { return errors.New("no network in unit tests") }
+	d.k = &fakeKernel{served: map[string]servedClient{}}
 	return d
 }
 

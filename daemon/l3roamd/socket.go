@@ -230,7 +230,7 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 			if err != nil {
 				return nil, err
 			}
-			return "", d.probeNeighbour(ip.Unmap(), mac)
+			return "", d.k.probe(ip.Unmap(), mac)
 		},
 		"has_route": func(args []string) (any, error) {
 			s, err := one(args, "has_route IPV6")
@@ -242,7 +242,7 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 				return nil, fmt.Errorf("%q: not an IPv6 address", s)
 			}
 			yes := "NO"
-			if hasHostRoute(ip) {
+			if d.k.hasHostRoute(ip) {
 				yes = "YES"
 			}
 			return fmt.Sprintf("found route %s/128: %s", ip, yes), nil // the C daemon's reply
