@@ -24,12 +24,18 @@ func feedBuild(t *testing.T, goVersion string, makeArgs ...string) (string, stri
 	t.Helper()
 	work := t.TempDir()
 	top := filepath.Join(work, "top")
+	// stdout only: the go command says "go: downloading go1.23.12" on
+	// stderr when it fetches a toolchain first, which must not become part
+	// of the GOROOT (the PATH entry made of it found no go, and the
+	// machine's own go built the package: seen in CI on a fresh machine)
 	run := func(env []string, name string, args ...string) string {
 		cmd := exec.Command(name, args...)
 		cmd.Env = append(os.Environ(), env...)
-		out, err := cmd.CombinedOutput()
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
 		if err != nil {
-			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+			t.Fatalf("%s %v: %v\n%s%s", name, args, err, out, stderr.String())
 		}
 		return strings.TrimSpace(string(out))
 	}
