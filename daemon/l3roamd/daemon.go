@@ -129,7 +129,8 @@ func start(c *config) (*daemon, error) {
 		return nil, fmt.Errorf("neighbour table: %w", err)
 	}
 	started = true
-	d.wg.Add(4)
+	d.wg.Add(5)
+	go d.watchStations()
 	go d.receive(d.pc, intercom.Port)
 	go d.receive(d.cpc, intercom.ConsentPort)
 	go d.watchNeighbours(neigh)
