@@ -247,6 +247,23 @@ func helper(args []string) error {
 		return udpStream(args[1], time.Duration(n)*time.Second)
 	case "dhcp-client": // IFACE: lease an IPv4 address (DORA) and configure it; SIGUSR1 renews, SIGTERM ends
 		return dhcpClient(args[1])
+	case "udp-flood": // ADDR SIZE SECONDS FLOWS [PPS]: datagrams by sendmmsg to FLOWS ports from ADDR's; prints "sent N"
+		if len(args) < 5 {
+			return fmt.Errorf("usage: udp-flood ADDR SIZE SECONDS FLOWS [PPS]")
+		}
+		secs, _ := strconv.Atoi(args[3])
+		flows, _ := strconv.Atoi(args[4])
+		pps := 0
+		if len(args) > 5 {
+			pps, _ = strconv.Atoi(args[5])
+		}
+		return udpFlood(args[1], int(n), time.Duration(secs)*time.Second, max(flows, 1), pps)
+	case "udp-sink": // ADDR PORTS SECONDS: count datagrams (recvmmsg) on PORTS ports from ADDR's; prints "received N"
+		if len(args) < 4 {
+			return fmt.Errorf("usage: udp-sink ADDR PORTS SECONDS")
+		}
+		secs, _ := strconv.Atoi(args[3])
+		return udpSink(args[1], max(int(n), 1), time.Duration(secs)*time.Second)
 	case "udp-send": // SRC DST HEX: one datagram from SRC (any address: freebind, to forge) to DST
 		if len(args) != 4 {
 			return fmt.Errorf("usage: udp-send SRC DST HEX")
