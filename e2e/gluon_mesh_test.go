@@ -564,10 +564,11 @@ func TestGluonMixedMeshRoamsIPv6WithTheCL3roamd(t *testing.T) {
 				if _, err := l.Run(m.srv, "ping", "-6", "-c", "1", "-W", "0.3", "-I", gluonSrvWeb, r.addr); err == nil {
 					took := time.Since(moved)
 					t.Logf("move %d %s -> %s: the server reaches %s after %v", i+1, hop.from.name, hop.to.name, r.ns, took.Round(time.Millisecond))
-					// onto this daemon's node within 2 s; the C daemon takes
-					// longer (2.0-3.6 s here): it learns the client's address
-					// from the client's own solicitation only
-					if limit := 2 * time.Second; !hop.to.cL3roamd && took > limit || took > 10*time.Second {
+					// within 2 s onto either daemon's node (onto the C
+					// daemon's: 2.6-3.2 s before this daemon asked its
+					// neighbours for the routes babeld lost on the release,
+					// babelreq.go)
+					if took > 2*time.Second {
 						t.Errorf("move %d %s -> %s: the server reaches %s only after %v", i+1, hop.from.name, hop.to.name, r.ns, took.Round(time.Millisecond))
 					}
 					break

@@ -351,6 +351,7 @@ func (d *daemon) onClaim(m *intercom.Message) {
 		d.send(intercom.Seek(d.header(), a), m.Sender, netip.Addr{})
 		d.inc("seeks_sent_to_claimer")
 	}
+	go d.requestRoutesAfterRelease(append([]netip.Addr{nodeClientIP(d.c.nodeClient, cl.mac)}, cl.ip6...))
 }
 
 // retry runs try now and every interval until stop is closed, try says
