@@ -172,12 +172,19 @@ func (m *bigMesh) farTour(r *rand.Rand, start, runs, minHops int) []int {
 	return tour
 }
 
-// moveTo moves the client's port to node j's client bridge.
-func (m *bigMesh) moveTo(t *testing.T, j int) {
+// moveTo moves the client's port to node j's client bridge and reports
+// when it left the old node and when it was up on the new one.
+func (m *bigMesh) moveTo(t *testing.T, j int) (left, arrived time.Time) {
 	t.Helper()
-	m.T(t).Must(m.nodes[m.at], "ip", "link", "set", "cl-port", "netns", m.nodes[j])
-	m.T(t).Must(m.nodes[j], "ip", "link", "set", "cl-port", "master", "br-client", "up")
+	mv, err := m.PreparePortMove(m.nodes[m.at], m.nodes[j], "cl-port", "br-client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left, arrived, err = mv.Move(); err != nil {
+		t.Fatalf("moving the client to b%d: %v", j, err)
+	}
 	m.at = j
+	return left, arrived
 }
 
 // bigMeshSize is BENCH_ROAM_NODES, at least 16 (the default).
