@@ -66,15 +66,7 @@ func (d *daemon) requestRoutesAfterRelease(addrs []netip.Addr) {
 	}
 	d.inc("babel_route_requests")
 	b := babelRouteRequest(missing)
-	d.mu.Lock()
-	var ifs []string
-	for name, idx := range d.meshIfs {
-		if idx != 0 {
-			ifs = append(ifs, name)
-		}
-	}
-	d.mu.Unlock()
-	for _, name := range ifs {
+	for _, name := range d.upMeshIfs() {
 		c, err := net.DialUDP("udp6", nil, &net.UDPAddr{IP: babelGroup.AsSlice(), Port: babelPort, Zone: name})
 		if err != nil {
 			slog.Debug("Babel route request", "if", name, "err", err)

@@ -185,16 +185,22 @@ func (d *daemon) floodOn(b []byte, m *intercom.Message) {
 	d.inc("flooded_on")
 }
 
-// multicast sends b to ff02::5523 on every mesh interface that is up.
-func (d *daemon) multicast(b []byte) {
+// upMeshIfs is the names of the mesh interfaces that are there.
+func (d *daemon) upMeshIfs() []string {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	var ifs []string
 	for name, idx := range d.meshIfs {
 		if idx != 0 {
 			ifs = append(ifs, name)
 		}
 	}
-	d.mu.Unlock()
+	return ifs
+}
+
+// multicast sends b to ff02::5523 on every mesh interface that is up.
+func (d *daemon) multicast(b []byte) {
+	ifs := d.upMeshIfs()
 	if d.pc == nil { // unit tests
 		d.out(b, intercom.Group, netip.Addr{})
 		return

@@ -120,12 +120,12 @@ func (d *daemon) watchStations() {
 // isClientPort reports whether ifindex is the client device or a port of
 // the client bridge.
 func (d *daemon) isClientPort(ifindex int) bool {
+	if d.isClientDev(ifindex) {
+		return true
+	}
 	l, err := vnl.LinkByIndex(ifindex)
 	if err != nil {
 		return false
-	}
-	if l.Attrs().Name == d.c.clientDev {
-		return true
 	}
 	br, err := vnl.LinkByName(d.c.clientBridge)
 	return err == nil && l.Attrs().MasterIndex == br.Attrs().Index

@@ -130,14 +130,13 @@ func helper(args []string) error {
 		}
 		fmt.Printf("ok %d bytes\n", got)
 	case "udp-echo": // ADDR [PORTS]: echo on PORTS consecutive ports from ADDR's
-		host, port, err := net.SplitHostPort(args[1])
+		addrs, err := portRange(args[1], max(int(n), 1))
 		if err != nil {
 			return err
 		}
-		p0, _ := strconv.Atoi(port)
 		errc := make(chan error)
-		for i := 0; i < max(int(n), 1); i++ {
-			pc, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(p0+i)))
+		for _, a := range addrs {
+			pc, err := net.ListenPacket("udp", a)
 			if err != nil {
 				return err
 			}

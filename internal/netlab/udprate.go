@@ -20,11 +20,7 @@ import (
 // udpFlood sends size-byte datagrams to flows consecutive ports from
 // addr's for d, as fast as it can or at pps in all; it prints what it sent.
 func udpFlood(addr string, size int, d time.Duration, flows int, pps int) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	base, err := strconv.Atoi(port)
+	addrs, err := portRange(addr, flows)
 	if err != nil {
 		return err
 	}
@@ -32,7 +28,7 @@ func udpFlood(addr string, size int, d time.Duration, flows int, pps int) error 
 	var wg sync.WaitGroup
 	end := time.Now().Add(d)
 	for f := 0; f < flows; f++ {
-		c, err := net.Dial("udp4", net.JoinHostPort(host, strconv.Itoa(base+f)))
+		c, err := net.Dial("udp4", addrs[f])
 		if err != nil {
 			return err
 		}
@@ -77,18 +73,18 @@ func udpFlood(addr string, size int, d time.Duration, flows int, pps int) error 
 // udpSink counts the datagrams arriving on ports consecutive ports from
 // addr's for d and prints "received N".
 func udpSink(addr string, ports int, d time.Duration) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	base, err := strconv.Atoi(port)
+	addrs, err := portRange(addr, ports)
 	if err != nil {
 		return err
 	}
 	var got atomic.Int64
 	var conns []*net.UDPConn
 	for p := 0; p < ports; p++ {
-		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(host), Port: base + p})
+		a, err := net.ResolveUDPAddr("udp", addrs[p])
+		if err != nil {
+			return err
+		}
+		c, err := net.ListenUDP("udp", a)
 		if err != nil {
 			return err
 		}
@@ -122,4 +118,22 @@ func udpSink(addr string, ports int, d time.Duration) error {
 	wg.Wait()
 	fmt.Printf("received %d\n", got.Load())
 	return nil
+}
+
+// portRange is n addresses of addr's host on consecutive ports from
+// addr's (the helpers' ADDR [PORTS] arguments).
+func portRange(addr string, n int) ([]string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	base, err := strconv.Atoi(port)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = net.JoinHostPort(host, strconv.Itoa(base+i))
+	}
+	return out, nil
 }
