@@ -264,6 +264,28 @@ func TestMessagesOfOneNonceAreNotDuplicates(t *testing.T) {
 	}
 }
 
+// Issue 13: the C l3roamd repeats a CLAIM with the same bytes every 300 ms
+// until it is answered, and claims a client that comes back within seconds
+// with the same bytes again. Sent to this node alone, each is acted on;
+// the same bytes to the group (a flooded copy) are a duplicate.
+func TestRepeatedUnicastClaimsOfTheCDaemonAreActedOn(t *testing.T) {
+	d := testDaemon()
+	cNode := intercom.Header{TTL: 1, Nonce: 0xdeadbeef, Sender: netip.MustParseAddr("fddd:1337:1::9")}
+	claim := intercom.Claim(cNode, net.HardwareAddr{2, 0, 0, 0, 0, 1})
+	for i := 0; i < 3; i++ {
+		d.handle(claim, cNode.Sender, d.c.nodeIP)
+	}
+	if d.count["claims_for_unknown_clients"] != 3 || d.count["duplicates"] != 0 {
+		t.Fatalf("three unicast CLAIMs: counters %v", d.count)
+	}
+	for i := 0; i < 2; i++ {
+		d.handle(claim, cNode.Sender, intercom.Group)
+	}
+	if d.count["claims_for_unknown_clients"] != 4 || d.count["duplicates"] != 1 {
+		t.Fatalf("the same CLAIM twice to the group: counters %v", d.count)
+	}
+}
+
 // Unsigned messages cannot grow the duplicate table without bound.
 func TestDuplicateTableIsBounded(t *testing.T) {
 	d := testDaemon()
