@@ -87,12 +87,18 @@ read -r tayga tayga_udp tayga_udp1200 tayga_ns <<<"$(measure tayga)"
 ip netns pids $N | xargs -r kill 2>/dev/null || true
 rm -f /tmp/$P-tayga.conf
 
+# clatd with its TUN path only, then with the kernel fast path (its default)
 topology xlat
-start_clatd /tmp/$P-clatd.sock
+start_clatd /tmp/$P-clatd.sock -fastpath off
+read -r tun tun_udp tun_udp1200 tun_ns <<<"$(measure clatd-tun)"
+ip netns pids $N | xargs -r kill 2>/dev/null || true
+topology xlat
+start_clatd /tmp/$P-clatd.sock -fastpath on
 read -r clat clat_udp clat_udp1200 clat_ns <<<"$(measure clatd)"
-ip netns exec $N sh -c 'echo status | nc -NU /tmp/'$P'-clatd.sock' >&2 || true
+ip netns exec $N "$BIN/xlatctl" -clatd-socket /tmp/$P-clatd.sock clatd status >&2 || true
 
 ratio() { python3 -c "print('%.2f' % ($1/$2 if $2 > 0 else 0))"; }
 echo "bench-clat: clat=$clat tayga=$tayga kernel=$kernel vs_tayga=$(ratio "$clat" "$tayga") vs_kernel=$(ratio "$clat" "$kernel")" \
   "udp_pps=$clat_udp udp_vs_tayga=$(ratio "$clat_udp" "$tayga_udp") udp_vs_kernel=$(ratio "$clat_udp" "$kernel_udp")" \
-  "udp1200_pps=$clat_udp1200 udp1200_vs_tayga=$(ratio "$clat_udp1200" "$tayga_udp1200") udp1200_vs_kernel=$(ratio "$clat_udp1200" "$kernel_udp1200") ns_per_pkt=$clat_ns ns_vs_kernel=$(ratio "$clat_ns" "$kernel_ns") tayga_udp_pps=$tayga_udp kernel_udp_pps=$kernel_udp tayga_ns_per_pkt=$tayga_ns kernel_ns_per_pkt=$kernel_ns"
+  "udp1200_pps=$clat_udp1200 udp1200_vs_tayga=$(ratio "$clat_udp1200" "$tayga_udp1200") udp1200_vs_kernel=$(ratio "$clat_udp1200" "$kernel_udp1200") ns_per_pkt=$clat_ns ns_vs_kernel=$(ratio "$clat_ns" "$kernel_ns") tayga_udp_pps=$tayga_udp kernel_udp_pps=$kernel_udp tayga_ns_per_pkt=$tayga_ns kernel_ns_per_pkt=$kernel_ns" \
+  "tun=$tun tun_udp_pps=$tun_udp tun_udp1200_pps=$tun_udp1200 tun_ns_per_pkt=$tun_ns"

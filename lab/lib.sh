@@ -53,11 +53,13 @@ lab_topology() {
   fi
 }
 
-# start_clatd SOCKET: clatd on the node with the flags the init script uses.
+# start_clatd SOCKET [FLAG...]: clatd on the node with the flags the init
+# script uses, and FLAGs.
 start_clatd() {
+  local sock=$1; shift
   ip netns exec $N "$BIN/clatd" -clat-prefix $CLAT::/96 -plat-prefix $PLAT::/96 \
-    -client-net 10.130.0.0/16 -client-dev n0 -socket "$1" -log-level warn &
+    -client-net 10.130.0.0/16 -client-dev n0 -socket "$sock" -log-level warn "$@" &
   disown
-  for _ in $(seq 50); do [ -S "$1" ] && return 0; sleep 0.1; done
+  for _ in $(seq 50); do [ -S "$sock" ] && return 0; sleep 0.1; done
   echo "clatd did not start" >&2; return 1
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gluon-464xlat/gluon-464xlat/fastpath"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/status"
@@ -20,6 +21,8 @@ type daemon struct {
 	routes  *routes
 	ctl     *ctlsock.Server
 	started time.Time
+	fast    *fastpath.Program // nil: every packet takes the TUN
+	fastWhy string            // why there is no fast path
 
 	mu   sync.Mutex // serialises set_platprefix
 	plat atomic.Pointer[string]
@@ -39,6 +42,10 @@ func start(c *config) (*daemon, error) {
 		d.eng.Close()
 		return nil, err
 	}
+	if d.fast, d.fastWhy, err = c.startFastPath(d.eng.Link.Attrs().Index); err != nil {
+		d.stop()
+		return nil, err
+	}
 	if d.ctl, err = ctlsock.Listen(c.Socket, d.commands()); err != nil {
 		d.stop()
 		return nil, err
@@ -51,6 +58,9 @@ func (d *daemon) stop() error {
 		d.ctl.Close()
 	}
 	var errs []error
+	if d.fast != nil {
+		errs = append(errs, d.fast.Close())
+	}
 	if d.routes != nil {
 		errs = append(errs, d.routes.remove())
 	}
@@ -66,6 +76,11 @@ func (d *daemon) setPlat(plat string) error {
 	if err != nil {
 		return err
 	}
+	if d.fast != nil {
+		if err := d.fast.SetConfig(d.c.fastPathConfig(plat)); err != nil {
+			return err
+		}
+	}
 	if err := d.eng.SetConfig(sc); err != nil {
 		return err
 	}
@@ -80,7 +95,22 @@ func (d *daemon) status() status.Clatd {
 		Version: cli.Version, Dev: d.c.Dev, CLATPrefix: d.c.clat.String(), PLATPrefix: *d.plat.Load(),
 		ClientNet: d.c.clientNet.String(), MTU: d.c.MTU, Offload: !d.c.NoOffload,
 		UptimeSec: int64(time.Since(d.started).Seconds()), Counters: d.eng.Counters(),
+		FastPath: d.fastPathState(), FastPathReason: d.fastWhy, FastPathCounters: d.fastCounters(),
 	}
+}
+
+func (d *daemon) fastPathState() string {
+	if d.fast == nil {
+		return "off"
+	}
+	return "on"
+}
+
+func (d *daemon) fastCounters() map[string]uint64 {
+	if d.fast == nil {
+		return nil
+	}
+	return d.fast.Counters()
 }
 
 func (d *daemon) commands() map[string]ctlsock.Handler {

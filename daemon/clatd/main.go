@@ -29,6 +29,7 @@ type config struct {
 	lowMTU6   int
 	mssClamp  bool
 	eams      eamFlag // -eam: more RFC 7757 mappings than the client network's
+	fastPath  fastPathMode
 }
 
 // eamFlag collects repeated -eam V4PREFIX=V6PREFIX flags, each checked as
@@ -56,7 +57,7 @@ func (f *eamFlag) Set(s string) error {
 }
 
 func parseFlags(args []string) (*config, error) {
-	c := &config{}
+	c := &config{fastPath: "auto"}
 	fs := cli.NewTUNFlagSet("clatd", "clat", "/var/run/clatd.sock", "IPv6 MTU towards the mesh; IPv4 gets 20 bytes less", &c.TUN)
 	var clat, clientNet string
 	fs.StringVar(&clat, "clat-prefix", "", "this node's CLAT /96 (required), e.g. fddd:1337:1337:1234:5678:9abc::/96")
@@ -68,6 +69,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.lowMTU6, "lowest-ipv6-mtu", 1280, "IPv4 packets without DF are fragmented to fit this (RFC 7915 section 4)")
 	fs.BoolVar(&c.mssClamp, "mss-clamp", true, "clamp TCP MSS in SYNs to what fits -mtu")
 	fs.BoolVar(&c.noRoutes, "no-routes", false, "do not install routes and rules (an init script does)")
+	fs.Var(&c.fastPath, "fastpath", "translate the common packets in the kernel (tc BPF at the TUN's egress): auto (where the kernel allows), on (or fail), off")
 	fs.Var(&c.eams, "eam", "an explicit address mapping V4PREFIX=V6PREFIX (RFC 7757) besides the client network's; repeatable; routing those ranges here is up to you")
 	if err := cli.ParseTUN(fs, &c.TUN, args, "clatd -clat-prefix P/96 -client-net A.B.C.D/N [flags]"); err != nil {
 		return nil, err
@@ -137,6 +139,7 @@ func Main(args []string) {
 		slog.Error("clatd could not start", "err", err)
 		os.Exit(1)
 	}
-	slog.Info("clatd running", "dev", c.Dev, "clat", c.clat, "plat", c.plat, "client_net", c.clientNet, "queues", c.Queues, "offload", !c.NoOffload)
+	slog.Info("clatd running", "dev", c.Dev, "clat", c.clat, "plat", c.plat, "client_net", c.clientNet, "queues", c.Queues, "offload", !c.NoOffload,
+		"fastpath", d.fastPathState(), "fastpath_reason", d.fastWhy)
 	cli.RunTUNDaemon("clatd", c.Dev, d.eng.Gone(), d.stop)
 }

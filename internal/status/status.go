@@ -32,6 +32,11 @@ type Clatd struct {
 	Offload    bool     `json:"offload"`
 	UptimeSec  int64    `json:"uptime_s"`
 	Counters   Counters `json:"counters"`
+	// The kernel fast path: "on" or "off", why it is off, and its packets
+	// by direction (fast_4to6, fast_6to4) and by why they took the TUN.
+	FastPath         string            `json:"fastpath"`
+	FastPathReason   string            `json:"fastpath_reason,omitempty"`
+	FastPathCounters map[string]uint64 `json:"fastpath_counters,omitempty"`
 }
 
 // Platd is platd's status.

@@ -1,0 +1,69 @@
+package fastpath
+
+import (
+	"fmt"
+	"runtime"
+	"unsafe"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// filterName names the classifier, so that a restarted clatd finds and
+// replaces the one a killed clatd left (the TUN device usually dies with
+// its owner; a persistent one keeps its qdisc).
+const filterName = "clat_egress"
+
+// Attach puts the program at the egress of the device (a clsact qdisc and
+// a direct-action BPF filter), replacing any earlier one.
+func (p *Program) Attach(ifindex int) error {
+	q := &netlink.GenericQdisc{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
+		QdiscType:  "clsact",
+	}
+	if err := netlink.QdiscReplace(q); err != nil {
+		return fmt.Errorf("clsact qdisc: %w", err)
+	}
+	f := &netlink.BpfFilter{
+		FilterAttrs: netlink.FilterAttrs{LinkIndex: ifindex, Parent: netlink.HANDLE_MIN_EGRESS, Handle: 1,
+			Protocol: unix.ETH_P_ALL, Priority: 1},
+		Fd: p.fd, Name: filterName, DirectAction: true,
+	}
+	if err := netlink.FilterReplace(f); err != nil {
+		return fmt.Errorf("BPF filter: %w", err)
+	}
+	p.attached = ifindex
+	return nil
+}
+
+// detach removes the clsact qdisc, and the filter with it.
+func detach(ifindex int) error {
+	q := &netlink.GenericQdisc{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
+		QdiscType:  "clsact",
+	}
+	if err := netlink.QdiscDel(q); err != nil && err != unix.ENODEV && err != unix.EINVAL && err != unix.ENOENT {
+		return fmt.Errorf("clsact qdisc: %w", err)
+	}
+	return nil
+}
+
+// TestRun runs the program once on a packet (BPF_PROG_TEST_RUN, which
+// wants an Ethernet header first: Config.L3Offset 14) and returns its
+// verdict and the packet as the program left it.
+func (p *Program) TestRun(pkt []byte) (verdict uint32, out []byte, err error) {
+	out = make([]byte, len(pkt)+256)
+	attr := struct {
+		fd, retval, sizeIn, sizeOut uint32
+		in, out                     uint64
+		repeat, duration            uint32
+	}{fd: uint32(p.fd), sizeIn: uint32(len(pkt)), sizeOut: uint32(len(out)),
+		in: uint64(uintptr(unsafe.Pointer(&pkt[0]))), out: uint64(uintptr(unsafe.Pointer(&out[0]))), repeat: 1}
+	_, err = bpf(unix.BPF_PROG_TEST_RUN, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	runtime.KeepAlive(pkt)
+	runtime.KeepAlive(out)
+	if err != nil {
+		return 0, nil, err
+	}
+	return attr.retval, out[:attr.sizeOut], nil
+}

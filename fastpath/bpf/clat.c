@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// The CLAT's fast path: a tc classifier at the egress of clatd's TUN that
+// translates the common packets (RFC 7915) in the kernel and hands them
+// back to the same device's ingress, where the TUN path's packets arrive
+// too: the kernel then routes, firewalls and forwards them as if clatd had
+// written them. Everything else (ICMP errors, fragments, options, extension
+// headers, TCP SYNs for the MSS clamp, zero UDP checksums, packets too big,
+// GSO packets, anything not between the client network and the PLAT) goes
+// on to the TUN unchanged (TC_ACT_OK), counted by reason.
+//
+// Built for both byte orders by `make bpf` (clang -target bpfel/bpfeb) and
+// committed; no BTF, no BPF-to-BPF calls, no helper newer than Linux 5.15,
+// no loops (the MIPS interpreter before 5.16 runs it instruction by
+// instruction). The maps are made by the Go loader (fastpath/load.go) with
+// the sizes below; "maps" only names them for its relocations.
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/pkt_cls.h>
+
+#define SEC(n) __attribute__((section(n), used))
+#define INLINE static inline __attribute__((always_inline))
+
+static long (*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+static long (*bpf_skb_store_bytes)(struct __sk_buff *, __u32, const void *, __u32, __u64) = (void *)9;
+static long (*bpf_l4_csum_replace)(struct __sk_buff *, __u32, __u64, __u64, __u64) = (void *)11;
+static long (*bpf_redirect)(__u32, __u64) = (void *)23;
+static __u32 (*bpf_get_prandom_u32)(void) = (void *)7;
+static long (*bpf_skb_change_proto)(struct __sk_buff *, __u16, __u64) = (void *)31;
+static __s64 (*bpf_csum_diff)(const void *, __u32, const void *, __u32, __u32) = (void *)28;
+
+#define htons(x) ((__u16)__builtin_bswap16(x))
+#define htonl(x) ((__u32)__builtin_bswap32(x))
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#undef htons
+#undef htonl
+#define htons(x) ((__u16)(x))
+#define htonl(x) ((__u32)(x))
+#endif
+
+// The configuration, one element at key 0 of a hash map (an update
+// replaces it whole, so a packet never sees half of a new PLAT prefix).
+struct cfg {
+	__u8 clat[12]; // the CLAT /96
+	__u8 plat[12]; // the PLAT /96 (RFC 6052 with a /96 only)
+	__u32 net4;    // client network, network byte order
+	__u32 mask4;   // its mask, network byte order
+	__u16 mtu6;    // 4->6 with DF: at most this (the TUN path's MTU6)
+	__u16 frag6;   // 4->6 without DF: at most this (the lowest IPv6 MTU)
+	__u16 mtu4;    // 6->4: at most this
+	__u8 has_plat; // 0: no PLAT prefix yet, everything to the TUN
+	__u8 l3off;    // where the IP header starts: 0 on the TUN, 14 in a test run
+};
+
+// Counters, one per-CPU slot each: what was translated, and why the rest
+// went to the TUN.
+enum {
+	C_4TO6,
+	C_6TO4,
+	C_PASS_GSO,       // a GSO super-packet
+	C_PASS_HEADER,    // IPv4 options, fragments, extension headers, bad lengths
+	C_PASS_ADDRESS,   // not client network <-> PLAT, no PLAT, multicast
+	C_PASS_PROTOCOL,  // not TCP, UDP, ICMP echo
+	C_PASS_SYN,       // a TCP SYN: the MSS clamp is the TUN path's
+	C_PASS_CHECKSUM,  // zero UDP checksum, bad IPv4 header checksum
+	C_PASS_SIZE,      // too big for the other side (fragment or ICMP error)
+	C_PASS_HOPLIMIT,  // TTL or hop limit runs out here
+	C_NUM,
+};
+
+struct map_def {
+	__u32 type, key_size, value_size, max_entries, flags;
+};
+SEC("maps") struct map_def clat_cfg = {BPF_MAP_TYPE_HASH, 4, sizeof(struct cfg), 1, 0};
+SEC("maps") struct map_def clat_counters = {BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, C_NUM, 0};
+
+INLINE int pass(int reason)
+{
+	__u32 k = reason;
+	__u64 *c = (__u64 *)bpf_map_lookup_elem(&clat_counters, &k);
+	if (c)
+		*c += 1;
+	return TC_ACT_OK;
+}
+
+INLINE int done(struct __sk_buff *skb, int what)
+{
+	__u32 k = what;
+	__u64 *c = (__u64 *)bpf_map_lookup_elem(&clat_counters, &k);
+	if (c)
+		*c += 1;
+	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
+}
+
+// fold makes bpf_csum_diff's 32-bit sum a 16-bit one.
+INLINE __u16 fold(__s64 sum)
+{
+	__u32 s = (__u32)sum;
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return s;
+}
+
+struct iphdr4 {
+	__u8 vihl, tos;
+	__u16 tot, id, frag;
+	__u8 ttl, proto;
+	__u16 check;
+	__u32 src, dst;
+};
+
+struct iphdr6 {
+	__u32 vtf;
+	__u16 plen;
+	__u8 nh, hop;
+	__u32 src[4], dst[4];
+};
+
+// The ICMPv6 pseudo-header's sum, as 40 bytes for bpf_csum_diff.
+struct pseudo6 {
+	__u32 src[4], dst[4];
+	__u32 len;
+	__u32 nh;
+};
+
+#define IPPROTO_ICMPV6_ 58
+
+// RFC 7915 section 4: IPv4 to IPv6.
+INLINE int xlat4to6(struct __sk_buff *skb, struct cfg *c)
+{
+	__u32 off = c->l3off;
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct iphdr4 *ip = data + off;
+	if ((void *)(ip + 1) + 8 > end) // the header and what the L4 checks read
+		return pass(C_PASS_HEADER);
+	if (ip->vihl != 0x45 || (ip->frag & htons(0x3fff)) || htons(ip->tot) != skb->len - off)
+		return pass(C_PASS_HEADER);
+	if (fold(bpf_csum_diff(0, 0, (void *)ip, 20, 0)) != 0xffff)
+		return pass(C_PASS_CHECKSUM);
+	__u32 dst = ip->dst, src = ip->src;
+	__u8 d0 = ((__u8 *)&ip->dst)[0];
+	// (0/8, 127/8, multicast and broadcast are not translated: RFC 6052
+	// section 3.1, RFC 7915 section 1.2)
+	if (!c->has_plat || (src & c->mask4) != c->net4 || (dst & c->mask4) == c->net4 ||
+	    d0 == 0 || d0 == 127 || d0 >= 224)
+		return pass(C_PASS_ADDRESS);
+	if (ip->ttl <= 1)
+		return pass(C_PASS_HOPLIMIT);
+	__u32 tot = htons(ip->tot), plen = tot - 20;
+	__u32 limit = (ip->frag & htons(0x4000)) ? c->mtu6 : c->frag6;
+	if (40 + plen > limit)
+		return pass(C_PASS_SIZE);
+	__u8 proto = ip->proto, tos = ip->tos, hop = ip->ttl - 1;
+	__u8 *l4 = (__u8 *)(ip + 1);
+	__u32 csumoff;
+	switch (proto) {
+	case IPPROTO_TCP:
+		if (l4 + 20 > (__u8 *)end)
+			return pass(C_PASS_HEADER);
+		if (l4[13] & 0x02)
+			return pass(C_PASS_SYN);
+		csumoff = off + 20 + 16;
+		break;
+	case IPPROTO_UDP:
+		if (l4[6] == 0 && l4[7] == 0)
+			return pass(C_PASS_CHECKSUM);
+		csumoff = off + 20 + 6;
+		break;
+	case IPPROTO_ICMP:
+		if ((l4[0] != 8 && l4[0] != 0) || l4[1] != 0)
+			return pass(C_PASS_PROTOCOL);
+		csumoff = off + 20 + 2;
+		break;
+	default:
+		return pass(C_PASS_PROTOCOL);
+	}
+
+	struct iphdr6 h6;
+	h6.vtf = htonl(0x60000000 | (__u32)tos << 20);
+	h6.plen = htons(plen);
+	h6.nh = proto == IPPROTO_ICMP ? IPPROTO_ICMPV6_ : proto;
+	h6.hop = hop;
+	__builtin_memcpy(h6.src, c->clat, 12);
+	h6.src[3] = src;
+	__builtin_memcpy(h6.dst, c->plat, 12);
+	h6.dst[3] = dst;
+
+	if (proto == IPPROTO_ICMP) {
+		// Echo: the type changes, and ICMPv6 sums a pseudo-header that
+		// ICMPv4 does not have (section 4.2).
+		__u8 type = l4[0] == 8 ? 128 : 129;
+		__u16 oldw = htons((__u16)l4[0] << 8), neww = htons((__u16)type << 8);
+		struct pseudo6 ph;
+		__builtin_memcpy(ph.src, h6.src, 16);
+		__builtin_memcpy(ph.dst, h6.dst, 16);
+		ph.len = htonl(plen);
+		ph.nh = htonl(IPPROTO_ICMPV6_);
+		__s64 diff = bpf_csum_diff(0, 0, (void *)&ph, sizeof(ph), 0);
+		if (bpf_l4_csum_replace(skb, csumoff, oldw, neww, 2) ||
+		    bpf_l4_csum_replace(skb, csumoff, 0, diff, BPF_F_PSEUDO_HDR) ||
+		    bpf_skb_store_bytes(skb, off + 20, &type, 1, 0))
+			return TC_ACT_SHOT;
+	} else {
+		// TCP and UDP: only the pseudo-header's addresses change (4.5).
+		__s64 diff = bpf_csum_diff(&ip->src, 8, (void *)h6.src, 32, 0);
+		if (bpf_l4_csum_replace(skb, csumoff, 0, diff,
+					BPF_F_PSEUDO_HDR | (proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0)))
+			return TC_ACT_SHOT;
+	}
+	if (bpf_skb_change_proto(skb, htons(ETH_P_IPV6), 0))
+		return TC_ACT_SHOT;
+	if (bpf_skb_store_bytes(skb, off, &h6, sizeof(h6), 0))
+		return TC_ACT_SHOT;
+	return done(skb, C_4TO6);
+}
+
+// RFC 7915 section 5: IPv6 to IPv4.
+INLINE int xlat6to4(struct __sk_buff *skb, struct cfg *c)
+{
+	__u32 off = c->l3off;
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	struct iphdr6 *ip = data + off;
+	if ((void *)(ip + 1) + 8 > end)
+		return pass(C_PASS_HEADER);
+	__u32 plen = htons(ip->plen);
+	if ((((__u8 *)ip)[0] >> 4) != 6 || plen + 40 != skb->len - off)
+		return pass(C_PASS_HEADER);
+	__u8 *d = (__u8 *)ip->dst;
+	if (!c->has_plat || d[0] == 0xff)
+		return pass(C_PASS_ADDRESS);
+	// the client's CLAT::a.b.c.d from PLAT::w.x.y.z
+	__u32 *cl = (__u32 *)c->clat, *pl = (__u32 *)c->plat;
+	if (ip->dst[0] != cl[0] || ip->dst[1] != cl[1] || ip->dst[2] != cl[2] ||
+	    (ip->dst[3] & c->mask4) != c->net4 ||
+	    ip->src[0] != pl[0] || ip->src[1] != pl[1] || ip->src[2] != pl[2] ||
+	    (ip->src[3] & c->mask4) == c->net4)
+		return pass(C_PASS_ADDRESS);
+	__u8 s0 = ((__u8 *)ip->src)[12];
+	if (s0 == 0 || s0 == 127 || s0 >= 224)
+		return pass(C_PASS_ADDRESS);
+	if (ip->hop <= 1)
+		return pass(C_PASS_HOPLIMIT);
+	if (20 + plen > c->mtu4)
+		return pass(C_PASS_SIZE);
+	__u8 proto = ip->nh;
+	__u8 *l4 = (__u8 *)(ip + 1);
+	__u32 csumoff;
+	switch (proto) {
+	case IPPROTO_TCP:
+		if (l4 + 20 > (__u8 *)end)
+			return pass(C_PASS_HEADER);
+		if (l4[13] & 0x02)
+			return pass(C_PASS_SYN);
+		csumoff = off + 40 + 16;
+		break;
+	case IPPROTO_UDP:
+		if (l4[6] == 0 && l4[7] == 0)
+			return pass(C_PASS_CHECKSUM);
+		csumoff = off + 40 + 6;
+		break;
+	case IPPROTO_ICMPV6_:
+		if ((l4[0] != 128 && l4[0] != 129) || l4[1] != 0)
+			return pass(C_PASS_PROTOCOL);
+		csumoff = off + 40 + 2;
+		break;
+	default:
+		return pass(C_PASS_HEADER); // extension headers too
+	}
+
+	__u32 tc = htonl(ip->vtf);
+	struct iphdr4 h4;
+	h4.vihl = 0x45;
+	h4.tos = tc >> 20;
+	h4.tot = htons(20 + plen);
+	// Section 5.1: Identification from a generator, DF above 1260 bytes.
+	h4.id = bpf_get_prandom_u32();
+	h4.frag = 20 + plen > 1260 ? htons(0x4000) : 0;
+	h4.ttl = ip->hop - 1;
+	h4.proto = proto == IPPROTO_ICMPV6_ ? IPPROTO_ICMP : proto;
+	h4.check = 0;
+	h4.src = ip->src[3];
+	h4.dst = ip->dst[3];
+	h4.check = ~fold(bpf_csum_diff(0, 0, (void *)&h4, 20, 0));
+
+	if (proto == IPPROTO_ICMPV6_) {
+		__u8 type = l4[0] == 128 ? 8 : 0;
+		__u16 oldw = htons((__u16)l4[0] << 8), neww = htons((__u16)type << 8);
+		struct pseudo6 ph;
+		__builtin_memcpy(ph.src, ip->src, 16);
+		__builtin_memcpy(ph.dst, ip->dst, 16);
+		ph.len = htonl(plen);
+		ph.nh = htonl(IPPROTO_ICMPV6_);
+		__s64 diff = bpf_csum_diff((void *)&ph, sizeof(ph), 0, 0, 0);
+		if (bpf_l4_csum_replace(skb, csumoff, oldw, neww, 2) ||
+		    bpf_l4_csum_replace(skb, csumoff, 0, diff, BPF_F_PSEUDO_HDR) ||
+		    bpf_skb_store_bytes(skb, off + 40, &type, 1, 0))
+			return TC_ACT_SHOT;
+	} else {
+		__s64 diff = bpf_csum_diff((void *)ip->src, 32, &h4.src, 8, 0);
+		if (bpf_l4_csum_replace(skb, csumoff, 0, diff,
+					BPF_F_PSEUDO_HDR | (proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0)))
+			return TC_ACT_SHOT;
+	}
+	if (bpf_skb_change_proto(skb, htons(ETH_P_IP), 0))
+		return TC_ACT_SHOT;
+	if (bpf_skb_store_bytes(skb, off, &h4, sizeof(h4), 0))
+		return TC_ACT_SHOT;
+	return done(skb, C_6TO4);
+}
+
+SEC("tc") int clat_egress(struct __sk_buff *skb)
+{
+	__u32 k = 0;
+	struct cfg *c = (struct cfg *)bpf_map_lookup_elem(&clat_cfg, &k);
+	if (!c)
+		return TC_ACT_OK;
+	if (skb->gso_size)
+		return pass(C_PASS_GSO);
+	if (skb->protocol == htons(ETH_P_IP))
+		return xlat4to6(skb, c);
+	if (skb->protocol == htons(ETH_P_IPV6))
+		return xlat6to4(skb, c);
+	return TC_ACT_OK;
+}
+
+char _license[] SEC("license") = "GPL";

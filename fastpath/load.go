@@ -1,0 +1,283 @@
+// Package fastpath is the CLAT's kernel fast path: a tc classifier at the
+// egress of clatd's TUN (bpf/clat.c) that translates the common packets
+// and hands them to the device's ingress, and the loader that puts it
+// there.
+//
+// The loader is written by hand over the bpf(2) system call and
+// vishvananda/netlink's tc support (already in every daemon) rather than
+// with cilium/ebpf: the program needs two maps, one relocation kind and
+// one attach point, and a node's flash pays for every kilobyte (the
+// measured difference is in docs/performance.md).
+package fastpath
+
+import (
+	"bytes"
+	"debug/elf"
+	_ "embed"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+//go:embed clat_bpfel.o
+var objLE []byte
+
+//go:embed clat_bpfeb.o
+var objBE []byte
+
+// The maps of bpf/clat.c, made here with the same sizes.
+const (
+	cfgSize     = 40 // struct cfg
+	numCounters = 10 // C_NUM
+)
+
+// Counter names, in the order of bpf/clat.c's enum.
+var counterNames = [numCounters]string{
+	"fast_4to6", "fast_6to4", "to_tun_gso", "to_tun_header", "to_tun_address",
+	"to_tun_protocol", "to_tun_syn", "to_tun_checksum", "to_tun_size", "to_tun_hop_limit",
+}
+
+// Program is the loaded classifier with its maps.
+type Program struct {
+	fd       int
+	cfgFD    int
+	countFD  int
+	ncpu     int
+	order    binary.ByteOrder
+	attached int // ifindex, 0 if not attached
+}
+
+// nativeOrder is the byte order of this machine, so the object to load.
+func nativeOrder() binary.ByteOrder {
+	x := uint16(1)
+	if *(*byte)(unsafe.Pointer(&x)) == 1 {
+		return binary.LittleEndian
+	}
+	return binary.BigEndian
+}
+
+func bpf(cmd int, attr unsafe.Pointer, size uintptr) (int, error) {
+	r, _, e := unix.Syscall(unix.SYS_BPF, uintptr(cmd), uintptr(attr), size)
+	if e != 0 {
+		return int(r), e
+	}
+	return int(r), nil
+}
+
+// mapCreate is BPF_MAP_CREATE.
+func mapCreate(typ, key, value, max uint32) (int, error) {
+	attr := [5]uint32{typ, key, value, max, 0}
+	return bpf(unix.BPF_MAP_CREATE, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+}
+
+// mapElem is BPF_MAP_LOOKUP_ELEM or BPF_MAP_UPDATE_ELEM.
+func mapElem(cmd, fd int, key, value []byte) error {
+	attr := struct {
+		fd    uint32
+		_     uint32
+		key   uint64
+		value uint64
+		flags uint64
+	}{fd: uint32(fd), key: uint64(uintptr(unsafe.Pointer(&key[0]))), value: uint64(uintptr(unsafe.Pointer(&value[0])))}
+	_, err := bpf(cmd, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	runtime.KeepAlive(key)
+	runtime.KeepAlive(value)
+	return err
+}
+
+// Load creates the maps and loads the program for this machine's byte
+// order. The error says why the kernel refused (its verifier log).
+func Load() (*Program, error) {
+	p := &Program{fd: -1, cfgFD: -1, countFD: -1, order: nativeOrder(), ncpu: possibleCPUs()}
+	obj := objLE
+	if p.order == binary.BigEndian {
+		obj = objBE
+	}
+	var err error
+	if p.cfgFD, err = mapCreate(unix.BPF_MAP_TYPE_HASH, 4, cfgSize, 1); err != nil {
+		return nil, fmt.Errorf("BPF map: %w", err)
+	}
+	if p.countFD, err = mapCreate(unix.BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, numCounters); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("BPF map: %w", err)
+	}
+	insns, err := p.relocate(obj)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	license := []byte("GPL\x00")
+	logBuf := make([]byte, 64<<10)
+	attr := struct {
+		progType, insnCnt uint32
+		insns, license    uint64
+		logLevel, logSize uint32
+		logBuf            uint64
+		kernVersion       uint32
+		progFlags         uint32
+		name              [16]byte
+	}{
+		progType: unix.BPF_PROG_TYPE_SCHED_CLS, insnCnt: uint32(len(insns) / 8),
+		insns: uint64(uintptr(unsafe.Pointer(&insns[0]))), license: uint64(uintptr(unsafe.Pointer(&license[0]))),
+		logLevel: 1, logSize: uint32(len(logBuf)), logBuf: uint64(uintptr(unsafe.Pointer(&logBuf[0]))),
+	}
+	copy(attr.name[:], "clat_egress")
+	p.fd, err = bpf(unix.BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	runtime.KeepAlive(insns)
+	runtime.KeepAlive(license)
+	if err != nil {
+		p.fd = -1
+		p.Close()
+		log := string(bytes.TrimRight(logBuf, "\x00"))
+		if i := strings.LastIndex(strings.TrimSpace(log), "\n"); i >= 0 && len(log) > 2000 {
+			log = log[len(log)-2000:]
+		}
+		return nil, fmt.Errorf("BPF program: %w\n%s", err, log)
+	}
+	return p, nil
+}
+
+// relocate returns the program's instructions with the map references
+// (ld_imm64 against a symbol of the "maps" section) pointing at the maps.
+func (p *Program) relocate(obj []byte) ([]byte, error) {
+	f, err := elf.NewFile(bytes.NewReader(obj))
+	if err != nil {
+		return nil, fmt.Errorf("BPF object: %w", err)
+	}
+	prog := f.Section("tc")
+	if prog == nil {
+		return nil, errors.New("BPF object: no tc section")
+	}
+	insns, err := prog.Data()
+	if err != nil {
+		return nil, err
+	}
+	syms, err := f.Symbols()
+	if err != nil {
+		return nil, err
+	}
+	if rel := f.Section(".reltc"); rel != nil {
+		data, err := rel.Data()
+		if err != nil {
+			return nil, err
+		}
+		for i := 0; i+16 <= len(data); i += 16 {
+			off := p.order.Uint64(data[i:])
+			sym := int(p.order.Uint64(data[i+8:]) >> 32)
+			if sym < 1 || sym > len(syms) || off+16 > uint64(len(insns)) || insns[off] != 0x18 {
+				return nil, fmt.Errorf("BPF object: relocation at %d", off)
+			}
+			var fd int
+			switch syms[sym-1].Name {
+			case "clat_cfg":
+				fd = p.cfgFD
+			case "clat_counters":
+				fd = p.countFD
+			default:
+				return nil, fmt.Errorf("BPF object: unknown map %q", syms[sym-1].Name)
+			}
+			// src_reg = BPF_PSEUDO_MAP_FD: the register byte's nibbles are
+			// in the object's byte order
+			if p.order == binary.LittleEndian {
+				insns[off+1] = insns[off+1]&0x0f | unix.BPF_PSEUDO_MAP_FD<<4
+			} else {
+				insns[off+1] = insns[off+1]&0xf0 | unix.BPF_PSEUDO_MAP_FD
+			}
+			p.order.PutUint32(insns[off+4:], uint32(fd))
+		}
+	}
+	return insns, nil
+}
+
+// Config is what the program translates with.
+type Config struct {
+	CLAT, PLAT [12]byte // the /96 prefixes; PLAT all zero with HasPLAT false
+	HasPLAT    bool
+	Net4, Mask [4]byte // the client network
+	MTU6       int     // a 4->6 packet with DF: at most this
+	Frag6      int     // without DF: at most this
+	MTU4       int     // a 6->4 packet: at most this
+	L3Offset   int     // 0 on the TUN; 14 in a test run (an Ethernet header first)
+}
+
+func (p *Program) encode(c Config) []byte {
+	b := make([]byte, cfgSize)
+	copy(b[0:], c.CLAT[:])
+	copy(b[12:], c.PLAT[:])
+	copy(b[24:], c.Net4[:])
+	copy(b[28:], c.Mask[:])
+	p.order.PutUint16(b[32:], uint16(c.MTU6))
+	p.order.PutUint16(b[34:], uint16(c.Frag6))
+	p.order.PutUint16(b[36:], uint16(c.MTU4))
+	if c.HasPLAT {
+		b[38] = 1
+	}
+	b[39] = byte(c.L3Offset)
+	return b
+}
+
+// SetConfig replaces the configuration at once (a new map element: a
+// packet sees the old one or the new one, never half of each).
+func (p *Program) SetConfig(c Config) error {
+	return mapElem(unix.BPF_MAP_UPDATE_ELEM, p.cfgFD, make([]byte, 4), p.encode(c))
+}
+
+// Counters sums the per-CPU counters by name.
+func (p *Program) Counters() map[string]uint64 {
+	m := map[string]uint64{}
+	val := make([]byte, 8*p.ncpu)
+	for i, name := range counterNames {
+		key := binary.NativeEndian.AppendUint32(nil, uint32(i))
+		if mapElem(unix.BPF_MAP_LOOKUP_ELEM, p.countFD, key, val) != nil {
+			continue
+		}
+		var sum uint64
+		for c := 0; c < p.ncpu; c++ {
+			sum += p.order.Uint64(val[8*c:])
+		}
+		m[name] = sum
+	}
+	return m
+}
+
+// Close detaches the program if it is attached and frees it and its maps.
+func (p *Program) Close() error {
+	var err error
+	if p.attached != 0 {
+		err = detach(p.attached)
+		p.attached = 0
+	}
+	for _, fd := range []*int{&p.fd, &p.cfgFD, &p.countFD} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+	return err
+}
+
+// possibleCPUs is the number of per-CPU slots a per-CPU map has.
+func possibleCPUs() int {
+	b, err := os.ReadFile("/sys/devices/system/cpu/possible")
+	if err != nil {
+		return runtime.NumCPU()
+	}
+	n := 0
+	for _, r := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		lo, hi, found := strings.Cut(r, "-")
+		a, _ := strconv.Atoi(lo)
+		z := a
+		if found {
+			z, _ = strconv.Atoi(hi)
+		}
+		n += z - a + 1
+	}
+	return max(n, 1)
+}
