@@ -17,7 +17,7 @@ FUZZTIME ?= 500000x
 # DESIGN.md section 5: OpenWrt arch -> Go target
 TARGETS := mips_24kc:mips:softfloat mipsel_24kc:mipsle:softfloat arm_cortex-a7_neon-vfpv4:arm:7 aarch64_cortex-a53:arm64: x86_64:amd64:
 
-.PHONY: test-race test-gluon-mesh bench-mem test-feed bench-roam ipk size test-ipk test-mesh all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat bench-plat bench-failover demo clean deps
+.PHONY: bpf test-bpf test-race test-gluon-mesh bench-mem test-feed bench-roam ipk size test-ipk test-mesh all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat bench-plat bench-failover demo clean deps
 
 all: build
 
@@ -61,7 +61,20 @@ lint:
 	shellcheck -s sh packages/gluon-464xlat/postinst packages/gluon-464xlat/prerm lab/procd-shim.sh packages/gluon-464xlat-*/files/lib/gluon/reload.d/*
 	shellcheck -S warning -x lab/*.sh lab/gluon/*.sh lab/upstream/*.sh .ci/run
 
-test: lint test-unit test-race test-ipk test-feed test-fuzz test-e2e
+test: lint test-bpf test-unit test-race test-ipk test-feed test-fuzz test-e2e
+
+# The fast path's BPF object for both byte orders (mips is big-endian),
+# from fastpath/bpf/clat.c with clang: committed, so that a build needs no
+# clang; test-bpf checks that they are what the source builds.
+BPF_CFLAGS := -O2 -g0 -mcpu=v2 -Wall -Werror -I/usr/include/$(shell gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
+bpf:
+	cd fastpath/bpf && for t in bpfel bpfeb; do clang $(BPF_CFLAGS) -target $$t -c clat.c -o ../clat_$$t.o || exit 1; done
+
+test-bpf:
+	@tmp=$$(mktemp -d) && cd fastpath/bpf && for t in bpfel bpfeb; do \
+	  clang $(BPF_CFLAGS) -target $$t -c clat.c -o $$tmp/clat_$$t.o && cmp $$tmp/clat_$$t.o ../clat_$$t.o || \
+	  { echo "fastpath/clat_$$t.o is not what fastpath/bpf/clat.c builds: run make bpf"; rm -rf $$tmp; exit 1; }; \
+	done; rm -rf $$tmp; echo "test-bpf: fastpath/clat_bpfel.o and clat_bpfeb.o are what fastpath/bpf/clat.c builds"
 
 # The OpenWrt package built by OpenWrt's own golang-package.mk (pinned, from
 # $$UPSTREAM_CACHE or its repository) with the Go of OpenWrt 23.05 (1.21.13),
@@ -70,7 +83,7 @@ test-feed:
 	XLAT_FEED_BUILD=1 $(GO) test -count=1 -v -run '^TestFeedBuild' ./packages
 
 test-unit:
-	$(GO) test -count=1 ./siit ./header ./intercom ./tun ./internal/... ./daemon/... ./cmd/... ./packages
+	$(GO) test -count=1 ./siit ./header ./intercom ./tun ./fastpath ./internal/... ./daemon/... ./cmd/... ./packages
 
 # The daemons' and their libraries' tests under the race detector: they
 # run goroutines around shared state (watchers, status, control sockets).
@@ -88,6 +101,7 @@ test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTranslate6to4$$' -fuzztime $(FUZZTIME) ./siit
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./intercom
 	$(GO) test -run '^$$' -fuzz '^FuzzParseLine$$' -fuzztime $(FUZZTIME) ./internal/babel
+	$(GO) test -run '^$$' -fuzz '^FuzzFastPath$$' -fuzztime $(FUZZTIME) ./fastpath
 
 test-e2e:
 	@[ "$$(id -u)" = 0 ] || { echo "test-e2e needs root (network namespaces)"; exit 1; }
@@ -105,6 +119,7 @@ test-mesh:
 # Big-endian MIPS finds byte-order bugs: the packet tests under qemu.
 test-mips:
 	GOARCH=mips GOMIPS=softfloat CGO_ENABLED=0 $(GO) test -count=1 -exec qemu-mips-static ./header ./siit ./intercom
+	GOARCH=mips GOMIPS=softfloat CGO_ENABLED=0 $(GO) test -count=1 -exec qemu-mips-static -run '^TestRelocation' ./fastpath
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./siit
