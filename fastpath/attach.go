@@ -1,6 +1,7 @@
 package fastpath
 
 import (
+	"encoding/binary"
 	"fmt"
 	"runtime"
 	"unsafe"
@@ -49,19 +50,26 @@ func detach(ifindex int) error {
 }
 
 // TestRun runs the program once on a packet (BPF_PROG_TEST_RUN, which
-// wants an Ethernet header first: Config.L3Offset 14) and returns its
-// verdict and the packet as the program left it.
-func (p *Program) TestRun(pkt []byte) (verdict uint32, out []byte, err error) {
+// wants an Ethernet header first: Config.L3Offset 14), as a GSO packet of
+// segments of gsoSize bytes unless 0, and returns its verdict and the
+// packet as the program left it.
+func (p *Program) TestRun(pkt []byte, gsoSize int) (verdict uint32, out []byte, err error) {
 	out = make([]byte, len(pkt)+256)
+	var ctx [192]byte // struct __sk_buff
+	binary.NativeEndian.PutUint32(ctx[176:], uint32(gsoSize))
 	attr := struct {
 		fd, retval, sizeIn, sizeOut uint32
 		in, out                     uint64
 		repeat, duration            uint32
+		ctxSizeIn, ctxSizeOut       uint32
+		ctxIn, ctxOut               uint64
 	}{fd: uint32(p.fd), sizeIn: uint32(len(pkt)), sizeOut: uint32(len(out)),
-		in: uint64(uintptr(unsafe.Pointer(&pkt[0]))), out: uint64(uintptr(unsafe.Pointer(&out[0]))), repeat: 1}
+		in: uint64(uintptr(unsafe.Pointer(&pkt[0]))), out: uint64(uintptr(unsafe.Pointer(&out[0]))), repeat: 1,
+		ctxSizeIn: uint32(len(ctx)), ctxIn: uint64(uintptr(unsafe.Pointer(&ctx[0])))}
 	_, err = bpf(unix.BPF_PROG_TEST_RUN, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	runtime.KeepAlive(pkt)
 	runtime.KeepAlive(out)
+	runtime.KeepAlive(&ctx)
 	if err != nil {
 		return 0, nil, err
 	}

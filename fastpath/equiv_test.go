@@ -92,6 +92,13 @@ const (
 // whether the fast path translated it.
 func compare(t *testing.T, p *Program, tr *siit.Translator, name string, pkt []byte) bool {
 	t.Helper()
+	return compareGSO(t, p, tr, name, pkt, 0)
+}
+
+// compareGSO is compare for a GSO packet of segments of gsoSize bytes
+// (0: not GSO).
+func compareGSO(t *testing.T, p *Program, tr *siit.Translator, name string, pkt []byte, gsoSize int) bool {
+	t.Helper()
 	eth := make([]byte, 14, 14+len(pkt))
 	copy(eth[0:], []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2})
 	if len(pkt) > 0 && pkt[0]>>4 == 6 {
@@ -99,7 +106,7 @@ func compare(t *testing.T, p *Program, tr *siit.Translator, name string, pkt []b
 	} else {
 		binary.BigEndian.PutUint16(eth[12:], 0x0800)
 	}
-	verdict, out, err := p.TestRun(append(eth, pkt...))
+	verdict, out, err := p.TestRun(append(eth, pkt...), gsoSize)
 	if errors.Is(err, unix.EINVAL) && (len(pkt) < 20 || pkt[0]>>4 == 6 && len(pkt) < 40) {
 		return false // a test run needs the IP header whole; no shorter packet is routed to the TUN
 	}
@@ -121,7 +128,14 @@ func compare(t *testing.T, p *Program, tr *siit.Translator, name string, pkt []b
 	buf := make([]byte, siit.Headroom+len(pkt)+64)
 	copy(buf[siit.Headroom:], pkt)
 	var batch siit.Batch
-	r := tr.Translate(&siit.Packet{Buf: buf, Start: siit.Headroom, Len: len(pkt)}, &batch)
+	in := siit.Packet{Buf: buf, Start: siit.Headroom, Len: len(pkt)}
+	if gsoSize > 0 {
+		in.Offload = header.Offload{GSOType: header.GSOTCPv4, GSOSize: uint16(gsoSize)}
+		if pkt[0]>>4 == 6 {
+			in.Offload.GSOType = header.GSOTCPv6
+		}
+	}
+	r := tr.Translate(&in, &batch)
 	if r != siit.OK || batch.N != 1 {
 		t.Errorf("%s: the fast path translated what the TUN path does not (%v, %d packets):\n in  %x\n out %x", name, r, batch.N, pkt, got)
 		return true
@@ -274,6 +288,20 @@ func TestFastPathTranslatesAsTheTUNPathDoes(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("no UDP datagram whose translated checksum is 0xffff was found")
+	}
+
+	// GSO TCP both ways (the kernel segments it after): the IPv4 DF
+	// follows the segments' size (section 5.1), and nothing is too big
+	for _, gso := range []int{1000, 1240, 1440} {
+		compareGSO(t, p, tr, fmt.Sprintf("4to6 TCP GSO %d", gso), ipv4(client, remote, header.ProtoTCP, 64, 0, true, l4(header.ProtoTCP, client, remote, 0x10, payload(2*gso+1))), gso)
+		compareGSO(t, p, tr, fmt.Sprintf("6to4 TCP GSO %d", gso), ipv6(r6, c6, header.ProtoTCP, 64, 0, l4(header.ProtoTCP, r6, c6, 0x10, payload(2*gso+1))), gso)
+	}
+	before := p.Counters()["to_tun_gso"]
+	if compareGSO(t, p, tr, "4to6 UDP GSO", ipv4(client, remote, header.ProtoUDP, 64, 0, true, l4(header.ProtoUDP, client, remote, 0, payload(3000))), 1000) {
+		t.Error("4to6 UDP GSO: translated on the fast path")
+	}
+	if p.Counters()["to_tun_gso"] != before+1 {
+		t.Error("UDP GSO not counted as to_tun_gso")
 	}
 
 	counters := p.Counters()

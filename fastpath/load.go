@@ -113,8 +113,21 @@ func Load() (*Program, error) {
 		p.Close()
 		return nil, err
 	}
+	if p.fd, err = progLoad(insns, 0); err != nil {
+		// again with the verifier's log, for its last lines
+		_, err = progLoad(insns, 4<<20)
+		p.fd = -1
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// progLoad is BPF_PROG_LOAD; with logSize, a failure's error has the
+// last lines of the verifier's log.
+func progLoad(insns []byte, logSize int) (int, error) {
 	license := []byte("GPL\x00")
-	logBuf := make([]byte, 64<<10)
+	logBuf := make([]byte, max(logSize, 1))
 	attr := struct {
 		progType, insnCnt uint32
 		insns, license    uint64
@@ -126,22 +139,20 @@ func Load() (*Program, error) {
 	}{
 		progType: unix.BPF_PROG_TYPE_SCHED_CLS, insnCnt: uint32(len(insns) / 8),
 		insns: uint64(uintptr(unsafe.Pointer(&insns[0]))), license: uint64(uintptr(unsafe.Pointer(&license[0]))),
-		logLevel: 1, logSize: uint32(len(logBuf)), logBuf: uint64(uintptr(unsafe.Pointer(&logBuf[0]))),
 	}
-	copy(attr.name[:], "clat_egress")
-	p.fd, err = bpf(unix.BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	if logSize > 0 {
+		attr.logLevel, attr.logSize, attr.logBuf = 1, uint32(logSize), uint64(uintptr(unsafe.Pointer(&logBuf[0])))
+	}
+	copy(attr.name[:], filterName)
+	fd, err := bpf(unix.BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	runtime.KeepAlive(insns)
 	runtime.KeepAlive(license)
+	runtime.KeepAlive(logBuf)
 	if err != nil {
-		p.fd = -1
-		p.Close()
-		log := string(bytes.TrimRight(logBuf, "\x00"))
-		if i := strings.LastIndex(strings.TrimSpace(log), "\n"); i >= 0 && len(log) > 2000 {
-			log = log[len(log)-2000:]
-		}
-		return nil, fmt.Errorf("BPF program: %w\n%s", err, log)
+		lines := strings.Split(strings.TrimSpace(string(bytes.TrimRight(logBuf, "\x00"))), "\n")
+		return -1, fmt.Errorf("BPF program: %w\n%s", err, strings.Join(lines[max(0, len(lines)-8):], "\n"))
 	}
-	return p, nil
+	return fd, nil
 }
 
 // relocate returns the program's instructions with the map references

@@ -103,6 +103,15 @@ INLINE __u16 fold(__s64 sum)
 	return s;
 }
 
+// is_proto reports whether the byte at off is proto.
+INLINE int is_proto(struct __sk_buff *skb, __u32 off, __u8 proto)
+{
+	__u8 *p = (__u8 *)(long)skb->data + off;
+	if ((void *)(p + 1) > (void *)(long)skb->data_end)
+		return 0;
+	return *p == proto;
+}
+
 struct iphdr4 {
 	__u8 vihl, tos;
 	__u16 tot, id, frag;
@@ -149,8 +158,9 @@ INLINE int xlat4to6(struct __sk_buff *skb, struct cfg *c)
 	if (ip->ttl <= 1)
 		return pass(C_PASS_HOPLIMIT);
 	__u32 tot = htons(ip->tot), plen = tot - 20;
+	// (a GSO packet's segments are the kernel's to fit, as on the TUN path)
 	__u32 limit = (ip->frag & htons(0x4000)) ? c->mtu6 : c->frag6;
-	if (40 + plen > limit)
+	if (!skb->gso_size && 40 + plen > limit)
 		return pass(C_PASS_SIZE);
 	__u8 proto = ip->proto, tos = ip->tos, hop = ip->ttl - 1;
 	__u8 *l4 = (__u8 *)(ip + 1);
@@ -242,11 +252,11 @@ INLINE int xlat6to4(struct __sk_buff *skb, struct cfg *c)
 		return pass(C_PASS_ADDRESS);
 	if (ip->hop <= 1)
 		return pass(C_PASS_HOPLIMIT);
-	if (20 + plen > c->mtu4)
+	if (!skb->gso_size && 20 + plen > c->mtu4)
 		return pass(C_PASS_SIZE);
 	__u8 proto = ip->nh;
 	__u8 *l4 = (__u8 *)(ip + 1);
-	__u32 csumoff;
+	__u32 csumoff, doff = 0;
 	switch (proto) {
 	case IPPROTO_TCP:
 		if (l4 + 20 > (__u8 *)end)
@@ -254,6 +264,7 @@ INLINE int xlat6to4(struct __sk_buff *skb, struct cfg *c)
 		if (l4[13] & 0x02)
 			return pass(C_PASS_SYN);
 		csumoff = off + 40 + 16;
+		doff = (l4[12] >> 4) * 4;
 		break;
 	case IPPROTO_UDP:
 		if (l4[6] == 0 && l4[7] == 0)
@@ -276,7 +287,11 @@ INLINE int xlat6to4(struct __sk_buff *skb, struct cfg *c)
 	h4.tot = htons(20 + plen);
 	// Section 5.1: Identification from a generator, DF above 1260 bytes.
 	h4.id = bpf_get_prandom_u32();
-	h4.frag = 20 + plen > 1260 ? htons(0x4000) : 0;
+	// (for a GSO packet, the size of its segments)
+	__u32 size = 20 + plen;
+	if (skb->gso_size)
+		size = 20 + doff + skb->gso_size;
+	h4.frag = size > 1260 ? htons(0x4000) : 0;
 	h4.ttl = ip->hop - 1;
 	h4.proto = proto == IPPROTO_ICMPV6_ ? IPPROTO_ICMP : proto;
 	h4.check = 0;
@@ -316,12 +331,18 @@ SEC("tc") int clat_egress(struct __sk_buff *skb)
 	struct cfg *c = (struct cfg *)bpf_map_lookup_elem(&clat_cfg, &k);
 	if (!c)
 		return TC_ACT_OK;
-	if (skb->gso_size)
-		return pass(C_PASS_GSO);
-	if (skb->protocol == htons(ETH_P_IP))
+	// GSO super-packets: TCP only (bpf_skb_change_proto turns TCPv4 GSO
+	// into TCPv6 and back; UDP's kinds it does not know)
+	if (skb->protocol == htons(ETH_P_IP)) {
+		if (skb->gso_size && !is_proto(skb, c->l3off + 9, IPPROTO_TCP))
+			return pass(C_PASS_GSO);
 		return xlat4to6(skb, c);
-	if (skb->protocol == htons(ETH_P_IPV6))
+	}
+	if (skb->protocol == htons(ETH_P_IPV6)) {
+		if (skb->gso_size && !is_proto(skb, c->l3off + 6, IPPROTO_TCP))
+			return pass(C_PASS_GSO);
 		return xlat6to4(skb, c);
+	}
 	return TC_ACT_OK;
 }
 
