@@ -2,8 +2,8 @@ package fastpath
 
 import (
 	"bytes"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand"
 	"net/netip"
