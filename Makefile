@@ -103,9 +103,13 @@ test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseLine$$' -fuzztime $(FUZZTIME) ./internal/babel
 	$(GO) test -run '^$$' -fuzz '^FuzzFastPath$$' -fuzztime $(FUZZTIME) ./fastpath
 
+# All of them with clatd's default (the kernel fast path on where it
+# loads), then the tests where clatd translates with the fast path off.
+E2E_TUN_ONLY := ^(TestCLAT|TestConformanceCorpusThroughClatd|TestPLATEndToEnd$$|TestRoamKeepsIPv4SessionsAcrossNodes|TestPLATSwitchKeepsOldSessionsOnTheOldPLAT$$)
 test-e2e:
 	@[ "$$(id -u)" = 0 ] || { echo "test-e2e needs root (network namespaces)"; exit 1; }
 	$(GO) test -count=1 -timeout 40m ./e2e
+	XLAT_FASTPATH=off $(GO) test -count=1 -timeout 20m -run '$(E2E_TUN_ONLY)' ./e2e
 
 # The tests on Gluon nodes alone (they are part of test-e2e).
 test-gluon-mesh:
