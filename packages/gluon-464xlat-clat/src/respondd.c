@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,11 +106,24 @@ static void copy_string(struct json_object *to, const char *name, struct json_ob
 		json_object_object_add(to, name, json_object_get(v));
 }
 
-/* translated is a TUN engine's translated packets per direction. */
-static struct json_object *translated(struct json_object *counters) {
+/* sum is from's member key plus fast's member fkey, as numbers (either may
+ * be missing). */
+static void sum(struct json_object *to, const char *name, struct json_object *from, const char *key,
+		struct json_object *fast, const char *fkey) {
+	struct json_object *a = get(from, key), *b = get(fast, fkey);
+	if (!a && !b)
+		return;
+	int64_t n = (a ? json_object_get_int64(a) : 0) + (b ? json_object_get_int64(b) : 0);
+	json_object_object_add(to, name, json_object_new_int64(n));
+}
+
+/* translated is a daemon's translated packets per direction: its TUN
+ * engine's and its kernel fast path's (clatd's fastpath_counters). */
+static struct json_object *translated(struct json_object *st) {
 	struct json_object *ret = json_object_new_object();
-	copy(ret, "4to6", counters, "out_4to6");
-	copy(ret, "6to4", counters, "out_6to4");
+	struct json_object *counters = get(st, "counters"), *fast = get(st, "fastpath_counters");
+	sum(ret, "4to6", counters, "out_4to6", fast, "fast_4to6");
+	sum(ret, "6to4", counters, "out_6to4", fast, "fast_6to4");
 	return ret;
 }
 
@@ -192,7 +206,7 @@ static struct json_object *respondd_provider_statistics(void) {
 		json_object_object_add(x, "clients", clients(l3roamd));
 	if (clatd) {
 		struct json_object *c = json_object_new_object(), *counters = get(clatd, "counters");
-		json_object_object_add(c, "translated", translated(counters));
+		json_object_object_add(c, "translated", translated(clatd));
 		copy(c, "dropped", counters, "drops");
 		copy(c, "icmp_errors_sent", counters, "icmp_errors_sent");
 		json_object_object_add(x, "clat", c);
@@ -205,7 +219,7 @@ static struct json_object *respondd_provider_statistics(void) {
 		copy(e, "ports_total", sessions, "ports_total");
 		copy(e, "full", platd, "refusing_new_sessions");
 		copy(e, "refused", platd, "refused");
-		json_object_object_add(e, "translated", translated(counters));
+		json_object_object_add(e, "translated", translated(platd));
 		copy(e, "dropped", counters, "drops");
 		json_object_object_add(x, "exit", e);
 	}
