@@ -583,7 +583,13 @@ func TestGluonMixedMeshRoamsIPv6WithTheCL3roamd(t *testing.T) {
 				}
 				if time.Since(moved) > 30*time.Second {
 					for _, n := range []*gluonNode{m.x1, m.n1, m.n2} {
-						out, _ := n.exec("sh", "-c", "ip -6 route get "+r.addr+"; ip -6 route show table all | grep "+r.addr+"; ip -6 neigh | grep "+r.addr+"; logread | grep -i l3roamd | tail -15")
+						out, _ := n.exec("sh", "-c", "ip -6 route get "+r.addr+"; ip -6 route show table all | grep "+r.addr+"; ip -6 neigh | grep "+r.addr+
+							"; timeout 10 logread | grep -i l3roamd | tail -25")
+						if !n.cL3roamd {
+							// (its counters say what it did, also when logd is stuck)
+							st, _ := n.exec("xlatctl", "l3roamd", "status")
+							out += st
+						}
 						t.Logf("--- %s:\n%s", n.name, out)
 					}
 					out, _ := l.Run(m.srv, "ip", "-6", "route", "get", r.addr)
