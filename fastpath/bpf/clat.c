@@ -134,6 +134,40 @@ struct pseudo6 {
 	__u32 nh;
 };
 
+// check_l4 is what both directions ask of the transport header at l4
+// (which starts at l4off in the packet): TCP but a SYN, UDP with a
+// checksum, an ICMP echo (icmp, its request and reply types). It returns
+// the reason to leave the packet to the TUN, or -1 and where the checksum
+// is and the TCP header's length.
+INLINE int check_l4(__u8 *l4, void *end, __u8 proto, __u8 icmp, __u8 req, __u8 rep, __u32 l4off,
+		    __u32 *csumoff, __u32 *doff)
+{
+	*doff = 0;
+	if (proto == IPPROTO_TCP) {
+		if (l4 + 20 > (__u8 *)end)
+			return C_PASS_HEADER;
+		if (l4[13] & 0x02)
+			return C_PASS_SYN;
+		*csumoff = l4off + 16;
+		*doff = (l4[12] >> 4) * 4;
+		return -1;
+	}
+	if (proto == IPPROTO_UDP) {
+		if (l4[6] == 0 && l4[7] == 0)
+			return C_PASS_CHECKSUM;
+		*csumoff = l4off + 6;
+		return -1;
+	}
+	if (proto == icmp) {
+		if ((l4[0] != req && l4[0] != rep) || l4[1] != 0)
+			return C_PASS_PROTOCOL;
+		*csumoff = l4off + 2;
+		return -1;
+	}
+	// (in IPv6 also an extension header: all of them are the TUN's)
+	return icmp == IPPROTO_ICMP ? C_PASS_PROTOCOL : C_PASS_HEADER;
+}
+
 #define IPPROTO_ICMPV6_ 58
 
 // RFC 7915 section 4: IPv4 to IPv6.
@@ -164,28 +198,10 @@ INLINE int xlat4to6(struct __sk_buff *skb, struct cfg *c)
 		return pass(C_PASS_SIZE);
 	__u8 proto = ip->proto, tos = ip->tos, hop = ip->ttl - 1;
 	__u8 *l4 = (__u8 *)(ip + 1);
-	__u32 csumoff;
-	switch (proto) {
-	case IPPROTO_TCP:
-		if (l4 + 20 > (__u8 *)end)
-			return pass(C_PASS_HEADER);
-		if (l4[13] & 0x02)
-			return pass(C_PASS_SYN);
-		csumoff = off + 20 + 16;
-		break;
-	case IPPROTO_UDP:
-		if (l4[6] == 0 && l4[7] == 0)
-			return pass(C_PASS_CHECKSUM);
-		csumoff = off + 20 + 6;
-		break;
-	case IPPROTO_ICMP:
-		if ((l4[0] != 8 && l4[0] != 0) || l4[1] != 0)
-			return pass(C_PASS_PROTOCOL);
-		csumoff = off + 20 + 2;
-		break;
-	default:
-		return pass(C_PASS_PROTOCOL);
-	}
+	__u32 csumoff, doff;
+	int why = check_l4(l4, end, proto, IPPROTO_ICMP, 8, 0, off + 20, &csumoff, &doff);
+	if (why >= 0)
+		return pass(why);
 
 	struct iphdr6 h6;
 	h6.vtf = htonl(0x60000000 | (__u32)tos << 20);
@@ -256,29 +272,10 @@ INLINE int xlat6to4(struct __sk_buff *skb, struct cfg *c)
 		return pass(C_PASS_SIZE);
 	__u8 proto = ip->nh;
 	__u8 *l4 = (__u8 *)(ip + 1);
-	__u32 csumoff, doff = 0;
-	switch (proto) {
-	case IPPROTO_TCP:
-		if (l4 + 20 > (__u8 *)end)
-			return pass(C_PASS_HEADER);
-		if (l4[13] & 0x02)
-			return pass(C_PASS_SYN);
-		csumoff = off + 40 + 16;
-		doff = (l4[12] >> 4) * 4;
-		break;
-	case IPPROTO_UDP:
-		if (l4[6] == 0 && l4[7] == 0)
-			return pass(C_PASS_CHECKSUM);
-		csumoff = off + 40 + 6;
-		break;
-	case IPPROTO_ICMPV6_:
-		if ((l4[0] != 128 && l4[0] != 129) || l4[1] != 0)
-			return pass(C_PASS_PROTOCOL);
-		csumoff = off + 40 + 2;
-		break;
-	default:
-		return pass(C_PASS_HEADER); // extension headers too
-	}
+	__u32 csumoff, doff;
+	int why = check_l4(l4, end, proto, IPPROTO_ICMPV6_, 128, 129, off + 40, &csumoff, &doff);
+	if (why >= 0)
+		return pass(why);
 
 	__u32 tc = htonl(ip->vtf);
 	struct iphdr4 h4;
