@@ -65,6 +65,19 @@ func babelSeqnoRequest(addrs []netip.Addr) []byte {
 // did not (d.k says which have a route), again and again until it has
 // them or releaseAskFor has passed.
 func (d *daemon) requestRoutesAfterRelease(addrs []netip.Addr) {
+	d.mu.Lock()
+	if d.asking >= maxAsking {
+		d.count["babel_requests_skipped"]++
+		d.mu.Unlock()
+		return
+	}
+	d.asking++
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.asking--
+		d.mu.Unlock()
+	}()
 	deadline := time.Now().Add(releaseAskFor)
 	wait := releaseSettle
 	for {
@@ -105,4 +118,5 @@ const (
 	releaseSettle   = 50 * time.Millisecond
 	releaseAskEvery = 200 * time.Millisecond
 	releaseAskFor   = 5 * time.Second
+	maxAsking       = 8 // loops at once: a crowd leaving must not become a storm of requests
 )

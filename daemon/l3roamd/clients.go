@@ -31,6 +31,16 @@ const routeMetric = 512
 // client as new to the mesh.
 const newClientWait = 100 * time.Millisecond
 
+// awayGrace: how long a client whose MAC the client bridge forgot keeps
+// its routes here. A node it moved to claims it within it (tens of ms);
+// the C l3roamd sometimes does not claim at all: its has_host_route reads
+// the first message of a socket subscribed to the route events, often an
+// event instead of the reply, takes the client for new to the mesh and
+// only announces it, while this node's own route kept winning for the
+// whole goneGrace (a client that moved onto a C node unreachable for a
+// minute, 1 in 2 runs of the mixed mesh test).
+const awayGrace = time.Second
+
 // forgetPerTick bounds the clients forgotten every 5 s (forgetGone).
 const forgetPerTick = 64
 
@@ -147,7 +157,8 @@ func (d *daemon) learn(mac net.HardwareAddr, ip netip.Addr) {
 		d.clients[mac.String()] = cl
 	}
 	cl.goneSince = time.Time{} // seen again
-	changed := false
+	changed := cl.withdrawn    // back after its routes went: serve it again
+	cl.withdrawn = false
 	switch {
 	case !ip.IsValid():
 	case ip.Is4() && !ip.IsLinkLocalUnicast() && cl.ip4 != ip:
@@ -281,8 +292,52 @@ func (d *daemon) markGone(mac net.HardwareAddr) {
 	defer d.mu.Unlock()
 	if cl, ok := d.clients[mac.String()]; ok && cl.goneSince.IsZero() {
 		cl.goneSince = time.Now()
+		d.gone = append(d.gone, goneClient{cl, cl.goneSince})
 	}
 }
+
+// goneClient is a client the bridge forgot, and since when, in the order
+// they went: withdrawGone takes them from the front.
+type goneClient struct {
+	cl    *client
+	since time.Time
+}
+
+// withdrawGone takes out of the kernel the routes, node-client IP and
+// neighbour entries of the clients gone for awayGrace by now that nobody
+// claimed: the mesh then routes to wherever they announced themselves.
+// Their records stay (a late CLAIM is answered, their 464xlat state
+// kept); seen again, they are served again (learn). At most
+// withdrawPerTick a call (every awayGrace/4): a crowd's entries ageing
+// out together must not become thousands of deletions at once.
+func (d *daemon) withdrawGone(now time.Time) {
+	type out struct {
+		mac     net.HardwareAddr
+		nc, ip4 netip.Addr
+		ip6     []netip.Addr
+	}
+	var outs []out
+	d.mu.Lock()
+	n := 0
+	for ; n < len(d.gone) && len(outs) < withdrawPerTick && now.Sub(d.gone[n].since) >= awayGrace; n++ {
+		cl := d.gone[n].cl
+		if d.clients[cl.mac.String()] != cl || !cl.goneSince.Equal(d.gone[n].since) || cl.withdrawn || cl.claiming {
+			continue // claimed, forgotten, back or gone again since
+		}
+		cl.withdrawn = true
+		d.count["clients_withdrawn"]++
+		outs = append(outs, out{cl.mac, nodeClientIP(d.c.nodeClient, cl.mac), cl.ip4, append([]netip.Addr(nil), cl.ip6...)})
+	}
+	d.gone = append(d.gone[:0], d.gone[n:]...)
+	d.mu.Unlock()
+	for _, o := range outs {
+		slog.Info("client gone from the client bridge: its routes withdrawn", "mac", o.mac.String(), "ip6", len(o.ip6))
+		d.k.release(o.mac, o.nc, o.ip4, o.ip6)
+		go d.requestRoutesAfterRelease(append([]netip.Addr{o.nc}, o.ip6...))
+	}
+}
+
+const withdrawPerTick = 16
 
 // reconcileFDB marks gone the clients whose MAC the client bridge no
 // longer has. The bridge's deletions arrive as events, but a burst of them
@@ -301,6 +356,7 @@ func (d *daemon) reconcileFDB(now time.Time) {
 	for k, cl := range d.clients {
 		if !have[k] && cl.goneSince.IsZero() {
 			cl.goneSince = now
+			d.gone = append(d.gone, goneClient{cl, now})
 			d.count["clients_gone_by_reconcile"]++
 		}
 	}

@@ -140,3 +140,65 @@ func TestClientStateMachineAndTheKernel(t *testing.T) {
 		t.Error("the roamed client's IPv4 state went with the client")
 	}
 }
+
+// A client whose MAC left the client bridge (its port went, a station
+// event) keeps its routes here for awayGrace only: a node it moved to
+// that does not claim it (the C l3roamd, now and then) announces it, and
+// the mesh must take that node's route. Its record stays, so a late CLAIM
+// is still answered; seen again, it is served again.
+func TestGoneClientsRoutesAreWithdrawnAfterAwayGrace(t *testing.T) {
+	var m testMesh
+	a := m.node(t, "fddd:1337:1::1", clatD, netip.Prefix{})
+	a.prefix6 = []netip.Prefix{netip.MustParsePrefix("2001:db8:2::/64")}
+	a.learn(roamMAC, netip.Addr{})
+	waitUntil(t, "A serving", func() bool { _, ok := kernelOf(a).state(roamMAC); return ok })
+	a.learn(roamMAC, netip.MustParseAddr("2001:db8:2::10"))
+
+	gone := time.Now()
+	a.markGone(roamMAC)
+	if _, ok := kernelOf(a).state(roamMAC); !ok {
+		t.Fatal("withdrawn at once")
+	}
+	a.withdrawGone(time.Now())
+	if _, ok := kernelOf(a).state(roamMAC); !ok {
+		t.Fatal("withdrawn before awayGrace")
+	}
+	waitUntil(t, "A withdrawing", func() bool { a.withdrawGone(time.Now()); _, ok := kernelOf(a).state(roamMAC); return !ok })
+	if took := time.Since(gone); took < awayGrace || !a.knows(roamMAC) || a.counter("clients_withdrawn") != 1 {
+		t.Fatalf("withdrawn after %v, known %v, counters %v", took, a.knows(roamMAC), a.count)
+	}
+	a.learn(roamMAC, netip.Addr{}) // back
+	if s, ok := kernelOf(a).state(roamMAC); !ok || len(s.ip6) != 1 {
+		t.Fatalf("not served again: %+v", s)
+	}
+	// gone again and back within awayGrace: nothing withdrawn
+	a.markGone(roamMAC)
+	a.learn(roamMAC, netip.Addr{})
+	a.withdrawGone(time.Now().Add(2 * awayGrace))
+	if _, ok := kernelOf(a).state(roamMAC); !ok || a.counter("clients_withdrawn") != 1 {
+		t.Fatalf("withdrawn though back in time: %v", a.count)
+	}
+}
+
+// A crowd that leaves together is withdrawn withdrawPerTick at a time.
+func TestWithdrawingACrowdIsBounded(t *testing.T) {
+	var m testMesh
+	a := m.node(t, "fddd:1337:1::1", clatD, netip.Prefix{})
+	for i := 0; i < 40; i++ {
+		mac := net.HardwareAddr{2, 0, 0, 0, 1, byte(i)}
+		a.mu.Lock()
+		a.clients[mac.String()] = &client{mac: mac}
+		a.mu.Unlock()
+		a.markGone(mac)
+	}
+	a.withdrawGone(time.Now().Add(2 * awayGrace))
+	if n := a.counter("clients_withdrawn"); n != withdrawPerTick {
+		t.Fatalf("%d withdrawn in one tick, want %d", n, withdrawPerTick)
+	}
+	for i := 0; i < 3; i++ {
+		a.withdrawGone(time.Now().Add(2 * awayGrace))
+	}
+	if n := a.counter("clients_withdrawn"); n != 40 {
+		t.Fatalf("%d withdrawn after four ticks, want 40", n)
+	}
+}

@@ -32,6 +32,8 @@ type daemon struct {
 	meshIfs map[string]int // name -> index (0: not up yet)
 	prefix6 []netip.Prefix
 	seen    map[uint64]time.Time // recent messages (dupKey) -> until when a copy is a duplicate
+	gone    []goneClient         // clients the bridge forgot, oldest first (withdrawGone)
+	asking  int                  // requestRoutesAfterRelease loops running (at most maxAsking)
 	// when a refusal was last logged (drop)
 	lastDropLog time.Time
 	acked       map[string]chan struct{}
@@ -201,10 +203,14 @@ func (d *daemon) expire() {
 	defer d.wg.Done()
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
+	w := time.NewTicker(awayGrace / 4)
+	defer w.Stop()
 	for tick := 1; ; tick++ {
 		select {
 		case <-d.done:
 			return
+		case now := <-w.C:
+			d.withdrawGone(now)
 		case now := <-t.C:
 			if tick%6 == 0 {
 				d.reconcileFDB(now)

@@ -17,6 +17,9 @@ type client struct {
 	// bridge's ageing time, or its port went); it is forgotten here after
 	// goneGrace unless it shows up again
 	goneSince time.Time
+	// withdrawn: gone for awayGrace, its routes and node-client IP are
+	// out of the kernel; the record stays for a late CLAIM until goneGrace
+	withdrawn bool
 }
 
 // xlatState is where a client's IPv4 sessions live: the CLAT /96 of the
