@@ -156,9 +156,16 @@ func (d *daemon) learn(mac net.HardwareAddr, ip netip.Addr) {
 		cl = &client{mac: mac, claiming: true}
 		d.clients[mac.String()] = cl
 	}
-	cl.goneSince = time.Time{} // seen again
-	changed := cl.withdrawn    // back after its routes went: serve it again
-	cl.withdrawn = false
+	// Only a frame on the client bridge or a station event (no ip) says the
+	// client is here. A neighbour-table event does not: the kernel reports
+	// its own entries' state changes too, also those of a client that left
+	// (the churn test's gone clients came back every 30 s so, for good).
+	changed := false
+	if !ip.IsValid() {
+		cl.goneSince = time.Time{} // seen again
+		changed = cl.withdrawn     // back after its routes went: serve it again
+		cl.withdrawn = false
+	}
 	switch {
 	case !ip.IsValid():
 	case ip.Is4() && !ip.IsLinkLocalUnicast() && cl.ip4 != ip:
@@ -170,14 +177,14 @@ func (d *daemon) learn(mac net.HardwareAddr, ip netip.Addr) {
 		}
 		cl.ip6, changed = append(cl.ip6, ip), true
 	}
-	claiming := cl.claiming
+	claiming, withdrawn := cl.claiming, cl.withdrawn
 	d.mu.Unlock()
 	if !ok {
 		slog.Info("new client, claiming it", "mac", mac.String(), "ip", ip)
 		go d.claim(cl)
 		return
 	}
-	if changed && !claiming {
+	if changed && !claiming && !withdrawn {
 		d.serve(cl)
 	}
 }

@@ -167,7 +167,12 @@ func TestGoneClientsRoutesAreWithdrawnAfterAwayGrace(t *testing.T) {
 	if took := time.Since(gone); took < awayGrace || !a.knows(roamMAC) || a.counter("clients_withdrawn") != 1 {
 		t.Fatalf("withdrawn after %v, known %v, counters %v", took, a.knows(roamMAC), a.count)
 	}
-	a.learn(roamMAC, netip.Addr{}) // back
+	// the kernel's own neighbour entries say nothing about presence
+	a.learn(roamMAC, netip.MustParseAddr("2001:db8:2::10"))
+	if _, ok := kernelOf(a).state(roamMAC); ok {
+		t.Fatal("served again on a neighbour-table event")
+	}
+	a.learn(roamMAC, netip.Addr{}) // back: a frame on the bridge
 	if s, ok := kernelOf(a).state(roamMAC); !ok || len(s.ip6) != 1 {
 		t.Fatalf("not served again: %+v", s)
 	}
