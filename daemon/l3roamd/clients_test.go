@@ -167,6 +167,9 @@ func TestGoneClientsRoutesAreWithdrawnAfterAwayGrace(t *testing.T) {
 	if took := time.Since(gone); took < awayGrace || !a.knows(roamMAC) || a.counter("clients_withdrawn") != 1 {
 		t.Fatalf("withdrawn after %v, known %v, counters %v", took, a.knows(roamMAC), a.count)
 	}
+	if _, listed := a.clientList().List[roamMAC.String()]; listed {
+		t.Error("get_clients lists a withdrawn client")
+	}
 	// the kernel's own neighbour entries say nothing about presence
 	a.learn(roamMAC, netip.MustParseAddr("2001:db8:2::10"))
 	if _, ok := kernelOf(a).state(roamMAC); ok {

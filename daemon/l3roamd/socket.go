@@ -21,11 +21,15 @@ import (
 func (d *daemon) clientList() status.Clients {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := status.Clients{Count: len(d.clients)}
-	if len(d.clients) > 0 {
-		out.List = map[string]status.Client{}
-	}
+	out := status.Clients{}
 	for _, cl := range d.clients {
+		if cl.withdrawn {
+			continue // gone and its routes out: not served here (its record waits for a late CLAIM)
+		}
+		if out.List == nil {
+			out.List = map[string]status.Client{}
+		}
+		out.Count++
 		j := status.Client{Interface: d.c.clientDev, Claiming: cl.claiming, Addresses: map[string]status.AddressState{}}
 		for _, a := range cl.ip6 {
 			j.Addresses[a.String()] = status.AddressState{State: status.AddressActive}
