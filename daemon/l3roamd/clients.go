@@ -160,11 +160,14 @@ func (d *daemon) learn(mac net.HardwareAddr, ip netip.Addr) {
 	// client is here. A neighbour-table event does not: the kernel reports
 	// its own entries' state changes too, also those of a client that left
 	// (the churn test's gone clients came back every 30 s so, for good).
-	changed := false
+	changed, reclaim := false, false
 	if !ip.IsValid() {
 		cl.goneSince = time.Time{} // seen again
-		changed = cl.withdrawn     // back after its routes went: serve it again
-		cl.withdrawn = false
+		// back after its routes went: another node may have taken it
+		// meanwhile (a C node that did not claim it): claim it again
+		if cl.withdrawn {
+			cl.withdrawn, cl.claiming, reclaim = false, true, true
+		}
 	}
 	switch {
 	case !ip.IsValid():
@@ -179,8 +182,8 @@ func (d *daemon) learn(mac net.HardwareAddr, ip netip.Addr) {
 	}
 	claiming, withdrawn := cl.claiming, cl.withdrawn
 	d.mu.Unlock()
-	if !ok {
-		slog.Info("new client, claiming it", "mac", mac.String(), "ip", ip)
+	if !ok || reclaim {
+		slog.Info("new client, claiming it", "mac", mac.String(), "ip", ip, "back", reclaim)
 		go d.claim(cl)
 		return
 	}
