@@ -54,14 +54,7 @@ func tunTranslator(t testing.TB) *siit.Translator {
 }
 
 func fastConfig() Config {
-	c := Config{HasPLAT: true, MTU6: mtu6, Frag6: min(lowest6, mtu6), MTU4: 0xffff, L3Offset: 14}
-	a, p := clat.Addr().As16(), plat.Addr().As16()
-	copy(c.CLAT[:], a[:12])
-	copy(c.PLAT[:], p[:12])
-	c.Net4 = net4.Addr().As4()
-	m := ^uint32(0) << (32 - net4.Bits())
-	binary.BigEndian.PutUint32(c.Mask[:], m)
-	return c
+	return Config{CLAT: clat, PLAT: plat, ClientNet: net4, MTU6: mtu6, Frag6: min(lowest6, mtu6), MTU4: 0xffff, L3Offset: 14}
 }
 
 // loadForTest loads the program, or skips where the kernel does not let
@@ -380,7 +373,7 @@ func TestFastPathLeavesTheRestToTheTUN(t *testing.T) {
 	}
 	// without a PLAT prefix everything goes to the TUN
 	c := fastConfig()
-	c.HasPLAT = false
+	c.PLAT = netip.Prefix{}
 	if err := p.SetConfig(c); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
@@ -209,27 +210,31 @@ func (p *Program) relocate(obj []byte) ([]byte, error) {
 
 // Config is what the program translates with.
 type Config struct {
-	CLAT, PLAT [12]byte // the /96 prefixes; PLAT all zero with HasPLAT false
-	HasPLAT    bool
-	Net4, Mask [4]byte // the client network
-	MTU6       int     // a 4->6 packet with DF: at most this
-	Frag6      int     // without DF: at most this
-	MTU4       int     // a 6->4 packet: at most this
-	L3Offset   int     // 0 on the TUN; 14 in a test run (an Ethernet header first)
+	CLAT      netip.Prefix // the node's CLAT /96
+	PLAT      netip.Prefix // the PLAT /96; not valid: every packet to the TUN
+	ClientNet netip.Prefix // the clients' IPv4 network (its EAM onto CLAT)
+	MTU6      int          // a 4->6 packet with DF: at most this
+	Frag6     int          // without DF: at most this
+	MTU4      int          // a 6->4 packet: at most this
+	L3Offset  int          // 0 on the TUN; 14 in a test run (an Ethernet header first)
 }
 
+// encode is Config as bpf/clat.c's struct cfg.
 func (p *Program) encode(c Config) []byte {
 	b := make([]byte, cfgSize)
-	copy(b[0:], c.CLAT[:])
-	copy(b[12:], c.PLAT[:])
-	copy(b[24:], c.Net4[:])
-	copy(b[28:], c.Mask[:])
+	clat := c.CLAT.Addr().As16()
+	copy(b[0:], clat[:12])
+	if c.PLAT.IsValid() {
+		plat := c.PLAT.Addr().As16()
+		copy(b[12:], plat[:12])
+		b[38] = 1
+	}
+	net4 := c.ClientNet.Masked().Addr().As4()
+	copy(b[24:], net4[:])
+	binary.BigEndian.PutUint32(b[28:], ^uint32(0)<<(32-c.ClientNet.Bits()))
 	p.order.PutUint16(b[32:], uint16(c.MTU6))
 	p.order.PutUint16(b[34:], uint16(c.Frag6))
 	p.order.PutUint16(b[36:], uint16(c.MTU4))
-	if c.HasPLAT {
-		b[38] = 1
-	}
 	b[39] = byte(c.L3Offset)
 	return b
 }

@@ -62,16 +62,9 @@ func (c *config) startFastPath(ifindex int) (*fastpath.Program, string, error) {
 // Well-Known Prefix (whose non-global IPv4 rules it does not have); with
 // any other, every packet takes the TUN.
 func (c *config) fastPathConfig(plat string) fastpath.Config {
-	fc := fastpath.Config{MTU6: c.MTU, Frag6: min(c.lowMTU6, c.MTU), MTU4: 0xffff}
-	a := c.clat.Addr().As16()
-	copy(fc.CLAT[:], a[:12])
-	fc.Net4 = c.clientNet.Masked().Addr().As4()
-	m := ^uint32(0) << (32 - c.clientNet.Bits())
-	fc.Mask = [4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}
+	fc := fastpath.Config{CLAT: c.clat, ClientNet: c.clientNet, MTU6: c.MTU, Frag6: min(c.lowMTU6, c.MTU), MTU4: 0xffff}
 	if p, err := siit.ParsePrefix6052(plat); err == nil && p.Prefix().Bits() == 96 && !p.WellKnown() {
-		x := p.Prefix().Addr().As16()
-		copy(fc.PLAT[:], x[:12])
-		fc.HasPLAT = true
+		fc.PLAT = p.Prefix()
 	}
 	return fc
 }

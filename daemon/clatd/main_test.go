@@ -35,3 +35,24 @@ func TestEAMFlagRejectsBadMappings(t *testing.T) {
 		}
 	}
 }
+
+// The fast path translates to a /96 PLAT prefix other than the
+// Well-Known Prefix only; with any other (or none) it leaves every packet
+// to the TUN.
+func TestFastPathConfigTakesOnlyA96PLAT(t *testing.T) {
+	c, err := parseFlags(required)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for plat, want := range map[string]bool{
+		"fddd:1337:1338:1234:5678:9abc::/96": true,
+		"64:ff9b::/96":                       false,
+		"fddd:1337:1338::/64":                false,
+		"":                                   false,
+	} {
+		fc := c.fastPathConfig(plat)
+		if fc.PLAT.IsValid() != want || fc.CLAT != c.clat || fc.ClientNet != c.clientNet {
+			t.Errorf("%q: %+v", plat, fc)
+		}
+	}
+}
