@@ -67,12 +67,13 @@ test: lint test-bpf test-unit test-race test-ipk test-feed test-fuzz test-e2e
 # from fastpath/bpf/clat.c with clang: committed, so that a build needs no
 # clang; test-bpf checks that they are what the source builds.
 BPF_CFLAGS := -O2 -g0 -mcpu=v2 -Wall -Werror -I/usr/include/$(shell gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
+BPF_OUT ?= $(CURDIR)/fastpath
 bpf:
-	cd fastpath/bpf && for t in bpfel bpfeb; do clang $(BPF_CFLAGS) -target $$t -c clat.c -o ../clat_$$t.o || exit 1; done
+	cd fastpath/bpf && for t in bpfel bpfeb; do clang $(BPF_CFLAGS) -target $$t -c clat.c -o $(BPF_OUT)/clat_$$t.o || exit 1; done
 
 test-bpf:
-	@tmp=$$(mktemp -d) && cd fastpath/bpf && for t in bpfel bpfeb; do \
-	  clang $(BPF_CFLAGS) -target $$t -c clat.c -o $$tmp/clat_$$t.o && cmp $$tmp/clat_$$t.o ../clat_$$t.o || \
+	@tmp=$$(mktemp -d) && $(MAKE) --no-print-directory -s bpf BPF_OUT=$$tmp && for t in bpfel bpfeb; do \
+	  cmp $$tmp/clat_$$t.o fastpath/clat_$$t.o || \
 	  { echo "fastpath/clat_$$t.o is not what fastpath/bpf/clat.c builds: run make bpf"; rm -rf $$tmp; exit 1; }; \
 	done; rm -rf $$tmp; echo "test-bpf: fastpath/clat_bpfel.o and clat_bpfeb.o are what fastpath/bpf/clat.c builds"
 
