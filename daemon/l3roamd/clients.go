@@ -384,7 +384,7 @@ func (d *daemon) reconcileFDB(now time.Time) {
 // otherwise become thousands of address and route deletions at once into
 // the netlink sockets of babeld and netifd.
 func (d *daemon) forgetGone(now time.Time) {
-	var gone []*client
+	var gone, inKernel []*client
 	d.mu.Lock()
 	for k, cl := range d.clients {
 		if len(gone) >= forgetPerTick {
@@ -393,12 +393,17 @@ func (d *daemon) forgetGone(now time.Time) {
 		if !cl.goneSince.IsZero() && now.Sub(cl.goneSince) >= d.c.goneGrace {
 			delete(d.clients, k)
 			gone = append(gone, cl)
+			if !cl.withdrawn { // (withdrawGone took the rest out already)
+				inKernel = append(inKernel, cl)
+			}
 			d.count["clients_expired"]++
 		}
 	}
 	d.mu.Unlock()
 	for _, cl := range gone {
 		slog.Info("client gone", "mac", cl.mac.String(), "ip4", cl.ip4, "ip6", len(cl.ip6))
+	}
+	for _, cl := range inKernel {
 		d.release(cl)
 	}
 }
