@@ -18,6 +18,10 @@ type natBackend interface {
 	// setFull switches the refusal of all new sessions on or off.
 	setFull(on bool) error
 	isFull() bool
+	// setPortsFull refuses (or accepts again) new sessions to one
+	// destination: the port guard's verdict (portguard.go), kept across
+	// install. Only for a backend whose install made the guard's set.
+	setPortsFull(k destKey, full bool) error
 }
 
 func (n *nftNAT) isFull() bool { return n.full.Load() }
@@ -70,4 +74,10 @@ func (s *serialNAT) isFull() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.isFull()
+}
+
+func (s *serialNAT) setPortsFull(k destKey, full bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.setPortsFull(k, full)
 }

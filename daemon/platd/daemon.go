@@ -25,6 +25,7 @@ type daemon struct {
 	c       *config
 	eng     *xlatd.Engine
 	nat     natBackend
+	guard   *portGuard // nil: the kernel counts each destination's sessions
 	ctl     *ctlsock.Server
 	started time.Time
 	wan     atomic.Pointer[netip.Addr] // the uplink address sessions are NATed to
@@ -69,6 +70,11 @@ func start(c *config) (*daemon, error) {
 	if err != nil {
 		d.stop()
 		return nil, err
+	}
+	if c.guardByEvents() {
+		d.guard = newPortGuard(int(c.portMax-c.portMin)+1, c.natAddr4, d.nat.setPortsFull)
+		d.watch.Add(1)
+		go func() { defer d.watch.Done(); d.guard.run(d.done) }()
 	}
 	d.watch.Add(2)
 	go func() { defer d.watch.Done(); d.followWAN(d.done) }()
@@ -126,6 +132,10 @@ func (d *daemon) status() status.Platd {
 	s.Full = d.nat.isFull()
 	s.Conntrack = [2]int{sysctl.ConntrackCount(), d.conntrackLimit()}
 	s.WANWatch = d.wanWatchRestarts.Load()
+	s.PortGuard = "kernel"
+	if d.guard != nil {
+		s.PortGuard, s.PortsFull = "events", d.guard.fullNow()
+	}
 	return s
 }
 

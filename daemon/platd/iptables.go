@@ -125,3 +125,6 @@ func (n *iptNAT) setFull(on bool) error {
 }
 
 func (n *iptNAT) isFull() bool { return n.full.Load() }
+
+// setPortsFull is not needed: the legacy backend's guard is connlimit's.
+func (n *iptNAT) setPortsFull(destKey, bool) error { return nil }

@@ -124,6 +124,12 @@ func (c *config) addr6(v4 netip.Addr) netip.Addr {
 // PLAT::192.0.0.6 maps onto 192.0.0.6 by it); the translator's own errors
 // and RFC 6791 errors use the NAT address too, so all IPv4 that leaves the
 // TUN is covered by one masquerade rule.
+// guardByEvents says whether platd counts each destination's sessions
+// itself (portguard.go) rather than nftables on every new session.
+func (c *config) guardByEvents() bool {
+	return c.backend != "iptables" && int(c.portMax-c.portMin)+1 >= exactGuardMax
+}
+
 func (c *config) translatorConfig() siit.Config {
 	return siit.Config{
 		Pool6: c.plat, Addr4: c.natAddr4, Pool6791: c.natAddr4, Addr6: c.addr6(addrplan.PLATMgmt4),

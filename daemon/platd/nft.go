@@ -39,7 +39,84 @@ import (
 // itself (wan.go) and reinstalls the table when it changes.
 type nftNAT struct {
 	table *nftables.Table
+	fwd   *nftables.Chain
 	full  atomic.Bool // conntrack nearly full: gate_full refuses new sessions
+	// the port guard's destinations (portguard.go), put back on install
+	portsFull map[destKey]bool
+}
+
+// portsFullSet holds the destinations whose WAN ports are used up (the
+// port guard keeps it): ip daddr . meta l4proto . th dport, ICMP with port 0.
+func portsFullSet(t *nftables.Table) *nftables.Set {
+	return &nftables.Set{Table: t, Name: "ports_full", Concatenation: true,
+		KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)}
+}
+
+// setKey is k as ports_full stores it: each part in a 4-byte register.
+func (k destKey) setKey() []byte {
+	return []byte{k.addr[0], k.addr[1], k.addr[2], k.addr[3], k.proto, 0, 0, 0, byte(k.port >> 8), byte(k.port), 0, 0}
+}
+
+// addPortsFull adds ports_full with the guard's destinations and the rules
+// that refuse new sessions to them: ICMP looks its destination up with
+// port 0, everything else with its destination port.
+func (n *nftNAT) addPortsFull(cc *nftables.Conn, c *config) error {
+	set := portsFullSet(n.table)
+	var elems []nftables.SetElement
+	for k := range n.portsFull {
+		elems = append(elems, nftables.SetElement{Key: k.setKey()})
+	}
+	if err := cc.AddSet(set, elems); err != nil {
+		return err
+	}
+	for _, icmp := range []bool{true, false} {
+		op, port := expr.CmpOpNeq, expr.Any(&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
+		if icmp {
+			op, port = expr.CmpOpEq, &expr.Immediate{Register: 10, Data: []byte{0, 0}}
+		}
+		cc.AddRule(&nftables.Rule{Table: n.table, Chain: n.fwd, Exprs: nftexpr.Join(
+			nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV4), nftexpr.CtStateNew(),
+			nftexpr.MetaCmp(expr.MetaKeyL4PROTO, op, []byte{unix.IPPROTO_ICMP}),
+			[]expr.Any{
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: nftexpr.IPv4Dst, Len: 4},
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
+				port,
+				&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+				nftexpr.Counter("refused_ports"), nftexpr.RejectAdmin(),
+			})})
+	}
+	return nil
+}
+
+func (n *nftNAT) setPortsFull(k destKey, full bool) error {
+	if n.table == nil {
+		return nil
+	}
+	cc, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	set, elems := portsFullSet(n.table), []nftables.SetElement{{Key: k.setKey()}}
+	if full {
+		err = cc.SetAddElements(set, elems)
+	} else {
+		err = cc.SetDeleteElements(set, elems)
+	}
+	if err == nil {
+		err = cc.Flush()
+	}
+	if err != nil {
+		return err
+	}
+	if n.portsFull == nil {
+		n.portsFull = map[destKey]bool{}
+	}
+	if full {
+		n.portsFull[k] = true
+	} else {
+		delete(n.portsFull, k)
+	}
+	return nil
 }
 
 func (n *nftNAT) fullRule(cc *nftables.Conn, full *nftables.Chain) {
@@ -86,6 +163,7 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 	accept := nftables.ChainPolicyAccept
 	fwd := cc.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(-1), Policy: &accept})
+	n.fwd = fwd
 	nat := cc.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(99)})
 	nat4 := netip.PrefixFrom(c.natAddr4, 32)
@@ -116,21 +194,27 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 		nftexpr.AddrIn(nftexpr.IPv4Src, nat4, expr.CmpOpNeq), []expr.Any{nftexpr.Counter("refused_spoof"), &expr.Verdict{Kind: expr.VerdictDrop}})})
 	// Port exhaustion: one source port per session towards the same
 	// destination address, protocol and port; beyond the range, refuse.
-	ports := &nftables.Set{Table: t, Name: "ports", Dynamic: true, Concatenation: true,
-		KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)}
-	if err := cc.AddSet(ports, nil); err != nil {
-		return err
+	if c.guardByEvents() {
+		if err := n.addPortsFull(cc, c); err != nil {
+			return err
+		}
+	} else {
+		ports := &nftables.Set{Table: t, Name: "ports", Dynamic: true, Concatenation: true,
+			KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)}
+		if err := cc.AddSet(ports, nil); err != nil {
+			return err
+		}
+		cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
+			nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV4), nftexpr.CtStateNew(),
+			[]expr.Any{
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: nftexpr.IPv4Dst, Len: 4},
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
+				&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Dynset{SrcRegKey: 1, SetName: ports.Name, SetID: ports.ID, Operation: 0, // NFT_DYNSET_OP_ADD
+					Exprs: []expr.Any{&expr.Connlimit{Count: uint32(c.portMax-c.portMin) + 1, Flags: nftConnlimitInv}}},
+				nftexpr.Counter("refused_ports"), nftexpr.RejectAdmin(),
+			})})
 	}
-	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
-		nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV4), nftexpr.CtStateNew(),
-		[]expr.Any{
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: nftexpr.IPv4Dst, Len: 4},
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
-			&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			&expr.Dynset{SrcRegKey: 1, SetName: ports.Name, SetID: ports.ID, Operation: 0, // NFT_DYNSET_OP_ADD
-				Exprs: []expr.Any{&expr.Connlimit{Count: uint32(c.portMax-c.portMin) + 1, Flags: nftConnlimitInv}}},
-			nftexpr.Counter("refused_ports"), nftexpr.RejectAdmin(),
-		})})
 	full := cc.AddChain(&nftables.Chain{Name: "gate_full", Table: t})
 	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
 		nftexpr.OIF(c.Dev), nftexpr.CtStateNew(),

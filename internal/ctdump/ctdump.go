@@ -80,14 +80,22 @@ func Each(f Filter, fn func(conntrack.Flow)) error {
 				}
 				return nil
 			}
-			var e conntrack.Event
-			nm := netlink.Message{Header: netlink.Header{Length: m.Header.Len, Type: netlink.HeaderType(m.Header.Type),
-				Flags: netlink.HeaderFlags(m.Header.Flags), Sequence: m.Header.Seq, PID: m.Header.Pid}, Data: m.Data}
-			if e.Unmarshal(nm) == nil && e.Flow != nil {
-				fn(*e.Flow)
+			if f, ok := decode(m); ok {
+				fn(f)
 			}
 		}
 	}
+}
+
+// decode is one conntrack message's entry, parsed by ti-mo/conntrack.
+func decode(m syscall.NetlinkMessage) (conntrack.Flow, bool) {
+	var e conntrack.Event
+	nm := netlink.Message{Header: netlink.Header{Length: m.Header.Len, Type: netlink.HeaderType(m.Header.Type),
+		Flags: netlink.HeaderFlags(m.Header.Flags), Sequence: m.Header.Seq, PID: m.Header.Pid}, Data: m.Data}
+	if e.Unmarshal(nm) != nil || e.Flow == nil {
+		return conntrack.Flow{}, false
+	}
+	return *e.Flow, true
 }
 
 // request is the dump request: IPCTNL_MSG_CT_GET with NLM_F_DUMP, the family

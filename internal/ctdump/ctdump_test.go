@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
@@ -66,4 +67,92 @@ func TestEachSelectsInTheKernel(t *testing.T) {
 		}
 	}()
 	<-done
+}
+
+// Against the kernel's conntrack in a network namespace of its own: Watch
+// reports the new and destroyed entries of its family only, from the
+// moment it says it has subscribed.
+func TestWatchReportsNewAndDestroyedEntriesOfOneFamily(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a network namespace")
+	}
+	result := make(chan [3]int, 1)
+	go func() {
+		runtime.LockOSThread() // this thread and the watcher's die with the namespace: no unlock
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			t.Errorf("unshare: %v", err)
+			close(result)
+			return
+		}
+		ns, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Errorf("netns: %v", err)
+			close(result)
+			return
+		}
+		ready, stop, seen := make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
+		go func() {
+			runtime.LockOSThread()
+			var n [3]int
+			defer close(seen)
+			if err := unix.Setns(ns, unix.CLONE_NEWNET); err != nil {
+				t.Errorf("setns: %v", err)
+				close(ready)
+				result <- n
+				return
+			}
+			err := Watch(unix.AF_INET, stop, func() { close(ready) }, func(kind int, e Entry) {
+				if e.Src == netip.MustParseAddr("192.0.2.1") && e.Dst == netip.MustParseAddr("198.51.100.1") &&
+					e.Proto == 17 && e.DstPort == 53 && e.SrcPort >= 1024 && e.Mark == 7 {
+					n[kind]++
+				} else {
+					n[0]++
+				}
+				if n[0]+n[1]+n[2] == 50 {
+					seen <- struct{}{}
+				}
+			})
+			if err != nil {
+				t.Errorf("watch: %v", err)
+			}
+			result <- n
+		}()
+		<-ready
+		unix.Close(ns)
+		c, err := conntrack.Dial(nil)
+		if err != nil {
+			t.Errorf("dial: %v", err)
+			close(stop)
+			return
+		}
+		defer c.Close()
+		var v4 []conntrack.Flow
+		for i := 0; i < 60; i++ {
+			src, dst := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.1")
+			if i%3 == 0 {
+				src, dst = netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
+			}
+			f := conntrack.NewFlow(17, 0, src, dst, uint16(1024+i), 53, 120, 7)
+			if err := c.Create(f); err != nil {
+				t.Errorf("create: %v", err)
+			}
+			if i%3 != 0 {
+				v4 = append(v4, f)
+			}
+		}
+		for _, f := range v4[:10] {
+			if err := c.Delete(f); err != nil {
+				t.Errorf("delete: %v", err)
+			}
+		}
+		select { // the 50 events of its family, or the other's too
+		case <-seen:
+		case <-time.After(5 * time.Second):
+		}
+		close(stop)
+	}()
+	n := <-result
+	if n != [3]int{0, 40, 10} {
+		t.Errorf("events (other family, new, destroyed): %v, want [0 40 10]", n)
+	}
 }

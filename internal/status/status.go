@@ -56,6 +56,12 @@ type Platd struct {
 	Full       bool              `json:"refusing_new_sessions"`
 	Conntrack  [2]int            `json:"conntrack_entries_limit"` // entries, limit
 	WANWatch   uint64            `json:"wan_watch_restarts"`
+	// PortGuard says who counts each destination's sessions against the
+	// port range: "kernel" (nftables or iptables, on every new session) or
+	// "events" (platd, from conntrack events); PortsFull is the number of
+	// destinations whose ports are used up (events only).
+	PortGuard string `json:"port_guard"`
+	PortsFull int    `json:"destinations_out_of_ports"`
 }
 
 // Sessions summarises platd's NAT64 sessions (its conntrack entries).

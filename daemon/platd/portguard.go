@@ -1,0 +1,175 @@
+package platd
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ti-mo/conntrack"
+	"golang.org/x/sys/unix"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/ctdump"
+)
+
+// The port guard refuses a new session with ICMP when the WAN port range
+// towards its destination (address, protocol, port) is used up: the
+// kernel's NAT would otherwise pick a clashing port and drop the packet
+// silently when it confirms the entry.
+//
+// For a small range the kernel counts, exactly and on every new session:
+// nftables' "ct count" on a dynamic set element (nft.go). That count walks
+// the list of the destination's sessions each time, so it costs as much as
+// the destination has sessions: with the default 4536 ports it took 70% of
+// platd's session set-up rate (bench-plat: 4 000-6 000 new sessions/s
+// with it, 14 000-17 000 without). For a range of exactGuardMax ports or
+// more, platd counts instead: from the kernel's conntrack events (new and
+// destroyed IPv4 entries with platd's session mark), one map update per
+// event, and puts a destination into the nftables set ports_full while it
+// is at the limit. The limit is a margin below the range: events reach
+// platd a little after the sessions start, and the NAT tries a few hundred
+// random ports before it gives up, so the last free ones are found late.
+const exactGuardMax = 1024
+
+// destKey is what one WAN port serves once at a time: a destination address,
+// protocol and port (ICMP's echo identifier is the NATed "port": port 0).
+type destKey struct {
+	addr  [4]byte
+	proto uint8
+	port  uint16
+}
+
+type portGuard struct {
+	limit, resume int32      // refuse from limit sessions on, accept again below resume
+	nat4          netip.Addr // the sessions' IPv4 source before SNAT (192.0.0.6)
+	// set adds a destination to ports_full (true) or removes it.
+	set func(k destKey, full bool) error
+
+	mu     sync.Mutex
+	counts map[destKey]int32 // bounded by the live sessions: a key at 0 is deleted
+	full   map[destKey]bool
+
+	recounts atomic.Uint64 // whole recounts from a dump (start, lost events)
+}
+
+func newPortGuard(ports int, nat4 netip.Addr, set func(destKey, bool) error) *portGuard {
+	margin := int32(ports / 64)
+	return &portGuard{limit: int32(ports) - margin, resume: int32(ports) - margin - margin/2, nat4: nat4, set: set,
+		counts: map[destKey]int32{}, full: map[destKey]bool{}}
+}
+
+// key is the destination of one of platd's IPv4 entries.
+func (g *portGuard) key(e ctdump.Entry) (destKey, bool) {
+	if e.Mark&sessionMark == 0 || e.Src != g.nat4 || !e.Dst.Is4() {
+		return destKey{}, false
+	}
+	k := destKey{addr: e.Dst.As4(), proto: e.Proto}
+	if k.proto != unix.IPPROTO_ICMP {
+		k.port = e.DstPort
+	}
+	return k, true
+}
+
+// event counts one new or destroyed entry.
+func (g *portGuard) event(kind int, e ctdump.Entry) {
+	k, ok := g.key(e)
+	if !ok {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := g.counts[k]
+	if kind == ctdump.New {
+		n++
+	} else if n > 0 {
+		n--
+	}
+	if n == 0 {
+		delete(g.counts, k)
+	} else {
+		g.counts[k] = n
+	}
+	g.check(k, n)
+}
+
+// check puts k into ports_full or takes it out when its count crosses a
+// threshold.
+func (g *portGuard) check(k destKey, n int32) {
+	switch {
+	case !g.full[k] && n >= g.limit:
+		if err := g.set(k, true); err != nil {
+			slog.Error("port guard: cannot refuse a full destination", "dst", netip.AddrFrom4(k.addr), "proto", k.proto, "port", k.port, "err", err)
+			return
+		}
+		g.full[k] = true
+		slog.Warn("WAN ports to a destination used up: refusing its new sessions", "dst", netip.AddrFrom4(k.addr), "proto", k.proto, "port", k.port, "sessions", n)
+	case g.full[k] && n < g.resume:
+		if g.set(k, false) == nil {
+			delete(g.full, k)
+			slog.Info("WAN ports to a destination free again", "dst", netip.AddrFrom4(k.addr), "proto", k.proto, "port", k.port, "sessions", n)
+		}
+	}
+}
+
+// recount counts every session again from a dump of the table.
+func (g *portGuard) recount() error {
+	counts := map[destKey]int32{}
+	err := ctdump.Each(marked4, func(f conntrack.Flow) {
+		o := f.TupleOrig
+		if k, ok := g.key(ctdump.Entry{Src: o.IP.SourceAddress, Dst: o.IP.DestinationAddress, Proto: o.Proto.Protocol,
+			DstPort: o.Proto.DestinationPort, Mark: f.Mark}); ok {
+			counts[k]++
+		}
+	})
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.counts = counts
+	for k := range g.full {
+		g.check(k, counts[k])
+	}
+	for k, n := range counts {
+		g.check(k, n)
+	}
+	g.recounts.Add(1)
+	return nil
+}
+
+// run follows the events until done closes, counting again from a dump
+// whenever it (re)subscribes: at start (sessions of an earlier run) and
+// after the kernel dropped events.
+func (g *portGuard) run(done <-chan struct{}) {
+	for {
+		err := ctdump.Watch(unix.AF_INET, done, func() {
+			if err := g.recount(); err != nil {
+				slog.Error("port guard: cannot count the sessions", "err", err)
+			}
+		}, g.event)
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if errors.Is(err, ctdump.ErrLost) {
+			slog.Warn("port guard: conntrack events lost, counting again")
+			continue
+		}
+		slog.Error("port guard: conntrack events", "err", err)
+		select {
+		case <-done:
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// fullNow is the number of destinations refused for want of ports.
+func (g *portGuard) fullNow() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.full)
+}
