@@ -23,7 +23,9 @@ import (
 //	    oifname "plat" meta nfproto ipv6 ct state new meta l4proto tcp tcp flags & (fin|syn|rst|ack) != syn counter name dropped_midstream drop
 //	    iifname "plat" meta nfproto ipv4 ip saddr != 192.0.0.6 counter name refused_spoof drop
 //	    iifname "plat" meta nfproto ipv4 ct state new ct count over N counter name refused_sessions reject with icmpx admin-prohibited
-//	    iifname "plat" meta nfproto ipv4 ct state new add @ports { ip daddr . meta l4proto . th dport ct count over PORTS } counter name refused_ports reject with icmpx admin-prohibited
+//	    iifname "plat" meta nfproto ipv4 ct state new add @ports { ip daddr . meta l4proto . th dport ct count over LIMIT } counter name refused_ports reject with icmpx admin-prohibited
+//	      (ranges of 1024 ports or more, portguard.go: ... ip daddr . meta l4proto . th dport @ports_full counter name refused_ports reject ...,
+//	       ICMP with port 0; platd fills the set from conntrack events)
 //	    oifname "plat" ct state new jump gate_full
 //	  }
 //	  chain gate_full {}   # holds "counter name refused_full reject ..." while conntrack is nearly full
@@ -211,7 +213,7 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
 				&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 				&expr.Dynset{SrcRegKey: 1, SetName: ports.Name, SetID: ports.ID, Operation: 0, // NFT_DYNSET_OP_ADD
-					Exprs: []expr.Any{&expr.Connlimit{Count: uint32(c.portMax-c.portMin) + 1, Flags: nftConnlimitInv}}},
+					Exprs: []expr.Any{&expr.Connlimit{Count: uint32(guardLimit(int(c.portMax-c.portMin) + 1)), Flags: nftConnlimitInv}}},
 				nftexpr.Counter("refused_ports"), nftexpr.RejectAdmin(),
 			})})
 	}
