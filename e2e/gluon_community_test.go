@@ -340,7 +340,7 @@ func (m *gluonMesh) mapSeesIt(t *testing.T, inetIP string) {
 				t.Errorf("%s: %s = %v, the daemons say %v", q.n.name, path, got, want)
 			}
 		}
-		// (clatd's TUN and its kernel fast path together)
+		// (a daemon's TUN and its kernel fast path together)
 		translated := func(st map[string]any, d string) float64 {
 			return toF(at(st, "counters/out_"+d)) + toF(at(st, "fastpath_counters/fast_"+d))
 		}
@@ -362,7 +362,7 @@ func (m *gluonMesh) mapSeesIt(t *testing.T, inetIP string) {
 			}
 			for _, d := range []string{"4to6", "6to4"} {
 				between("x1 exit translated "+d, at(r, "statistics/xlat/exit/translated/"+d),
-					at(before.platd, "counters/out_"+d), at(after.platd, "counters/out_"+d))
+					translated(before.platd, d), translated(after.platd, d))
 			}
 			if got, want := at(r, "statistics/xlat/exit/ports_total"), at(after.platd, "sessions/ports_total"); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("x1: ports_total %v, platd says %v", got, want)

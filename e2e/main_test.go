@@ -50,11 +50,11 @@ func TestMain(m *testing.M) {
 
 func bin(name string) string { return filepath.Join(binDir, name) }
 
-// fastPath is XLAT_FASTPATH (off, on; empty: clatd's default, auto): make
-// test runs the CLAT's tests a second time with the fast path off. Every
-// clatd the tests start (outside Gluon nodes) then gets -fastpath first,
-// through a script in the symlink's place that runs the daemon under its
-// own name.
+// fastPath is XLAT_FASTPATH (off, on; empty: the daemons' default, auto):
+// make test runs the CLAT's and the PLAT's tests a second time with the
+// fast path off. Every clatd and platd the tests start (outside Gluon
+// nodes) then gets -fastpath first, through a script in the symlink's
+// place that runs the daemon under its own name.
 var fastPath = os.Getenv("XLAT_FASTPATH")
 
 func fastPathFlag(dir string) error {
@@ -64,12 +64,17 @@ func fastPathFlag(dir string) error {
 	if err := os.MkdirAll(filepath.Join(dir, "real"), 0o755); err != nil {
 		return err
 	}
-	if err := os.Symlink("../gluon-464xlat", filepath.Join(dir, "real", "clatd")); err != nil {
-		return err
+	for _, d := range []string{"clatd", "platd"} {
+		if err := os.Symlink("../gluon-464xlat", filepath.Join(dir, "real", d)); err != nil {
+			return err
+		}
+		os.Remove(filepath.Join(dir, d))
+		script := fmt.Sprintf("#!/bin/sh\nexec %s -fastpath %s \"$@\"\n", filepath.Join(dir, "real", d), fastPath)
+		if err := os.WriteFile(filepath.Join(dir, d), []byte(script), 0o755); err != nil {
+			return err
+		}
 	}
-	os.Remove(filepath.Join(dir, "clatd"))
-	script := fmt.Sprintf("#!/bin/sh\nexec %s -fastpath %s \"$@\"\n", filepath.Join(dir, "real", "clatd"), fastPath)
-	return os.WriteFile(filepath.Join(dir, "clatd"), []byte(script), 0o755)
+	return nil
 }
 
 // floodWhileStopped runs each `ip -batch` script in ns while p is stopped,

@@ -284,17 +284,20 @@ func (l *meshLab) exitCarries(t *testing.T) string { t.Helper(); return l.exitOf
 // exitOf reports which exit's platd translated the pings of the client in ns.
 func (l *meshLab) exitOf(t *testing.T, client string) string {
 	t.Helper()
-	count := func(ns string) float64 { // a dead exit carries nothing
+	count := func(ns string) float64 { // a dead exit carries nothing; the TUN's and the fast path's
 		out, err := ctlsock.Query(l.sock["platd@"+ns], "status")
 		var st struct {
 			Counters struct {
 				Out6to4 float64 `json:"out_6to4"`
 			} `json:"counters"`
+			Fast struct {
+				Fast6to4 float64 `json:"fast_6to4"`
+			} `json:"fastpath_counters"`
 		}
 		if err != nil || json.Unmarshal([]byte(out), &st) != nil {
 			return 0
 		}
-		return st.Counters.Out6to4
+		return st.Counters.Out6to4 + st.Fast.Fast6to4
 	}
 	// The mesh may still be converging (a restarted babeld): wait for a
 	// working path first, then count a clean round of three.

@@ -415,6 +415,11 @@ func TestFastPathOnMutatedPackets(t *testing.T) {
 		ipv6(r6, c6, header.ProtoUDP, 64, 0, l4(header.ProtoUDP, r6, c6, 0, []byte("some data"))),
 		ipv6(r6, c6, header.ProtoICMPv6, 64, 0, l4(header.ProtoICMPv6, r6, c6, 129, []byte("some data"))),
 	}
+	mutate(t, p, tr, seeds)
+}
+
+// mutate runs 20 000 mutations of the seeds through compare.
+func mutate(t *testing.T, p *Program, tr *siit.Translator, seeds [][]byte) {
 	rng := rand.New(rand.NewSource(7915))
 	for i := 0; i < 20000 && !t.Failed(); i++ {
 		pkt := append([]byte(nil), seeds[i%len(seeds)]...)
@@ -426,4 +431,102 @@ func TestFastPathOnMutatedPackets(t *testing.T) {
 		}
 		compare(t, p, tr, fmt.Sprintf("mutation %d", i), pkt)
 	}
+}
+
+// platd's side of the plan: its NAT address, the PLAT /96 on both sides,
+// the special-purpose IPv4 space it refuses (platd's deny list with the
+// lab's -allow 198.51.100.0/24).
+var (
+	natAddr  = netip.MustParseAddr("192.0.0.6")
+	platDeny = []netip.Prefix{
+		netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("100.64.0.0/10"),
+		netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("169.254.0.0/16"), netip.MustParsePrefix("172.16.0.0/12"),
+		netip.MustParsePrefix("192.0.0.0/24"), netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("192.168.0.0/16"),
+		netip.MustParsePrefix("198.18.0.0/15"), netip.MustParsePrefix("203.0.113.0/24"),
+		netip.MustParsePrefix("224.0.0.0/4"), netip.MustParsePrefix("240.0.0.0/4"),
+	}
+)
+
+// platTranslator is platd's TUN path (daemon/platd's translatorConfig).
+func platTranslator(t testing.TB) *siit.Translator {
+	p, err := siit.ParsePrefix6052(plat.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := siit.New(siit.Config{Pool6: p, Addr4: natAddr, Pool6791: natAddr, Addr6: in6(plat, netip.MustParseAddr("192.0.0.1")),
+		MTU6: mtu6, Deny4: platDeny})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func platFastConfig() Config {
+	return Config{CLAT: plat, PLAT: plat, ClientNet: netip.PrefixFrom(natAddr, 32), MTU6: mtu6, Frag6: min(lowest6, mtu6),
+		MTU4: 0xffff, L3Offset: 14, PLATMode: true, Deny: platDeny}
+}
+
+// loadPLATForTest is loadForTest with platd's configuration.
+func loadPLATForTest(t testing.TB) *Program {
+	p := loadForTest(t)
+	if err := p.SetConfig(platFastConfig()); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// platSeeds are the common packets through platd: from the mesh (after
+// NAT66: PLAT::192.0.0.6 -> PLAT::w.x.y.z) and their answers.
+func platSeeds(payload []byte) [][]byte {
+	n6, r6 := in6(plat, natAddr), in6(plat, remote)
+	return [][]byte{
+		ipv6(n6, r6, header.ProtoTCP, 63, 0x28, l4(header.ProtoTCP, n6, r6, 0x10, payload)),
+		ipv6(n6, r6, header.ProtoUDP, 63, 0, l4(header.ProtoUDP, n6, r6, 0, payload)),
+		ipv6(n6, r6, header.ProtoICMPv6, 63, 0, l4(header.ProtoICMPv6, n6, r6, 128, payload)),
+		ipv4(remote, natAddr, header.ProtoTCP, 50, 0xb8, true, l4(header.ProtoTCP, remote, natAddr, 0x10, payload)),
+		ipv4(remote, natAddr, header.ProtoUDP, 50, 0, false, l4(header.ProtoUDP, remote, natAddr, 0, payload)),
+		ipv4(remote, natAddr, header.ProtoICMP, 50, 0, false, l4(header.ProtoICMP, remote, natAddr, 0, payload)),
+	}
+}
+
+// TestPLATModeTranslatesAsPlatdsTUNPathDoes: platd's stateless step
+// (between its NAT66 and its SNAT; RFC 6146 section 3.5 leaves the
+// translation of the packet itself to RFC 7915) translates the common
+// packets as platd's TUN path does, and leaves the rest to it: above all
+// the special-purpose destinations its TUN path refuses.
+func TestPLATModeTranslatesAsPlatdsTUNPathDoes(t *testing.T) {
+	p := loadPLATForTest(t)
+	tr := platTranslator(t)
+	for i, pkt := range platSeeds(make([]byte, 300)) {
+		if !compare(t, p, tr, fmt.Sprintf("platd seed %d", i), pkt) {
+			t.Errorf("platd seed %d: not on the fast path", i)
+		}
+	}
+	n6, r6 := in6(plat, natAddr), in6(plat, remote)
+	compareGSO(t, p, tr, "platd 6to4 TCP GSO", ipv6(n6, r6, header.ProtoTCP, 64, 0, l4(header.ProtoTCP, n6, r6, 0x10, make([]byte, 3001))), 1440)
+	compareGSO(t, p, tr, "platd 4to6 TCP GSO", ipv4(remote, natAddr, header.ProtoTCP, 64, 0, true, l4(header.ProtoTCP, remote, natAddr, 0x10, make([]byte, 3001))), 1440)
+	denied, priv := in6(plat, netip.MustParseAddr("10.1.2.3")), in6(plat, netip.MustParseAddr("192.168.1.1"))
+	clat6 := in6(clat, client)
+	cases := []struct {
+		name   string
+		pkt    []byte
+		reason string
+	}{
+		{"6to4 to 10/8", ipv6(n6, denied, header.ProtoUDP, 64, 0, l4(header.ProtoUDP, n6, denied, 0, nil)), "to_tun_address"},
+		{"6to4 to 192.168/16", ipv6(n6, priv, header.ProtoTCP, 64, 0, l4(header.ProtoTCP, n6, priv, 0x10, nil)), "to_tun_address"},
+		{"6to4 not NATed (from a CLAT)", ipv6(clat6, r6, header.ProtoUDP, 64, 0, l4(header.ProtoUDP, clat6, r6, 0, nil)), "to_tun_address"},
+		{"6to4 SYN", ipv6(n6, r6, header.ProtoTCP, 64, 0, l4(header.ProtoTCP, n6, r6, 0x02, nil)), "to_tun_syn"},
+		{"4to6 not to the NAT address", ipv4(remote, client, header.ProtoUDP, 64, 0, true, l4(header.ProtoUDP, remote, client, 0, nil)), "to_tun_address"},
+		{"4to6 from the NAT address", ipv4(natAddr, remote, header.ProtoUDP, 64, 0, true, l4(header.ProtoUDP, natAddr, remote, 0, nil)), "to_tun_address"},
+	}
+	for _, c := range cases {
+		before := p.Counters()[c.reason]
+		if compare(t, p, tr, c.name, c.pkt) {
+			t.Errorf("%s: translated on the fast path", c.name)
+		}
+		if p.Counters()[c.reason] != before+1 {
+			t.Errorf("%s: not counted as %s: %v", c.name, c.reason, p.Counters())
+		}
+	}
+	mutate(t, p, tr, platSeeds([]byte("some data")))
 }

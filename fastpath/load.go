@@ -35,7 +35,8 @@ var objBE []byte
 
 // The maps of bpf/clat.c, made here with the same sizes.
 const (
-	cfgSize     = 40 // struct cfg
+	cfgSize     = 44 // struct cfg
+	DenyMax     = 64 // Config.Deny at most: clat_deny's max_entries
 	numCounters = 10 // C_NUM
 )
 
@@ -50,6 +51,7 @@ type Program struct {
 	fd       int
 	cfgFD    int
 	countFD  int
+	denyFD   int
 	ncpu     int
 	order    binary.ByteOrder
 	attached int // ifindex, 0 if not attached
@@ -73,8 +75,8 @@ func bpf(cmd int, attr unsafe.Pointer, size uintptr) (int, error) {
 }
 
 // mapCreate is BPF_MAP_CREATE.
-func mapCreate(typ, key, value, max uint32) (int, error) {
-	attr := [5]uint32{typ, key, value, max, 0}
+func mapCreate(typ, key, value, max, flags uint32) (int, error) {
+	attr := [5]uint32{typ, key, value, max, flags}
 	return bpf(unix.BPF_MAP_CREATE, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 }
 
@@ -96,16 +98,20 @@ func mapElem(cmd, fd int, key, value []byte) error {
 // Load creates the maps and loads the program for this machine's byte
 // order. The error says why the kernel refused (its verifier log).
 func Load() (*Program, error) {
-	p := &Program{fd: -1, cfgFD: -1, countFD: -1, order: nativeOrder(), ncpu: possibleCPUs()}
+	p := &Program{fd: -1, cfgFD: -1, countFD: -1, denyFD: -1, order: nativeOrder(), ncpu: possibleCPUs()}
 	obj := objLE
 	if p.order == binary.BigEndian {
 		obj = objBE
 	}
 	var err error
-	if p.cfgFD, err = mapCreate(unix.BPF_MAP_TYPE_HASH, 4, cfgSize, 1); err != nil {
+	if p.cfgFD, err = mapCreate(unix.BPF_MAP_TYPE_HASH, 4, cfgSize, 1, 0); err != nil {
 		return nil, fmt.Errorf("BPF map: %w", err)
 	}
-	if p.countFD, err = mapCreate(unix.BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, numCounters); err != nil {
+	if p.countFD, err = mapCreate(unix.BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, numCounters, 0); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("BPF map: %w", err)
+	}
+	if p.denyFD, err = mapCreate(unix.BPF_MAP_TYPE_LPM_TRIE, 8, 1, DenyMax, unix.BPF_F_NO_PREALLOC); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("BPF map: %w", err)
 	}
@@ -192,6 +198,8 @@ func (p *Program) relocate(obj []byte) ([]byte, error) {
 				fd = p.cfgFD
 			case "clat_counters":
 				fd = p.countFD
+			case "clat_deny":
+				fd = p.denyFD
 			default:
 				return nil, fmt.Errorf("BPF object: unknown map %q", syms[sym-1].Name)
 			}
@@ -217,6 +225,12 @@ type Config struct {
 	Frag6     int          // without DF: at most this
 	MTU4      int          // a 6->4 packet: at most this
 	L3Offset  int          // 0 on the TUN; 14 in a test run (an Ethernet header first)
+	// PLATMode is platd's stateless step: CLAT and PLAT are both the PLAT
+	// /96, ClientNet is the NAT address (192.0.0.6/32), and what goes from
+	// it to an IPv4 destination in Deny is left to the TUN (which refuses
+	// it). Deny is set once: SetConfig adds, never removes.
+	PLATMode bool
+	Deny     []netip.Prefix
 }
 
 // encode is Config as bpf/clat.c's struct cfg.
@@ -236,17 +250,38 @@ func (p *Program) encode(c Config) []byte {
 	p.order.PutUint16(b[34:], uint16(c.Frag6))
 	p.order.PutUint16(b[36:], uint16(c.MTU4))
 	b[39] = byte(c.L3Offset)
+	if c.PLATMode {
+		b[40] = 1
+	}
 	return b
 }
 
 // SetConfig replaces the configuration at once (a new map element: a
 // packet sees the old one or the new one, never half of each).
 func (p *Program) SetConfig(c Config) error {
+	if len(c.Deny) > DenyMax {
+		return fmt.Errorf("%d prefixes to deny: the program takes %d", len(c.Deny), DenyMax)
+	}
+	for _, d := range c.Deny {
+		if !d.Addr().Is4() {
+			continue
+		}
+		a := d.Masked().Addr().As4()
+		key := make([]byte, 8) // struct deny_key: the length in this machine's order, the address
+		p.order.PutUint32(key, uint32(d.Bits()))
+		copy(key[4:], a[:])
+		if err := mapElem(unix.BPF_MAP_UPDATE_ELEM, p.denyFD, key, []byte{1}); err != nil {
+			return fmt.Errorf("BPF deny map: %w", err)
+		}
+	}
 	return mapElem(unix.BPF_MAP_UPDATE_ELEM, p.cfgFD, make([]byte, 4), p.encode(c))
 }
 
-// Counters sums the per-CPU counters by name.
+// Counters sums the per-CPU counters by name (none without a program).
 func (p *Program) Counters() map[string]uint64 {
+	if p == nil {
+		return nil
+	}
 	m := map[string]uint64{}
 	val := make([]byte, 8*p.ncpu)
 	for i, name := range counterNames {
@@ -265,12 +300,15 @@ func (p *Program) Counters() map[string]uint64 {
 
 // Close detaches the program if it is attached and frees it and its maps.
 func (p *Program) Close() error {
+	if p == nil {
+		return nil
+	}
 	var err error
 	if p.attached != 0 {
 		err = detach(p.attached)
 		p.attached = 0
 	}
-	for _, fd := range []*int{&p.fd, &p.cfgFD, &p.countFD} {
+	for _, fd := range []*int{&p.fd, &p.cfgFD, &p.countFD, &p.denyFD} {
 		if *fd >= 0 {
 			unix.Close(*fd)
 			*fd = -1

@@ -16,7 +16,7 @@ func TestRelocationInBothByteOrders(t *testing.T) {
 		obj   []byte
 		order binary.ByteOrder
 	}{{"bpfel", objLE, binary.LittleEndian}, {"bpfeb", objBE, binary.BigEndian}} {
-		p := &Program{order: c.order, cfgFD: 1001, countFD: 1002}
+		p := &Program{order: c.order, cfgFD: 1001, countFD: 1002, denyFD: 1003}
 		insns, err := p.relocate(c.obj)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
@@ -35,8 +35,8 @@ func TestRelocationInBothByteOrders(t *testing.T) {
 			}
 			off += 8 // its second half
 		}
-		if fds[1001] == 0 || fds[1002] == 0 || len(fds) != 2 {
-			t.Errorf("%s: map references %v, want fds 1001 (config) and 1002 (counters)", c.name, fds)
+		if fds[1001] == 0 || fds[1002] == 0 || fds[1003] == 0 || len(fds) != 3 {
+			t.Errorf("%s: map references %v, want fds 1001 (config), 1002 (counters) and 1003 (deny)", c.name, fds)
 		}
 	}
 }

@@ -47,7 +47,7 @@ func TestInitScriptsStartDaemonsWithFlagsTheyAccept(t *testing.T) {
 	}{
 		{"clatd", []string{"-clat-prefix", "fddd:1337:1337:1234:5678:9abc::/96", "-client-net", "10.130.0.0/16", "-client-dev", "local-node",
 			"-eam", "192.0.2.0/24=2001:db8:1::/120", "-fastpath", "auto"}},
-		{"platd", []string{"-plat-prefix", "fddd:1337:1338:1234:5678:9abc::/96", "-clat-range", "fddd:1337:1337::/48", "-wan-dev", "br-wan", "-allow", "198.51.100.0/24"}},
+		{"platd", []string{"-plat-prefix", "fddd:1337:1338:1234:5678:9abc::/96", "-clat-range", "fddd:1337:1337::/48", "-wan-dev", "br-wan", "-allow", "198.51.100.0/24", "-fastpath", "auto"}},
 		{"prefixd", []string{"-plat-range", "fddd:1337:1338::/48", "-babel", "[::1]:33123", "-own-plat", "fddd:1337:1338:1234:5678:9abc::/96", "-probe-src", "fddd:1337:1337:1234:5678:9abc:c000:2"}},
 		{"l3roamd", []string{"-node-ip", "fddd:1337:1::1234", "-node-client-prefix", "fddd:1337:2::/64", "-client-prefix", "fddd:1337:1::/64",
 			"-clat-prefix", "fddd:1337:1337:1234:5678:9abc::/96", "-own-plat", "fddd:1337:1338:1234:5678:9abc::/96", "-roam-key-file", "/etc/l3roamd.key", "-backend", "iptables"}}, // Gluon: fw3 + iptables-legacy (560),

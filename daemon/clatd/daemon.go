@@ -58,9 +58,7 @@ func (d *daemon) stop() error {
 		d.ctl.Close()
 	}
 	var errs []error
-	if d.fast != nil {
-		errs = append(errs, d.fast.Close())
-	}
+	errs = append(errs, d.fast.Close())
 	if d.routes != nil {
 		errs = append(errs, d.routes.remove())
 	}
@@ -95,22 +93,8 @@ func (d *daemon) status() status.Clatd {
 		Version: cli.Version, Dev: d.c.Dev, CLATPrefix: d.c.clat.String(), PLATPrefix: *d.plat.Load(),
 		ClientNet: d.c.clientNet.String(), MTU: d.c.MTU, Offload: !d.c.NoOffload,
 		UptimeSec: int64(time.Since(d.started).Seconds()), Counters: d.eng.Counters(),
-		FastPath: d.fastPathState(), FastPathReason: d.fastWhy, FastPathCounters: d.fastCounters(),
+		FastPath: d.fast.State(), FastPathReason: d.fastWhy, FastPathCounters: d.fast.Counters(),
 	}
-}
-
-func (d *daemon) fastPathState() string {
-	if d.fast == nil {
-		return "off"
-	}
-	return "on"
-}
-
-func (d *daemon) fastCounters() map[string]uint64 {
-	if d.fast == nil {
-		return nil
-	}
-	return d.fast.Counters()
 }
 
 func (d *daemon) commands() map[string]ctlsock.Handler {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/gluon-464xlat/gluon-464xlat/fastpath"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/addrplan"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
 	"github.com/gluon-464xlat/gluon-464xlat/siit"
@@ -29,7 +30,7 @@ type config struct {
 	lowMTU6   int
 	mssClamp  bool
 	eams      eamFlag // -eam: more RFC 7757 mappings than the client network's
-	fastPath  fastPathMode
+	fastPath  fastpath.Mode
 }
 
 // eamFlag collects repeated -eam V4PREFIX=V6PREFIX flags, each checked as
@@ -140,6 +141,6 @@ func Main(args []string) {
 		os.Exit(1)
 	}
 	slog.Info("clatd running", "dev", c.Dev, "clat", c.clat, "plat", c.plat, "client_net", c.clientNet, "queues", c.Queues, "offload", !c.NoOffload,
-		"fastpath", d.fastPathState(), "fastpath_reason", d.fastWhy)
+		"fastpath", d.fast.State(), "fastpath_reason", d.fastWhy)
 	cli.RunTUNDaemon("clatd", c.Dev, d.eng.Gone(), d.stop)
 }

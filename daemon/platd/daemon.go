@@ -13,6 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/gluon-464xlat/gluon-464xlat/fastpath"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/addrplan"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
@@ -25,7 +26,9 @@ type daemon struct {
 	c       *config
 	eng     *xlatd.Engine
 	nat     natBackend
-	guard   *portGuard // nil: the kernel counts each destination's sessions
+	guard   *portGuard        // nil: the kernel counts each destination's sessions
+	fast    *fastpath.Program // nil: every packet takes the TUN
+	fastWhy string            // why there is no fast path
 	ctl     *ctlsock.Server
 	started time.Time
 	wan     atomic.Pointer[netip.Addr] // the uplink address sessions are NATed to
@@ -64,6 +67,10 @@ func start(c *config) (*daemon, error) {
 		return nil, err
 	}
 	if err = d.setupRoutes(); err == nil {
+		fc, unsupported := c.fastPathConfig()
+		d.fast, d.fastWhy, err = fastpath.Start(c.fastPath, d.eng.Link.Attrs().Index, fc, unsupported)
+	}
+	if err == nil {
 		d.purgeUnNATed()
 		d.ctl, err = ctlsock.Listen(c.Socket, d.commands())
 	}
@@ -114,7 +121,7 @@ func (d *daemon) stop() error {
 	// A watcher reinstalling the rules right now would otherwise land its
 	// table after remove: wait for both to end first.
 	d.watch.Wait()
-	errs := []error{d.eng.Close()} // the route first, then the rules: see start
+	errs := []error{d.fast.Close(), d.eng.Close()} // the route first, then the rules: see start
 	if err := d.nat.remove(); err != nil && !errors.Is(err, unix.ENOENT) {
 		errs = append(errs, err)
 	}
@@ -132,6 +139,7 @@ func (d *daemon) status() status.Platd {
 	s.Full = d.nat.isFull()
 	s.Conntrack = [2]int{sysctl.ConntrackCount(), d.conntrackLimit()}
 	s.WANWatch = d.wanWatchRestarts.Load()
+	s.FastPath, s.FastPathReason, s.FastPathCounters = d.fast.State(), d.fastWhy, d.fast.Counters()
 	s.PortGuard = "kernel"
 	if d.guard != nil {
 		s.PortGuard, s.PortsFull = "events", d.guard.fullNow()

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gluon-464xlat/gluon-464xlat/fastpath"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/addrplan"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
 	"github.com/gluon-464xlat/gluon-464xlat/siit"
@@ -41,10 +42,11 @@ type config struct {
 	backend        string
 	iptablesPath   string
 	table          string
+	fastPath       fastpath.Mode
 }
 
 func parseFlags(args []string) (*config, error) {
-	c := &config{}
+	c := &config{fastPath: "auto"}
 	fs := cli.NewTUNFlagSet("platd", "plat", "/var/run/platd.sock", "TUN MTU", &c.TUN)
 	var plat, clatRange, ports, natAddr, allow string
 	var maxSessions int
@@ -59,6 +61,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.backend, "backend", "nftables", "kernel firewall to use: nftables, or iptables for firmware without nftables")
 	fs.StringVar(&c.iptablesPath, "iptables", "", "with -backend iptables: path of the iptables binary (ip6tables is found the same way), e.g. /usr/sbin/iptables-legacy")
 	fs.StringVar(&c.table, "nft-table", "platd", "name of platd's own nftables table (family inet)")
+	fs.Var(&c.fastPath, "fastpath", "translate the common packets in the kernel (tc BPF at the TUN's egress): auto (where the kernel allows), on (or fail), off")
 	if err := cli.ParseTUN(fs, &c.TUN, args, "platd -plat-prefix P -clat-range R -wan-dev IF [flags]"); err != nil {
 		return nil, err
 	}
@@ -124,6 +127,24 @@ func (c *config) addr6(v4 netip.Addr) netip.Addr {
 // PLAT::192.0.0.6 maps onto 192.0.0.6 by it); the translator's own errors
 // and RFC 6791 errors use the NAT address too, so all IPv4 that leaves the
 // TUN is covered by one masquerade rule.
+// fastPathConfig is the fast path's configuration: platd's stateless step
+// (the NAT address and the PLAT /96 on both sides, the deny list), and why
+// not when the program cannot translate as the TUN path does: a PLAT prefix
+// other than a /96, the Well-Known Prefix (whose non-global IPv4 rules it
+// does not have), a deny list longer than its map.
+func (c *config) fastPathConfig() (fastpath.Config, string) {
+	p := c.plat.Prefix()
+	fc := fastpath.Config{CLAT: p, PLAT: p, ClientNet: netip.PrefixFrom(c.natAddr4, 32), MTU6: c.MTU,
+		Frag6: min(1280, c.MTU), MTU4: 0xffff, PLATMode: true, Deny: denyList(c.allow)}
+	switch {
+	case p.Bits() != 96 || c.plat.WellKnown():
+		return fc, "the PLAT prefix is not a /96 other than 64:ff9b::/96: the fast path maps those only"
+	case len(fc.Deny) > fastpath.DenyMax:
+		return fc, fmt.Sprintf("-allow leaves %d prefixes to refuse: the fast path takes %d", len(fc.Deny), fastpath.DenyMax)
+	}
+	return fc, ""
+}
+
 // guardByEvents says whether platd counts each destination's sessions
 // itself (portguard.go) rather than nftables on every new session.
 func (c *config) guardByEvents() bool {
@@ -149,6 +170,7 @@ func Main(args []string) {
 		os.Exit(1)
 	}
 	slog.Info("platd running", "dev", c.Dev, "plat", c.plat, "clat_range", c.clatRange, "wan", c.wanDev,
-		"ports", fmt.Sprintf("%d-%d", c.portMin, c.portMax), "queues", c.Queues, "backend", c.backend)
+		"ports", fmt.Sprintf("%d-%d", c.portMin, c.portMax), "queues", c.Queues, "backend", c.backend,
+		"fastpath", d.fast.State(), "fastpath_reason", d.fastWhy)
 	cli.RunTUNDaemon("platd", c.Dev, d.eng.Gone(), d.stop)
 }

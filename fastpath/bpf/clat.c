@@ -52,6 +52,18 @@ struct cfg {
 	__u16 mtu4;    // 6->4: at most this
 	__u8 has_plat; // 0: no PLAT prefix yet, everything to the TUN
 	__u8 l3off;    // where the IP header starts: 0 on the TUN, 14 in a test run
+	// 1: platd's stateless step. The roles turn round: the IPv4 side's
+	// own address (192.0.0.6, net4/mask4) is the destination of what goes
+	// 4->6 and the source of what goes 6->4, and clat[] is the PLAT /96
+	// too. Destinations in the deny map go to the TUN (which refuses them).
+	__u8 plat_mode;
+	__u8 pad[3];
+};
+
+// An IPv4 prefix of the deny map (an LPM trie).
+struct deny_key {
+	__u32 len;
+	__u32 addr;
 };
 
 // Counters, one per-CPU slot each: what was translated, and why the rest
@@ -75,6 +87,7 @@ struct map_def {
 };
 SEC("maps") struct map_def clat_cfg = {BPF_MAP_TYPE_HASH, 4, sizeof(struct cfg), 1, 0};
 SEC("maps") struct map_def clat_counters = {BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, C_NUM, 0};
+SEC("maps") struct map_def clat_deny = {BPF_MAP_TYPE_LPM_TRIE, sizeof(struct deny_key), 1, 64, BPF_F_NO_PREALLOC};
 
 INLINE int pass(int reason)
 {
@@ -183,11 +196,13 @@ INLINE int xlat4to6(struct __sk_buff *skb, struct cfg *c)
 	if (fold(bpf_csum_diff(0, 0, (void *)ip, 20, 0)) != 0xffff)
 		return pass(C_PASS_CHECKSUM);
 	__u32 dst = ip->dst, src = ip->src;
-	__u8 d0 = ((__u8 *)&ip->dst)[0];
+	// own: the client network's address (platd: 192.0.0.6), far: the other
+	__u32 own = c->plat_mode ? dst : src, far = c->plat_mode ? src : dst;
+	__u8 f0 = ((__u8 *)&far)[0];
 	// (0/8, 127/8, multicast and broadcast are not translated: RFC 6052
 	// section 3.1, RFC 7915 section 1.2)
-	if (!c->has_plat || (src & c->mask4) != c->net4 || (dst & c->mask4) == c->net4 ||
-	    d0 == 0 || d0 == 127 || d0 >= 224)
+	if (!c->has_plat || (own & c->mask4) != c->net4 || (far & c->mask4) == c->net4 ||
+	    f0 == 0 || f0 == 127 || f0 >= 224)
 		return pass(C_PASS_ADDRESS);
 	if (ip->ttl <= 1)
 		return pass(C_PASS_HOPLIMIT);
@@ -208,9 +223,9 @@ INLINE int xlat4to6(struct __sk_buff *skb, struct cfg *c)
 	h6.plen = htons(plen);
 	h6.nh = proto == IPPROTO_ICMP ? IPPROTO_ICMPV6_ : proto;
 	h6.hop = hop;
-	__builtin_memcpy(h6.src, c->clat, 12);
+	__builtin_memcpy(h6.src, c->plat_mode ? c->plat : c->clat, 12);
 	h6.src[3] = src;
-	__builtin_memcpy(h6.dst, c->plat, 12);
+	__builtin_memcpy(h6.dst, c->plat_mode ? c->clat : c->plat, 12);
 	h6.dst[3] = dst;
 
 	if (proto == IPPROTO_ICMP) {
@@ -256,16 +271,22 @@ INLINE int xlat6to4(struct __sk_buff *skb, struct cfg *c)
 	__u8 *d = (__u8 *)ip->dst;
 	if (!c->has_plat || d[0] == 0xff)
 		return pass(C_PASS_ADDRESS);
-	// the client's CLAT::a.b.c.d from PLAT::w.x.y.z
+	// the client's CLAT::a.b.c.d from PLAT::w.x.y.z (platd: from
+	// PLAT::192.0.0.6 to PLAT::w.x.y.z)
 	__u32 *cl = (__u32 *)c->clat, *pl = (__u32 *)c->plat;
-	if (ip->dst[0] != cl[0] || ip->dst[1] != cl[1] || ip->dst[2] != cl[2] ||
-	    (ip->dst[3] & c->mask4) != c->net4 ||
-	    ip->src[0] != pl[0] || ip->src[1] != pl[1] || ip->src[2] != pl[2] ||
-	    (ip->src[3] & c->mask4) == c->net4)
+	__u32 *own = c->plat_mode ? ip->src : ip->dst, *far = c->plat_mode ? ip->dst : ip->src;
+	if (own[0] != cl[0] || own[1] != cl[1] || own[2] != cl[2] || (own[3] & c->mask4) != c->net4 ||
+	    far[0] != pl[0] || far[1] != pl[1] || far[2] != pl[2] || (far[3] & c->mask4) == c->net4)
 		return pass(C_PASS_ADDRESS);
-	__u8 s0 = ((__u8 *)ip->src)[12];
-	if (s0 == 0 || s0 == 127 || s0 >= 224)
+	__u32 far4 = far[3];
+	__u8 f0 = ((__u8 *)&far4)[0];
+	if (f0 == 0 || f0 == 127 || f0 >= 224)
 		return pass(C_PASS_ADDRESS);
+	if (c->plat_mode) {
+		struct deny_key k = {32, far4};
+		if (bpf_map_lookup_elem(&clat_deny, &k))
+			return pass(C_PASS_ADDRESS);
+	}
 	if (ip->hop <= 1)
 		return pass(C_PASS_HOPLIMIT);
 	if (!skb->gso_size && 20 + plen > c->mtu4)

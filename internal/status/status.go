@@ -62,6 +62,10 @@ type Platd struct {
 	// destinations whose ports are used up (events only).
 	PortGuard string `json:"port_guard"`
 	PortsFull int    `json:"destinations_out_of_ports"`
+	// the kernel fast path of the stateless step, as clatd's
+	FastPath         string            `json:"fastpath"`
+	FastPathReason   string            `json:"fastpath_reason,omitempty"`
+	FastPathCounters map[string]uint64 `json:"fastpath_counters,omitempty"`
 }
 
 // Sessions summarises platd's NAT64 sessions (its conntrack entries).
