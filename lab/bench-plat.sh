@@ -2,27 +2,32 @@
 # bench-plat: an IPv6 host in clat_range -> exit node -> IPv4 server, for
 # (a) the kernel's own IPv6 forwarding (the server has IPv6 too), (b) TAYGA as
 # NAT64 (dynamic pool + iptables masquerade), (c) platd: TCP Gbit/s (1 and 4
-# streams, median of RUNS), new UDP sessions/s, then 100 000 concurrent UDP
-# sessions through platd and its RSS. Needs root, iperf3, tayga, iptables.
+# streams, median of RUNS), new UDP sessions/s and the CPU time of the whole
+# machine per session (median of RUNS rounds that take the three in turn, so
+# a slow moment of this VM does not fall on one of them only), then 100 000
+# concurrent UDP sessions through platd and its RSS. Needs root, iperf3,
+# tayga, iptables.
 set -euo pipefail
 BIN=${BIN:-bin}
 SECS=${SECS:-5}
 RUNS=${RUNS:-3}
 SESSIONS=${SESSIONS:-100000}
+NEW=${NEW:-12000} # new sessions per round (16 server ports: RUNS rounds stay well below platd's per-destination limit)
 P=pb$$
-H=$P-h X=$P-x I=$P-i
 SRC6=fddd:1337:1337:ffff::1
 . "$(dirname "$0")/lib.sh"
-cleanup() { ns_del $H $X $I; rm -rf /tmp/$P-*; }
+ALL=()
+cleanup() { ns_del "${ALL[@]}"; rm -rf /tmp/$P-*; }
 trap cleanup EXIT INT TERM
 
-topology() {
-  cleanup
+topology() { # $1: a suffix; the three namespaces are $P$1-h, -x, -i
+  local H=$P$1-h X=$P$1-x I=$P$1-i
+  ALL+=("$H" "$X" "$I")
   ns_add $H $X $I
-  ip link add ${P}a netns $H type veth peer name ${P}b netns $X
-  ip link add ${P}c netns $X type veth peer name ${P}d netns $I
-  ip -n $H link set ${P}a name h0 up; ip -n $X link set ${P}b name x0 up
-  ip -n $X link set ${P}c name wan0 up; ip -n $I link set ${P}d name i0 up
+  ip link add $P$1a netns $H type veth peer name $P$1b netns $X
+  ip link add $P$1c netns $X type veth peer name $P$1d netns $I
+  ip -n $H link set $P$1a name h0 up; ip -n $X link set $P$1b name x0 up
+  ip -n $X link set $P$1c name wan0 up; ip -n $I link set $P$1d name i0 up
   ip netns exec $X sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
   ip -n $H addr add fd00:1::2/64 dev h0
   ip -n $H addr add $SRC6/128 dev lo
@@ -43,34 +48,39 @@ table inet sink {
 EOT
   ip netns exec $I "$BIN/traffic" udp-echo "[::]:5002" 16 >/dev/null 2>&1 &
   disown
-  sleep 0.3
 }
 
-iperf1() { # $1 target, $2 streams
-  ip netns exec $I iperf3 -s -1 -D -p 5201 >/dev/null 2>&1 || true
+iperf1() { # $1 suffix, $2 target, $3 streams
+  ip netns exec $P$1-i iperf3 -s -1 -D -p 5201 >/dev/null 2>&1 || true
   sleep 0.5
-  ip netns exec $H iperf3 -c "$1" -p 5201 -t "$SECS" -P "$2" -J 2>/dev/null |
+  ip netns exec $P$1-h iperf3 -c "$2" -p 5201 -t "$SECS" -P "$3" -J 2>/dev/null |
     python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
-  pkill -f "iperf3 -s -1 -D -p 5201" 2>/dev/null || true
+  ip netns pids $P$1-i | xargs -r ps -o pid=,args= -p 2>/dev/null | awk '/iperf3/ {print $1}' | xargs -r kill 2>/dev/null || true
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-iperf() { for _ in $(seq "$RUNS"); do iperf1 "$1" "$2"; done | median; }
+iperf() { for _ in $(seq "$RUNS"); do iperf1 "$1" "$2" "$3"; done | median; }
 
-measure() { # $1 name, $2 target address
-  local one four nss
-  one=$(iperf "$2" 1); four=$(iperf "$2" 4)
+HZ=$(getconf CLK_TCK)
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; } # user nice system irq softirq steal
+
+sessions1() { # $1 suffix, $2 target: "sessions/s ns-of-CPU/session" of one round
+  local b0 b1 out
+  b0=$(busy)
   # New sessions spread over 16 server ports, as real traffic spreads over
   # servers: one (address, port) pair alone is capped at platd's port range.
-  nss=$(ip netns exec $H "$BIN/traffic" new-sessions "[$2]:5002" 20000 64 16 | sed -n 's/sessions_per_s=\([0-9]*\).*/\1/p')
-  printf '%-8s 1 stream %6s Gbit/s   4 streams %6s Gbit/s   new UDP sessions %7s /s\n' "$1" "$one" "$four" "$nss" >&2
-  echo "$one $nss"
+  out=$(ip netns exec $P$1-h "$BIN/traffic" new-sessions "[$2]:5002" "$NEW" 64 16)
+  b1=$(busy)
+  echo "$out" | awk -v b=$((b1 - b0)) -v hz="$HZ" '{ split($1, r, "="); split($2, o, "=");
+    printf "%d %d\n", r[2], (o[2] > 0 ? b * 1e9 / hz / o[2] : 0) }'
 }
 
-topology
-read -r kernel kernel_nss < <(measure kernel fd00:2::2)
+systems=(k t p)
+declare -A name=([k]=kernel [t]=tayga [p]=platd) target=([k]=fd00:2::2 [t]=$PLAT:c633:6401 [p]=$PLAT:c633:6401)
 
-topology
-mkdir -p /tmp/$P-tayga
+topology k
+
+topology t
+X=${P}t-x
 cat > /tmp/$P-tayga.conf <<EOT
 tun-device nat64
 ipv4-addr 192.168.255.1
@@ -78,6 +88,7 @@ prefix $PLAT::/96
 dynamic-pool 192.168.255.0/24
 data-dir /tmp/$P-tayga
 EOT
+mkdir -p /tmp/$P-tayga
 ip netns exec $X tayga -c /tmp/$P-tayga.conf --mktun >/dev/null
 ip -n $X link set nat64 up
 ip -n $X route add $PLAT::/96 dev nat64
@@ -85,28 +96,45 @@ ip -n $X route add 192.168.255.0/24 dev nat64
 ip netns exec $X iptables -t nat -A POSTROUTING -s 192.168.255.0/24 -o wan0 -j MASQUERADE
 ip netns exec $X tayga -c /tmp/$P-tayga.conf --nodetach >/dev/null 2>&1 &
 disown
-sleep 0.5
-read -r tayga tayga_nss < <(measure tayga $PLAT:c633:6401)
 
-topology
+topology p
+X=${P}p-x
 ip netns exec $X "$BIN/platd" -plat-prefix $PLAT::/96 -clat-range fddd:1337:1337::/48 -wan-dev wan0 \
-  -allow 198.51.100.0/24 -socket /tmp/$P-platd.sock -log-level warn &
+  -allow 198.51.100.0/24 -socket /tmp/$P-platd.sock -log-level warn ${PLATD_FLAGS:-} &
 disown
 for _ in $(seq 50); do [ -S /tmp/$P-platd.sock ] && break; sleep 0.1; done
-read -r plat plat_nss < <(measure platd $PLAT:c633:6401)
+sleep 0.5
 
+declare -A one four rate cpu
+for s in "${systems[@]}"; do
+  one[$s]=$(iperf $s "${target[$s]}" 1); four[$s]=$(iperf $s "${target[$s]}" 4)
+done
+declare -A rates cpus
+for _ in $(seq "$RUNS"); do
+  for s in "${systems[@]}"; do
+    read -r r c < <(sessions1 $s "${target[$s]}")
+    rates[$s]+="$r "; cpus[$s]+="$c "
+  done
+done
+for s in "${systems[@]}"; do
+  rate[$s]=$(printf '%s\n' ${rates[$s]} | median); cpu[$s]=$(printf '%s\n' ${cpus[$s]} | median)
+  printf '%-8s 1 stream %6s Gbit/s   4 streams %6s Gbit/s   new UDP sessions %7s /s (rounds: %s)  %6s ns CPU per session\n' \
+    "${name[$s]}" "${one[$s]}" "${four[$s]}" "${rate[$s]}" "${rates[$s]% }" "${cpu[$s]}" >&2
+done
 # 100 000 concurrent UDP sessions (UDP conntrack entries live 30 s unreplied).
 pid=$(pgrep -f "$BIN/platd -plat-prefix $PLAT" | head -1)
+ip netns exec $X conntrack -F 2>/dev/null || true # the rounds' sessions (30 s): room for all of these
 rss0=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 before=$(ip netns exec $X cat /proc/sys/net/netfilter/nf_conntrack_count)
-ip netns exec $H "$BIN/traffic" udp-blast $SRC6 $PLAT:c633:6401 "$SESSIONS" >/dev/null
+ip netns exec ${P}p-h "$BIN/traffic" udp-blast $SRC6 $PLAT:c633:6401 "$SESSIONS" >/dev/null
 sleep 2
 entries=$(( $(ip netns exec $X cat /proc/sys/net/netfilter/nf_conntrack_count) - before ))
 ip netns exec $X sh -c "echo status | nc -NU /tmp/$P-platd.sock" > /tmp/$P-status.json
 rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 printf 'platd    %d UDP flows sent: %d new conntrack entries (2 per session), RSS %d KiB before, %d KiB holding them (after a status call)\n' \
   "$SESSIONS" "$entries" "$rss0" "$rss" >&2
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("platd    fast path", d["fastpath"], d.get("fastpath_reason", ""), "port guard", d["port_guard"], "recounts", d.get("port_guard_recounts", 0))' /tmp/$P-status.json >&2
 
 ratio() { python3 -c "print('%.2f' % ($1/$2 if $2 > 0 else 0))"; }
-echo "bench-plat: sessions_per_s plat=$plat_nss tayga=$tayga_nss kernel=$kernel_nss; udp_sessions=$((entries / 2)) rss_kib=$rss"
-echo "bench-plat: plat=$plat tayga=$tayga kernel=$kernel vs_tayga=$(ratio "$plat" "$tayga") vs_kernel=$(ratio "$plat" "$kernel")"
+echo "bench-plat: sessions_per_s plat=${rate[p]} tayga=${rate[t]} kernel=${rate[k]} sessions_vs_tayga=$(ratio "${rate[p]}" "${rate[t]}") sessions_vs_kernel=$(ratio "${rate[p]}" "${rate[k]}") ns_per_session plat=${cpu[p]} tayga=${cpu[t]} kernel=${cpu[k]}; udp_sessions=$((entries / 2)) rss_kib=$rss"
+echo "bench-plat: plat=${one[p]} tayga=${one[t]} kernel=${one[k]} vs_tayga=$(ratio "${one[p]}" "${one[t]}") vs_kernel=$(ratio "${one[p]}" "${one[k]}")"

@@ -142,7 +142,7 @@ func (d *daemon) status() status.Platd {
 	s.FastPath, s.FastPathReason, s.FastPathCounters = d.fast.State(), d.fastWhy, d.fast.Counters()
 	s.PortGuard = "kernel"
 	if d.guard != nil {
-		s.PortGuard, s.PortsFull = "events", d.guard.fullNow()
+		s.PortGuard, s.PortsFull, s.PortGuardRecounts = "events", d.guard.fullNow(), d.guard.recounts.Load()
 	}
 	return s
 }

@@ -1,7 +1,6 @@
 package platd
 
 import (
-	"errors"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -156,24 +155,44 @@ func (g *portGuard) recount() error {
 	return nil
 }
 
-// run follows the events until done closes, counting again from a dump
-// whenever it (re)subscribes: at start (sessions of an earlier run) and
-// after the kernel dropped events.
+// recountEvery is how often at most the guard counts every session again
+// after the kernel dropped events (a flood of new sessions faster than
+// platd reads): each recount dumps the whole table.
+const recountEvery = 5 * time.Second
+
+// run follows the events until done closes. It counts from a dump when it
+// subscribes (sessions of an earlier run) and again, at most every
+// recountEvery, after the kernel dropped events. (Events of the sessions
+// that start or end while a dump runs can be counted twice or not at all:
+// the limit's margin takes that, and the next recount mends it.)
 func (g *portGuard) run(done <-chan struct{}) {
-	for {
-		err := ctdump.Watch(unix.AF_INET, done, func() {
-			if err := g.recount(); err != nil {
-				slog.Error("port guard: cannot count the sessions", "err", err)
+	var stale atomic.Bool
+	recount := func() {
+		if err := g.recount(); err != nil {
+			slog.Error("port guard: cannot count the sessions", "err", err)
+		}
+	}
+	go func() {
+		t := time.NewTicker(recountEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if stale.Swap(false) {
+					slog.Warn("port guard: conntrack events were lost, counting again")
+					recount()
+				}
 			}
-		}, g.event)
+		}
+	}()
+	for {
+		err := ctdump.Watch(unix.AF_INET, done, recount, func() { stale.Store(true) }, g.event)
 		select {
 		case <-done:
 			return
 		default:
-		}
-		if errors.Is(err, ctdump.ErrLost) {
-			slog.Warn("port guard: conntrack events lost, counting again")
-			continue
 		}
 		slog.Error("port guard: conntrack events", "err", err)
 		select {

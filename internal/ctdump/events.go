@@ -16,23 +16,21 @@ const (
 	Destroy = 2 // IPCTNL_MSG_CT_DELETE: the entry is gone
 )
 
-// ErrLost says the kernel dropped events because the reader fell behind
-// (ENOBUFS): whoever counts from them must count again from a dump.
-var ErrLost = errors.New("conntrack events lost")
-
 // eventBuf is the socket's receive buffer: about 40 000 events of ~200
 // bytes, a second of session set-ups at full rate on a busy exit.
 const eventBuf = 8 << 20
 
 // Watch reports every new and destroyed conntrack entry of one address
-// family to fn, until done is closed (nil) or events were lost (ErrLost).
-// subscribed runs once the socket has joined the groups, before the first
-// event is read, so a caller can count from a dump without a gap. The
+// family to fn, until done is closed. subscribed runs once the socket has
+// joined the groups, before the first event is read, so a caller can count
+// from a dump without a gap; lost runs when the kernel dropped events
+// because the reader fell behind (ENOBUFS: whoever counts from them must
+// count again), and the reading goes on. The
 // socket loop and the parsing are by hand: a busy exit has tens of
 // thousands of events a second, and ti-mo/conntrack's Listen decodes each
 // into a whole Flow (about 1 KiB of garbage per event, measured as 4 MiB
 // more RSS in platd) and hands it over a channel.
-func Watch(family uint8, done <-chan struct{}, subscribed func(), fn func(kind int, e Entry)) error {
+func Watch(family uint8, done <-chan struct{}, subscribed, lost func(), fn func(kind int, e Entry)) error {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 	if err != nil {
 		return fmt.Errorf("conntrack events: %w", err)
@@ -67,7 +65,8 @@ func Watch(family uint8, done <-chan struct{}, subscribed func(), fn func(kind i
 		case errors.Is(err, unix.EINTR), errors.Is(err, unix.EAGAIN):
 			continue
 		case errors.Is(err, unix.ENOBUFS):
-			return ErrLost
+			lost()
+			continue
 		case err != nil:
 			return fmt.Errorf("conntrack events: %w", err)
 		}

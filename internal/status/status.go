@@ -62,6 +62,8 @@ type Platd struct {
 	// destinations whose ports are used up (events only).
 	PortGuard string `json:"port_guard"`
 	PortsFull int    `json:"destinations_out_of_ports"`
+	// whole recounts from a dump: at start, and after the kernel dropped events
+	PortGuardRecounts uint64 `json:"port_guard_recounts,omitempty"`
 	// the kernel fast path of the stateless step, as clatd's
 	FastPath         string            `json:"fastpath"`
 	FastPathReason   string            `json:"fastpath_reason,omitempty"`
