@@ -244,6 +244,48 @@ func (d *daemon) claim(cl *client) {
 			slog.Info("no node answered the claim; serving the client", "mac", cl.mac.String(), "tries", maxRetries)
 		}
 		d.serve(cl)
+		if routed {
+			d.claimLate(cl)
+		}
+	}
+}
+
+// lateClaims are the waits between the CLAIMs that go on after a client
+// was served unanswered: every second for 10 s, then backing off, 24 s in all.
+var lateClaims = []time.Duration{time.Second, time.Second, time.Second, time.Second, time.Second,
+	time.Second, time.Second, time.Second, time.Second, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+
+// claimLate goes on claiming a client whose CLAIMs had a route and no
+// answer (its old node busy, or its intercom flooded: seen in the e2e
+// flood of forged messages, where all 15 were lost): served here already,
+// it still needs the old node to release it (or that node keeps routing
+// it) and to hand over its IPv4 sessions (INFO_XLAT). It stops at an INFO,
+// when the client leaves, or after the last wait.
+func (d *daemon) claimLate(cl *client) {
+	d.mu.Lock()
+	cl.lateClaim = true
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		cl.lateClaim = false
+		d.mu.Unlock()
+	}()
+	dst := nodeClientIP(d.c.nodeClient, cl.mac)
+	for _, wait := range lateClaims {
+		select {
+		case <-d.done:
+			return
+		case <-time.After(wait):
+		}
+		d.mu.Lock()
+		still := cl.lateClaim && d.clients[cl.mac.String()] == cl && cl.goneSince.IsZero()
+		d.mu.Unlock()
+		if !still {
+			return
+		}
+		d.send(intercom.Claim(d.header(), cl.mac), dst, d.c.nodeIP)
+		d.multicast(intercom.Claim(intercom.Header{TTL: floodTTL, Nonce: d.header().Nonce, Sender: d.c.nodeIP}, cl.mac))
+		d.inc("claims_late")
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 type testMesh struct {
 	mu    sync.Mutex
 	nodes map[netip.Addr]*daemon
+	deaf  map[*daemon]bool // routed to, but what is sent to it is lost (a flooded intercom)
 }
 
 func (m *testMesh) node(t *testing.T, ip string, clat, ownPLAT netip.Prefix) *daemon {
@@ -45,6 +46,10 @@ func (m *testMesh) node(t *testing.T, ip string, clat, ownPLAT netip.Prefix) *da
 		}
 		m.mu.Lock()
 		peer := m.nodes[dst]
+		if m.deaf[peer] {
+			m.mu.Unlock()
+			return nil
+		}
 		var all []*daemon
 		for _, n := range m.nodes {
 			if n != d && !slices.Contains(all, n) {
@@ -54,7 +59,12 @@ func (m *testMesh) node(t *testing.T, ip string, clat, ownPLAT netip.Prefix) *da
 		m.mu.Unlock()
 		if dst == intercom.Group { // every other node is a neighbour
 			for _, n := range all {
-				go n.handle(append([]byte(nil), b...), src, dst)
+				m.mu.Lock()
+				deaf := m.deaf[n]
+				m.mu.Unlock()
+				if !deaf {
+					go n.handle(append([]byte(nil), b...), src, dst)
+				}
 			}
 			return nil
 		}
@@ -304,5 +314,50 @@ func TestConsentAnswersAreRateLimited(t *testing.T) {
 	}
 	if a.count["consents_refused"] > 2*consentRate || a.count["consent_rate_limited"] < 200-2*consentRate {
 		t.Errorf("A: %v", a.count)
+	}
+}
+
+// A node whose 15 CLAIMs had a route but no answer (the old node's
+// intercom flooded) serves the client, and goes on claiming it: once the
+// old node hears it, it hands the client over (INFO, INFO_XLAT) and stops
+// serving it. Without the late CLAIMs both served it (seen in the e2e
+// flood of forged intercom, under load).
+func TestUnansweredClaimsGoOnAfterTheClientIsServed(t *testing.T) {
+	claimEvery, lateClaims = 5*time.Millisecond, []time.Duration{50 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond,
+		50 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond}
+	defer func() {
+		claimEvery = 300 * time.Millisecond
+		lateClaims = []time.Duration{time.Second, time.Second, time.Second, time.Second, time.Second,
+			time.Second, time.Second, time.Second, time.Second, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+	}()
+	var m testMesh
+	m.node(t, "fddd:1337:1::10", netip.Prefix{}, testPLAT)
+	a := m.node(t, "fddd:1337:1::1", clatD, netip.Prefix{})
+	b := m.node(t, "fddd:1337:1::2", clatB, netip.Prefix{})
+	serving(a)
+	m.mu.Lock()
+	m.nodes[nodeClientIP(a.c.nodeClient, roamMAC)] = a // A holds the client's node-client IP
+	m.deaf = map[*daemon]bool{a: true}
+	m.mu.Unlock()
+	cl := &client{mac: roamMAC, claiming: true}
+	b.mu.Lock()
+	b.clients[roamMAC.String()] = cl
+	b.mu.Unlock()
+	done := make(chan struct{})
+	go func() { b.claim(cl); close(done) }()
+	waitUntil(t, "B serving the client unanswered", func() bool { return b.counter("claims_unanswered") == 1 })
+	m.mu.Lock()
+	m.deaf = nil // the flood is over
+	m.mu.Unlock()
+	waitUntil(t, "A handing the client over", func() bool {
+		return a.counter("claims_answered") >= 1 && b.counter("info_xlat_received") == 1
+	})
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("B still claims after the INFO")
+	}
+	if b.counter("claims_late") == 0 {
+		t.Errorf("B: %v", b.count)
 	}
 }

@@ -24,10 +24,11 @@ import (
 // The C daemon's retry rhythm: CLAIM every 300 ms, INFO every 500 ms until
 // ACKed, at most 15 times each.
 const (
-	claimEvery = 300 * time.Millisecond
 	infoEvery  = 500 * time.Millisecond
 	maxRetries = 15
 )
+
+var claimEvery = 300 * time.Millisecond // (a variable for the unit tests)
 
 func (d *daemon) header() intercom.Header {
 	var n [4]byte
@@ -411,7 +412,7 @@ func (d *daemon) onInfo(m *intercom.Message) {
 		}
 	}
 	wasClaiming := cl.claiming
-	cl.claiming = false
+	cl.claiming, cl.lateClaim = false, false
 	d.count["infos_received"]++
 	d.mu.Unlock()
 	d.send(intercom.Ack(d.header(), m.MAC), m.Sender, netip.Addr{})

@@ -13,6 +13,9 @@ type client struct {
 	ip6 []netip.Addr // its IPv6 addresses inside the client prefixes
 	// claiming: a CLAIM is out and no INFO came back yet
 	claiming bool
+	// lateClaim: served after maxRetries CLAIMs that had a route but no
+	// answer; CLAIMs go on (claimLate) until an INFO comes or it leaves
+	lateClaim bool
 	// goneSince: the client bridge forgot its MAC (it went quiet for the
 	// bridge's ageing time, or its port went); it is forgotten here after
 	// goneGrace unless it shows up again
