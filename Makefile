@@ -103,6 +103,7 @@ test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./intercom
 	$(GO) test -run '^$$' -fuzz '^FuzzParseLine$$' -fuzztime $(FUZZTIME) ./internal/babel
 	$(GO) test -run '^$$' -fuzz '^FuzzFastPath$$' -fuzztime $(FUZZTIME) ./fastpath
+	$(GO) test -run '^$$' -fuzz '^FuzzFastPathPLAT$$' -fuzztime $(FUZZTIME) ./fastpath
 
 # All of them with clatd's default (the kernel fast path on where it
 # loads), then the tests where clatd translates with the fast path off.

@@ -530,3 +530,17 @@ func TestPLATModeTranslatesAsPlatdsTUNPathDoes(t *testing.T) {
 	}
 	mutate(t, p, tr, platSeeds([]byte("some data")))
 }
+
+// FuzzFastPathPLAT is FuzzFastPath in PLAT mode, against platd's TUN path.
+func FuzzFastPathPLAT(f *testing.F) {
+	for _, s := range platSeeds([]byte("data")) {
+		f.Add(s)
+	}
+	p, tr := loadPLATForTest(f), platTranslator(f)
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		if len(pkt) == 0 || len(pkt) > 2000 {
+			return
+		}
+		compare(t, p, tr, fmt.Sprintf("%x", pkt), pkt)
+	})
+}
