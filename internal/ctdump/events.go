@@ -3,6 +3,7 @@ package ctdump
 import (
 	"errors"
 	"fmt"
+	"time"
 	"unsafe"
 
 	"encoding/binary"
@@ -19,6 +20,12 @@ const (
 // eventBuf is the socket's receive buffer: about 40 000 events of ~200
 // bytes, a second of session set-ups at full rate on a busy exit.
 const eventBuf = 8 << 20
+
+// readEvery is the pause once the socket is empty: the events of a busy
+// exit pile up that long and are read one after the other, instead of
+// each waking this process (perf in bench-plat's session rounds: the
+// kernel's wake-ups cost about a third of what the events cost in all).
+const readEvery = 2 * time.Millisecond
 
 // Watch reports every new and destroyed conntrack entry of one address
 // family to fn, until done is closed. subscribed runs once the socket has
@@ -44,8 +51,10 @@ func Watch(family uint8, done <-chan struct{}, subscribed, lost func(), fn func(
 	if err := attachFamilyFilter(fd, family); err != nil {
 		return fmt.Errorf("conntrack events: %w", err)
 	}
-	// Wake up now and then to see whether done is closed.
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 200000})
+	// Read without blocking until the socket is empty, then pause and poll.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return fmt.Errorf("conntrack events: %w", err)
+	}
 	groups := uint32(1<<(unix.NFNLGRP_CONNTRACK_NEW-1) | 1<<(unix.NFNLGRP_CONNTRACK_DESTROY-1))
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
 		return fmt.Errorf("conntrack events: %w", err)
@@ -62,7 +71,13 @@ func Watch(family uint8, done <-chan struct{}, subscribed, lost func(), fn func(
 		}
 		n, err := unix.Read(fd, buf) // not Recvfrom: that allocates the sender's address each time
 		switch {
-		case errors.Is(err, unix.EINTR), errors.Is(err, unix.EAGAIN):
+		case errors.Is(err, unix.EAGAIN):
+			// a pause for a busy exit's events to pile up, then wait for
+			// the next (a while at most: done is looked at in between)
+			time.Sleep(readEvery)
+			unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 200)
+			continue
+		case errors.Is(err, unix.EINTR):
 			continue
 		case errors.Is(err, unix.ENOBUFS):
 			lost()
