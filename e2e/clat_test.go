@@ -156,24 +156,7 @@ func TestCLATEndToEnd(t *testing.T) {
 			t.Fatal(out)
 		}
 	})
-	t.Run("the fast path as asked", func(t *testing.T) {
-		// the default (auto) runs it on this kernel; XLAT_FASTPATH=off not
-		st := l.status(t)
-		fp, _ := st["fastpath_counters"].(map[string]any)
-		if fastPath == "off" {
-			if st["fastpath"] != "off" || fp != nil {
-				t.Errorf("-fastpath off: %v %v", st["fastpath"], fp)
-			}
-			return
-		}
-		if st["fastpath"] != "on" || fp == nil {
-			t.Fatalf("the fast path does not run: %v (%v)", st["fastpath"], st["fastpath_reason"])
-		}
-		// the ping, the downloads' data and the UDP echo took it both ways
-		if fp["fast_4to6"].(float64) < 100 || fp["fast_6to4"].(float64) < 100 {
-			t.Errorf("fast path counters: %v", fp)
-		}
-	})
+	t.Run("the fast path as asked", func(t *testing.T) { fastPathAsAsked(t, l.status(t)) })
 	t.Run("untranslatable traffic is counted, not fatal", func(t *testing.T) {
 		// CLAT::127.0.0.1 is routed to the TUN but maps to nothing.
 		l.Run(l.server, "ping", "-c", "2", "-i", "0.2", "-W", "1", "fddd:1337:1337:1234:5678:9abc:7f00:1")

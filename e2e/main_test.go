@@ -77,6 +77,26 @@ func fastPathFlag(dir string) error {
 	return nil
 }
 
+// fastPathAsAsked checks a daemon's status after traffic: with the default
+// (auto) the fast path runs on this kernel and took the ping, the
+// downloads' data and the UDP echo both ways; with XLAT_FASTPATH=off not.
+func fastPathAsAsked(t *testing.T, st map[string]any) {
+	t.Helper()
+	fp, _ := st["fastpath_counters"].(map[string]any)
+	if fastPath == "off" {
+		if st["fastpath"] != "off" || fp != nil {
+			t.Errorf("-fastpath off: %v %v", st["fastpath"], fp)
+		}
+		return
+	}
+	if st["fastpath"] != "on" || fp == nil {
+		t.Fatalf("the fast path does not run: %v (%v)", st["fastpath"], st["fastpath_reason"])
+	}
+	if fp["fast_4to6"].(float64) < 100 || fp["fast_6to4"].(float64) < 100 {
+		t.Errorf("fast path counters: %v", fp)
+	}
+}
+
 // floodWhileStopped runs each `ip -batch` script in ns while p is stopped,
 // as a busy router's daemon falls behind: its netlink socket overflows for
 // certain. p runs again afterwards, also when a script fails.

@@ -147,24 +147,7 @@ func platEndToEnd(t *testing.T, backend ...string) {
 	t.Run("ICMPv4 port unreachable comes back as ICMPv6", func(t *testing.T) {
 		l.T(t).Must(l.node, netlab.Helper("udp-refused", "["+serverViaPLAT+"]:9")...)
 	})
-	t.Run("the fast path as asked", func(t *testing.T) {
-		// the default (auto) runs it on this kernel; XLAT_FASTPATH=off not
-		st := l.pstatus(t)
-		fp, _ := st["fastpath_counters"].(map[string]any)
-		if fastPath == "off" {
-			if st["fastpath"] != "off" || fp != nil {
-				t.Errorf("-fastpath off: %v %v", st["fastpath"], fp)
-			}
-			return
-		}
-		if st["fastpath"] != "on" || fp == nil {
-			t.Fatalf("the fast path does not run: %v (%v)", st["fastpath"], st["fastpath_reason"])
-		}
-		// the ping, the download's data and the UDP echo took it both ways
-		if fp["fast_4to6"].(float64) < 100 || fp["fast_6to4"].(float64) < 100 {
-			t.Errorf("fast path counters: %v", fp)
-		}
-	})
+	t.Run("the fast path as asked", func(t *testing.T) { fastPathAsAsked(t, l.pstatus(t)) })
 	t.Run("ICMPv4 time exceeded comes back as ICMPv6", func(t *testing.T) {
 		// Hop limit 4: exit's kernel takes one, the translator one, the exit's
 		// IPv4 forwarding one, r4 the last and answers Time Exceeded from 203.0.113.1.

@@ -330,11 +330,7 @@ func TestFastPathLeavesTheRestToTheTUN(t *testing.T) {
 	binary.BigEndian.PutUint16(icmpErr[22:], header.Checksum(icmpErr[20:], 0))
 	hop6 := append([]byte{header.ProtoUDP, 0, 1, 4, 0, 0, 0, 0}, l4(header.ProtoUDP, r6, c6, 0, make([]byte, 8))...)
 	other := netip.MustParseAddr("10.131.0.1")
-	cases := []struct {
-		name   string
-		pkt    []byte
-		reason string
-	}{
+	cases := []toTUN{
 		{"4to6 SYN", ipv4(client, remote, header.ProtoTCP, 64, 0, true, l4(header.ProtoTCP, client, remote, 0x02, nil)), "to_tun_syn"},
 		{"4to6 fragment", frag, "to_tun_header"},
 		{"4to6 options", opts, "to_tun_header"},
@@ -362,15 +358,7 @@ func TestFastPathLeavesTheRestToTheTUN(t *testing.T) {
 			return b
 		}(), "to_tun_checksum"},
 	}
-	for _, c := range cases {
-		before := p.Counters()[c.reason]
-		if compare(t, p, tr, c.name, c.pkt) {
-			t.Errorf("%s: translated on the fast path", c.name)
-		}
-		if p.Counters()[c.reason] != before+1 {
-			t.Errorf("%s: not counted as %s: %v", c.name, c.reason, p.Counters())
-		}
-	}
+	leftToTheTUN(t, p, tr, cases)
 	// without a PLAT prefix everything goes to the TUN
 	c := fastConfig()
 	c.PLAT = netip.Prefix{}
@@ -379,6 +367,28 @@ func TestFastPathLeavesTheRestToTheTUN(t *testing.T) {
 	}
 	if compare(t, p, tr, "no PLAT", udp4(true, 20)) {
 		t.Error("translated without a PLAT prefix")
+	}
+}
+
+// toTUN is a packet the fast path must leave to the TUN, and the reason
+// it must count.
+type toTUN struct {
+	name   string
+	pkt    []byte
+	reason string
+}
+
+// leftToTheTUN checks each case: unchanged for the TUN, counted by its reason.
+func leftToTheTUN(t *testing.T, p *Program, tr *siit.Translator, cases []toTUN) {
+	t.Helper()
+	for _, c := range cases {
+		before := p.Counters()[c.reason]
+		if compare(t, p, tr, c.name, c.pkt) {
+			t.Errorf("%s: translated on the fast path", c.name)
+		}
+		if p.Counters()[c.reason] != before+1 {
+			t.Errorf("%s: not counted as %s: %v", c.name, c.reason, p.Counters())
+		}
 	}
 }
 
@@ -392,7 +402,11 @@ func FuzzFastPath(f *testing.F) {
 	f.Add(ipv6(r6, c6, header.ProtoTCP, 64, 0, l4(header.ProtoTCP, r6, c6, 0x10, []byte("data"))))
 	f.Add(ipv6(r6, c6, header.ProtoUDP, 64, 0, l4(header.ProtoUDP, r6, c6, 0, []byte("data"))))
 	f.Add(ipv6(r6, c6, header.ProtoICMPv6, 64, 0, l4(header.ProtoICMPv6, r6, c6, 128, []byte("data"))))
-	p, tr := loadForTest(f), tunTranslator(f)
+	fuzzCompare(f, loadForTest(f), tunTranslator(f))
+}
+
+// fuzzCompare runs compare on every input of f.
+func fuzzCompare(f *testing.F, p *Program, tr *siit.Translator) {
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		if len(pkt) == 0 || len(pkt) > 2000 {
 			return
@@ -507,11 +521,7 @@ func TestPLATModeTranslatesAsPlatdsTUNPathDoes(t *testing.T) {
 	compareGSO(t, p, tr, "platd 4to6 TCP GSO", ipv4(remote, natAddr, header.ProtoTCP, 64, 0, true, l4(header.ProtoTCP, remote, natAddr, 0x10, make([]byte, 3001))), 1440)
 	denied, priv := in6(plat, netip.MustParseAddr("10.1.2.3")), in6(plat, netip.MustParseAddr("192.168.1.1"))
 	clat6 := in6(clat, client)
-	cases := []struct {
-		name   string
-		pkt    []byte
-		reason string
-	}{
+	cases := []toTUN{
 		{"6to4 to 10/8", ipv6(n6, denied, header.ProtoUDP, 64, 0, l4(header.ProtoUDP, n6, denied, 0, nil)), "to_tun_address"},
 		{"6to4 to 192.168/16", ipv6(n6, priv, header.ProtoTCP, 64, 0, l4(header.ProtoTCP, n6, priv, 0x10, nil)), "to_tun_address"},
 		{"6to4 not NATed (from a CLAT)", ipv6(clat6, r6, header.ProtoUDP, 64, 0, l4(header.ProtoUDP, clat6, r6, 0, nil)), "to_tun_address"},
@@ -519,15 +529,7 @@ func TestPLATModeTranslatesAsPlatdsTUNPathDoes(t *testing.T) {
 		{"4to6 not to the NAT address", ipv4(remote, client, header.ProtoUDP, 64, 0, true, l4(header.ProtoUDP, remote, client, 0, nil)), "to_tun_address"},
 		{"4to6 from the NAT address", ipv4(natAddr, remote, header.ProtoUDP, 64, 0, true, l4(header.ProtoUDP, natAddr, remote, 0, nil)), "to_tun_address"},
 	}
-	for _, c := range cases {
-		before := p.Counters()[c.reason]
-		if compare(t, p, tr, c.name, c.pkt) {
-			t.Errorf("%s: translated on the fast path", c.name)
-		}
-		if p.Counters()[c.reason] != before+1 {
-			t.Errorf("%s: not counted as %s: %v", c.name, c.reason, p.Counters())
-		}
-	}
+	leftToTheTUN(t, p, tr, cases)
 	mutate(t, p, tr, platSeeds([]byte("some data")))
 }
 
@@ -536,11 +538,5 @@ func FuzzFastPathPLAT(f *testing.F) {
 	for _, s := range platSeeds([]byte("data")) {
 		f.Add(s)
 	}
-	p, tr := loadPLATForTest(f), platTranslator(f)
-	f.Fuzz(func(t *testing.T, pkt []byte) {
-		if len(pkt) == 0 || len(pkt) > 2000 {
-			return
-		}
-		compare(t, p, tr, fmt.Sprintf("%x", pkt), pkt)
-	})
+	fuzzCompare(f, loadPLATForTest(f), platTranslator(f))
 }

@@ -12,17 +12,10 @@ import (
 // drops new flows silently before any rule sees them. Existing sessions
 // are untouched. Checked every interval until done closes.
 func (d *daemon) watchConntrack(interval time.Duration, done <-chan struct{}) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-		}
+	every(interval, done, func() {
 		count, limit := sysctl.ConntrackCount(), d.conntrackLimit()
 		if limit <= 0 || count < 0 {
-			continue
+			return
 		}
 		switch full := d.nat.isFull(); {
 		case !full && count >= limit:
@@ -33,6 +26,20 @@ func (d *daemon) watchConntrack(interval time.Duration, done <-chan struct{}) {
 			if err := d.nat.setFull(false); err == nil {
 				slog.Info("conntrack table has room again: accepting new NAT64 sessions", "entries", count, "limit", limit)
 			}
+		}
+	})
+}
+
+// every calls fn every interval until done closes.
+func every(interval time.Duration, done <-chan struct{}, fn func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			fn()
 		}
 	}
 }

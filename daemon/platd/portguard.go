@@ -172,21 +172,12 @@ func (g *portGuard) run(done <-chan struct{}) {
 			slog.Error("port guard: cannot count the sessions", "err", err)
 		}
 	}
-	go func() {
-		t := time.NewTicker(recountEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if stale.Swap(false) {
-					slog.Warn("port guard: conntrack events were lost, counting again")
-					recount()
-				}
-			}
+	go every(recountEvery, done, func() {
+		if stale.Swap(false) {
+			slog.Warn("port guard: conntrack events were lost, counting again")
+			recount()
 		}
-	}()
+	})
 	for {
 		err := ctdump.Watch(unix.AF_INET, done, recount, func() { stale.Store(true) }, g.event)
 		select {
