@@ -3,6 +3,7 @@ package ctdump
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -32,11 +33,11 @@ const readEvery = 2 * time.Millisecond
 // joined the groups, before the first event is read, so a caller can count
 // from a dump without a gap; lost runs when the kernel dropped events
 // because the reader fell behind (ENOBUFS: whoever counts from them must
-// count again), and the reading goes on. The
-// socket loop and the parsing are by hand: a busy exit has tens of
-// thousands of events a second, and ti-mo/conntrack's Listen decodes each
-// into a whole Flow (about 1 KiB of garbage per event, measured as 4 MiB
-// more RSS in platd) and hands it over a channel.
+// count again), and the reading goes on. The socket loop and the parsing
+// are by hand: a busy exit has tens of thousands of events a second, and
+// ti-mo/conntrack's Listen decodes each into a whole Flow (about 1 KiB of
+// garbage per event, measured as 4 MiB more RSS in platd) and hands it
+// over a channel.
 func Watch(family uint8, done <-chan struct{}, subscribed, lost func(), fn func(kind int, e Entry)) error {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 	if err != nil {
@@ -59,6 +60,23 @@ func Watch(family uint8, done <-chan struct{}, subscribed, lost func(), fn func(
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
 		return fmt.Errorf("conntrack events: %w", err)
 	}
+	// done wakes the poll below at once (a daemon's stop waits for this)
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("conntrack events: %w", err)
+	}
+	stopped := make(chan struct{})
+	var waker sync.WaitGroup
+	waker.Add(1)
+	go func() {
+		defer waker.Done()
+		select {
+		case <-done:
+			unix.Write(wake, []byte{1, 0, 0, 0, 0, 0, 0, 1}) // any byte order: not 0
+		case <-stopped:
+		}
+	}()
+	defer func() { close(stopped); waker.Wait(); unix.Close(wake) }()
 	if subscribed != nil {
 		subscribed()
 	}
@@ -73,9 +91,9 @@ func Watch(family uint8, done <-chan struct{}, subscribed, lost func(), fn func(
 		switch {
 		case errors.Is(err, unix.EAGAIN):
 			// a pause for a busy exit's events to pile up, then wait for
-			// the next (a while at most: done is looked at in between)
+			// the next or for done
 			time.Sleep(readEvery)
-			unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 200)
+			unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}}, -1)
 			continue
 		case errors.Is(err, unix.EINTR):
 			continue
