@@ -58,7 +58,7 @@ func (n *iptNAT) fullChain(on bool) xtables.Chain {
 func (n *iptNAT) install(c *config, wan netip.Addr) error {
 	nat6 := c.addr6(c.natAddr4).String()
 	nat4 := c.natAddr4.String()
-	ports := fmt.Sprint(c.portMax - c.portMin + 1)
+	ports := fmt.Sprint(guardLimit(int(c.portMax-c.portMin) + 1))
 	fwd6 := xtables.Chain{Table: "filter", Name: iptFwd, Hook: "FORWARD", Rules: [][]string{
 		{"-o", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "!", "-s", c.clatRange.String(), "-j", "REJECT", "--reject-with", "icmp6-adm-prohibited"},
 		{"-o", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-p", "tcp", "!", "--syn", "-j", "DROP"},
