@@ -1,11 +1,11 @@
-// Package fastpath is the CLAT's kernel fast path: a tc classifier at the
-// egress of clatd's TUN (bpf/clat.c) that translates the common packets
-// and hands them to the device's ingress, and the loader that puts it
-// there.
+// Package fastpath is the kernel fast path of clatd and of platd's
+// stateless step: a tc classifier at the egress of the daemon's TUN
+// (bpf/clat.c; PLAT mode for platd) that translates the common packets and
+// hands them to the device's ingress, and the loader that puts it there.
 //
 // The loader is written by hand over the bpf(2) system call and
 // vishvananda/netlink's tc support (already in every daemon) rather than
-// with cilium/ebpf: the program needs two maps, one relocation kind and
+// with cilium/ebpf: the program needs three maps, one relocation kind and
 // one attach point, and a node's flash pays for every kilobyte (the
 // measured difference is in docs/performance.md).
 package fastpath

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 //
-// The CLAT's fast path: a tc classifier at the egress of clatd's TUN that
-// translates the common packets (RFC 7915) in the kernel and hands them
-// back to the same device's ingress, where the TUN path's packets arrive
-// too: the kernel then routes, firewalls and forwards them as if clatd had
-// written them. Everything else (ICMP errors, fragments, options, extension
+// The fast path of clatd (and, in PLAT mode, of platd's stateless step
+// between its NAT66 and its SNAT): a tc classifier at the egress of the
+// daemon's TUN that translates the common packets (RFC 7915) in the kernel
+// and hands them back to the same device's ingress, where the TUN path's
+// packets arrive too: the kernel then routes, firewalls and forwards them
+// as if the daemon had written them. Everything else (ICMP errors, fragments, options, extension
 // headers, TCP SYNs for the MSS clamp, zero UDP checksums, packets too big,
 // GSO packets, anything not between the client network and the PLAT) goes
 // on to the TUN unchanged (TC_ACT_OK), counted by reason.
