@@ -19,6 +19,15 @@ mkdir -p "$r"/tmp/run "$r"/tmp/lock "$r"/tmp/state "$r"/tmp/shm "$r"/tmp/sysinfo
 echo "gluon-464xlat lab node" > "$r/tmp/sysinfo/model"
 echo "lab,gluon-464xlat-node" > "$r/tmp/sysinfo/board_name"
 mount -t proc proc "$r/proc"
+# /proc/kmsg is the host's kernel log, one for every node: each node's logd
+# reads it (ubox's log/syslog.c, O_NONBLOCK), and when several wake for the
+# same message, the one that loses the race blocks in the kernel's read
+# (kmsg_read checks for unread messages, then reads) until the next kernel
+# message; meanwhile its /dev/log fills, and netifd, procd and every
+# logger block writing to it: the lab's "init did not complete" stalls
+# (seen with netifd, hotplug-call and logger all in unix_wait_for_peer and
+# logd in syslog_print). A node's logd reads nothing instead.
+mount --bind /dev/null "$r/proc/kmsg"
 # sysfs of the node's own network namespace (its /sys/class/net)
 mount -t sysfs sysfs "$r/sys"
 mount -t tmpfs -o mode=755,size=512k dev "$r/dev"
