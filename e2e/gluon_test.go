@@ -122,10 +122,12 @@ func (n *gluonNode) start() {
 // upgrade scripts on the first boot among them: on 2 cores busy with other
 // labs that took over a minute once).
 //
-// Once in some dozen CI runs a node's init stalled for about 5 minutes
-// with netifd logging nothing (not understood yet): after 150 s the test
-// logs what every process of the node is blocked in, then waits up to
-// 6 minutes in all before it fails, so the next stall says where it is.
+// Once in some dozen CI runs a node's init stalled for minutes with netifd
+// logging nothing: its logd was blocked reading the host's /proc/kmsg, which
+// all nodes shared, and netifd, procd and logger on its full /dev/log
+// (lab/gluon/node-init.sh now gives logd /dev/null there). Should a stall
+// come back, after 150 s the test logs what every process of the node is
+// blocked in, then waits up to 6 minutes in all before it fails.
 func (n *gluonNode) waitInit() {
 	n.t.Helper()
 	complete := func() bool {
@@ -156,7 +158,8 @@ func (n *gluonNode) blockedIn() string {
 //
 // Every command is bounded (2 minutes; `timeout` inside the node, so the
 // command itself ends, not only nsenter): once in 30-odd boots a logread
-// issued while logd was starting never returned, and the test hung.
+// never returned, and the test hung (logd blocked on /proc/kmsg: see
+// waitInit).
 func (n *gluonNode) exec(args ...string) (string, error) {
 	args = append([]string{"../lab/gluon/node.sh", "exec", n.dir, "timeout", "-k", "5", "120"}, args...)
 	out, err := exec.Command("bash", args...).CombinedOutput()
