@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +153,10 @@ func (l *meshLab) babeld(t *testing.T, ns string, ifs ...string) {
 func (l *meshLab) daemon(t *testing.T, ns, name string, args ...string) {
 	if l.args == nil {
 		l.args = map[string][]string{}
+	}
+	if name == "l3roamd" && !slices.Contains(args, "-clatd-socket") {
+		// the clatd of its node ("": none runs there)
+		args = append(args, "-clatd-socket", l.sock["clatd@"+ns])
 	}
 	l.args[name+"@"+ns] = args
 	sock := filepath.Join(l.Dir, name+"-"+ns+".sock")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,6 +102,39 @@ func newRoamLabAtNode1(t *testing.T, o roamOpts) *meshLab {
 	return l
 }
 
+// startUDPSession has the client send a datagram every 20 ms for secs
+// seconds to an echo server that logs when its sender changes. The check
+// it returns fails unless the session ends where it began (the server sees
+// the same sender: the same PLAT, the same NAT mapping) and echoes still
+// came back 3 s after the client moved. UDP and ICMP echo are what clatd's
+// fast path sends direct: a roamed client's, which l3roamd rewrites in
+// netfilter, must not be.
+func (l *meshLab) startUDPSession(t *testing.T, secs int) func(t *testing.T, moved time.Time) {
+	echo := l.StartServer(l.inet, "udp-echo-log", netlab.Helper("udp-echo-log", "198.51.100.1:5004")...)
+	stream := l.Start(l.client, "udp-session", netlab.Helper("udp-stream", "198.51.100.1:5004", strconv.Itoa(secs))...)
+	return func(t *testing.T, moved time.Time) {
+		t.Helper()
+		netlab.WaitFor(time.Duration(secs+5)*time.Second, stream.Exited)
+		var from []string
+		for _, line := range strings.Split(echo.Log(), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "from" {
+				from = append(from, f[1])
+			}
+		}
+		late := 0
+		for _, line := range strings.Split(stream.Log(), "\n") {
+			var sec, usec int64
+			if _, err := fmt.Sscanf(line, "[%d.%d]", &sec, &usec); err == nil && time.Unix(sec, usec*1000).After(moved.Add(3*time.Second)) {
+				late++
+			}
+		}
+		if len(from) == 0 || from[len(from)-1] != from[0] || late < 25 {
+			t.Errorf("the UDP session across the roam: the server saw it from %v (it must end where it began), %d echoes came back 3 s after the move\nclatd node2: %s",
+				from, late, l.procs["clatd@"+l.node2].Log())
+		}
+	}
+}
+
 // reach waits (20 s at most) until a ping from ns to addr is answered: the
 // lab is up, but the first packets of a fresh client may still be what
 // makes l3roamd learn it and Babel carry its route.
@@ -159,6 +193,7 @@ func TestRoamKeepsIPv4SessionsAcrossNodes(t *testing.T) {
 	// 8 MB at 1 MB/s: the roam happens in the middle.
 	fetch, progress := startDownload(t, l.Lab, l.inet, l.client, "slow", "198.51.100.1:5001", 8000000, 1000000)
 	ping := l.Start(l.client, "ping", "ping", "-i", "0.2", "-c", "40", "198.51.100.1")
+	udpSession := l.startUDPSession(t, 20)
 	receivedMore(t, fetch, progress, 1500000)
 
 	// docs/l3roamd-security.md, consent: node2 has the site's key (every
@@ -186,6 +221,7 @@ func TestRoamKeepsIPv4SessionsAcrossNodes(t *testing.T) {
 	receivedMore(t, fetch, progress, 500000) // still flowing to the client at node1
 
 	// Handed the client by a real CLAIM, node2 can.
+	moved := time.Now()
 	l.moveClient(t, l.node1, l.node2)
 	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node2) && !l.servesClient(t, l.node1) }) {
 		t.Fatalf("node2 did not take the client over: node1 %v node2 %v", l.roamClients(t, l.node1), l.roamClients(t, l.node2))
@@ -201,6 +237,7 @@ func TestRoamKeepsIPv4SessionsAcrossNodes(t *testing.T) {
 	}
 	netlab.WaitFor(15*time.Second, ping.Exited)
 	t.Logf("ping across the roam: %s", lastLine(ping.Log(), "packet loss"))
+	udpSession(t, moved)
 
 	// The old PLAT keeps the session, through the new node's CLAT prefix.
 	st := statusOf(t, l.sock["l3roamd@"+l.exit1])
@@ -531,7 +568,9 @@ func TestRoamLegacyBackend(t *testing.T) {
 	}
 	fetch, progress := startDownload(t, l.Lab, l.inet, l.client, "legacy", "198.51.100.1:5001", 8000000, 1000000)
 	ping := l.Start(l.client, "ping-legacy", "ping", "-i", "0.2", "-c", "40", "198.51.100.1")
+	udpSession := l.startUDPSession(t, 20)
 	receivedMore(t, fetch, progress, 1500000)
+	moved := time.Now()
 	l.moveClient(t, l.node1, l.node2)
 	if !netlab.WaitFor(10*time.Second, func() bool { return l.servesClient(t, l.node2) && !l.servesClient(t, l.node1) }) {
 		t.Fatalf("node2 did not take the client over: %v", l.roamClients(t, l.node2))
@@ -541,6 +580,7 @@ func TestRoamLegacyBackend(t *testing.T) {
 	}
 	netlab.WaitFor(15*time.Second, ping.Exited)
 	t.Logf("ping across the roam: %s", lastLine(ping.Log(), "packet loss"))
+	udpSession(t, moved)
 	// node2 sends the client's packets as node1 did, and the home address's
 	// route brings the replies; the PLAT keeps the ROAM as state only.
 	n2 := state(l.node2)

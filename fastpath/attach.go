@@ -54,8 +54,15 @@ func detach(ifindex int) error {
 // segments of gsoSize bytes unless 0, and returns its verdict and the
 // packet as the program left it.
 func (p *Program) TestRun(pkt []byte, gsoSize int) (verdict uint32, out []byte, err error) {
+	return p.TestRunOn(0, pkt, gsoSize)
+}
+
+// TestRunOn is TestRun as if the packet left through the device ifindex
+// of this network namespace (0: its loopback device).
+func (p *Program) TestRunOn(ifindex int, pkt []byte, gsoSize int) (verdict uint32, out []byte, err error) {
 	out = make([]byte, len(pkt)+256)
 	var ctx [192]byte // struct __sk_buff
+	binary.NativeEndian.PutUint32(ctx[40:], uint32(ifindex))
 	binary.NativeEndian.PutUint32(ctx[176:], uint32(gsoSize))
 	attr := struct {
 		fd, retval, sizeIn, sizeOut uint32

@@ -1,11 +1,13 @@
 // Package fastpath is the kernel fast path of clatd and of platd's
 // stateless step: a tc classifier at the egress of the daemon's TUN
 // (bpf/clat.c; PLAT mode for platd) that translates the common packets and
-// hands them to the device's ingress, and the loader that puts it there.
+// hands them to the device's ingress or, for clatd's UDP and ICMP echo,
+// straight to the device the kernel routes them out of; and the loader
+// that puts it there.
 //
 // The loader is written by hand over the bpf(2) system call and
 // vishvananda/netlink's tc support (already in every daemon) rather than
-// with cilium/ebpf: the program needs three maps, one relocation kind and
+// with cilium/ebpf: the program needs four maps, one relocation kind and
 // one attach point, and a node's flash pays for every kilobyte (the
 // measured difference is in docs/performance.md).
 package fastpath
@@ -22,6 +24,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -35,24 +38,32 @@ var objBE []byte
 
 // The maps of bpf/clat.c, made here with the same sizes.
 const (
-	cfgSize     = 44 // struct cfg
-	DenyMax     = 64 // Config.Deny at most: clat_deny's max_entries
-	numCounters = 10 // C_NUM
+	cfgSize     = 44   // struct cfg
+	DenyMax     = 64   // Config.Deny at most: clat_deny's max_entries
+	RoamedMax   = 1024 // SetRoamed's clients at most: clat_roamed's max_entries
+	numCounters = 12   // C_NUM
 )
 
 // Counter names, in the order of bpf/clat.c's enum.
 var counterNames = [numCounters]string{
 	"fast_4to6", "fast_6to4", "to_tun_gso", "to_tun_header", "to_tun_address",
 	"to_tun_protocol", "to_tun_syn", "to_tun_checksum", "to_tun_size", "to_tun_hop_limit",
+	"direct_4to6", "direct_6to4",
 }
 
 // Program is the loaded classifier with its maps.
 type Program struct {
-	fd       int
-	cfgFD    int
-	countFD  int
-	denyFD   int
-	ncpu     int
+	fd      int
+	cfgFD   int
+	countFD int
+	denyFD  int
+	roamFD  int
+	ncpu    int
+
+	mu       sync.Mutex // SetConfig and SetRoamed: the element is made of both
+	cfg      Config
+	roamed   map[netip.Addr]bool // what clat_roamed holds
+	tooMany  bool                // SetRoamed was given more: nothing goes direct
 	order    binary.ByteOrder
 	attached int // ifindex, 0 if not attached
 }
@@ -80,7 +91,8 @@ func mapCreate(typ, key, value, max, flags uint32) (int, error) {
 	return bpf(unix.BPF_MAP_CREATE, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 }
 
-// mapElem is BPF_MAP_LOOKUP_ELEM or BPF_MAP_UPDATE_ELEM.
+// mapElem is BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM or (value nil)
+// BPF_MAP_DELETE_ELEM.
 func mapElem(cmd, fd int, key, value []byte) error {
 	attr := struct {
 		fd    uint32
@@ -88,7 +100,10 @@ func mapElem(cmd, fd int, key, value []byte) error {
 		key   uint64
 		value uint64
 		flags uint64
-	}{fd: uint32(fd), key: uint64(uintptr(unsafe.Pointer(&key[0]))), value: uint64(uintptr(unsafe.Pointer(&value[0])))}
+	}{fd: uint32(fd), key: uint64(uintptr(unsafe.Pointer(&key[0])))}
+	if len(value) > 0 {
+		attr.value = uint64(uintptr(unsafe.Pointer(&value[0])))
+	}
 	_, err := bpf(cmd, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	runtime.KeepAlive(key)
 	runtime.KeepAlive(value)
@@ -98,7 +113,7 @@ func mapElem(cmd, fd int, key, value []byte) error {
 // Load creates the maps and loads the program for this machine's byte
 // order. The error says why the kernel refused (its verifier log).
 func Load() (*Program, error) {
-	p := &Program{fd: -1, cfgFD: -1, countFD: -1, denyFD: -1, order: nativeOrder(), ncpu: possibleCPUs()}
+	p := &Program{fd: -1, cfgFD: -1, countFD: -1, denyFD: -1, roamFD: -1, order: nativeOrder(), ncpu: possibleCPUs()}
 	obj := objLE
 	if p.order == binary.BigEndian {
 		obj = objBE
@@ -115,6 +130,11 @@ func Load() (*Program, error) {
 		p.Close()
 		return nil, fmt.Errorf("BPF map: %w", err)
 	}
+	if p.roamFD, err = mapCreate(unix.BPF_MAP_TYPE_HASH, 4, 1, RoamedMax, unix.BPF_F_NO_PREALLOC); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("BPF map: %w", err)
+	}
+	p.roamed = map[netip.Addr]bool{}
 	insns, err := p.relocate(obj)
 	if err != nil {
 		p.Close()
@@ -200,6 +220,8 @@ func (p *Program) relocate(obj []byte) ([]byte, error) {
 				fd = p.countFD
 			case "clat_deny":
 				fd = p.denyFD
+			case "clat_roamed":
+				fd = p.roamFD
 			default:
 				return nil, fmt.Errorf("BPF object: unknown map %q", syms[sym-1].Name)
 			}
@@ -231,6 +253,11 @@ type Config struct {
 	// it). Deny is set once: SetConfig adds, never removes.
 	PLATMode bool
 	Deny     []netip.Prefix
+	// Direct sends translated UDP and ICMP echo out of the device the
+	// kernel's FIB names (bpf_redirect_neigh) instead of through the
+	// stack's second pass; see bpf/clat.c. Not with PLATMode (platd's
+	// NAT66 and SNAT are netfilter's).
+	Direct bool
 }
 
 // encode is Config as bpf/clat.c's struct cfg.
@@ -253,12 +280,20 @@ func (p *Program) encode(c Config) []byte {
 	if c.PLATMode {
 		b[40] = 1
 	}
+	if c.Direct && !c.PLATMode && !p.tooMany {
+		b[41] = 1
+	}
+	if len(p.roamed) > 0 {
+		b[42] = 1
+	}
 	return b
 }
 
 // SetConfig replaces the configuration at once (a new map element: a
 // packet sees the old one or the new one, never half of each).
 func (p *Program) SetConfig(c Config) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if len(c.Deny) > DenyMax {
 		return fmt.Errorf("%d prefixes to deny: the program takes %d", len(c.Deny), DenyMax)
 	}
@@ -274,7 +309,56 @@ func (p *Program) SetConfig(c Config) error {
 			return fmt.Errorf("BPF deny map: %w", err)
 		}
 	}
+	p.cfg = c
 	return mapElem(unix.BPF_MAP_UPDATE_ELEM, p.cfgFD, make([]byte, 4), p.encode(c))
+}
+
+// SetRoamed replaces the clients whose IPv4 packets take the stack's
+// second pass even when they could go direct: those that roamed here,
+// whose packets l3roamd rewrites in netfilter. More than RoamedMax turn
+// direct sending off for everyone until fewer are left.
+func (p *Program) SetRoamed(clients []netip.Addr) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	want := map[netip.Addr]bool{}
+	for _, a := range clients {
+		if a.Is4() {
+			want[a] = true
+		}
+	}
+	if len(want) > RoamedMax {
+		p.tooMany = true
+		if err := p.writeConfig(); err != nil {
+			return err
+		}
+		return fmt.Errorf("%d roamed clients: the program takes %d, so no packet goes direct", len(want), RoamedMax)
+	}
+	// (the new ones are in before the flag says there are any)
+	for a := range want {
+		if !p.roamed[a] {
+			k := a.As4()
+			if err := mapElem(unix.BPF_MAP_UPDATE_ELEM, p.roamFD, k[:], []byte{1}); err != nil {
+				return fmt.Errorf("BPF roamed map: %w", err)
+			}
+			p.roamed[a] = true
+		}
+	}
+	for a := range p.roamed {
+		if !want[a] {
+			k := a.As4()
+			mapElem(unix.BPF_MAP_DELETE_ELEM, p.roamFD, k[:], nil)
+			delete(p.roamed, a)
+		}
+	}
+	p.tooMany = false
+	return p.writeConfig()
+}
+
+func (p *Program) writeConfig() error {
+	if err := mapElem(unix.BPF_MAP_UPDATE_ELEM, p.cfgFD, make([]byte, 4), p.encode(p.cfg)); err != nil {
+		return fmt.Errorf("BPF config: %w", err)
+	}
+	return nil
 }
 
 // Counters sums the per-CPU counters by name (none without a program).
@@ -308,7 +392,7 @@ func (p *Program) Close() error {
 		err = detach(p.attached)
 		p.attached = 0
 	}
-	for _, fd := range []*int{&p.fd, &p.cfgFD, &p.countFD, &p.denyFD} {
+	for _, fd := range []*int{&p.fd, &p.cfgFD, &p.countFD, &p.denyFD, &p.roamFD} {
 		if *fd >= 0 {
 			unix.Close(*fd)
 			*fd = -1

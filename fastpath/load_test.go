@@ -16,7 +16,7 @@ func TestRelocationInBothByteOrders(t *testing.T) {
 		obj   []byte
 		order binary.ByteOrder
 	}{{"bpfel", objLE, binary.LittleEndian}, {"bpfeb", objBE, binary.BigEndian}} {
-		p := &Program{order: c.order, cfgFD: 1001, countFD: 1002, denyFD: 1003}
+		p := &Program{order: c.order, cfgFD: 1001, countFD: 1002, denyFD: 1003, roamFD: 1004}
 		insns, err := p.relocate(c.obj)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
@@ -35,8 +35,8 @@ func TestRelocationInBothByteOrders(t *testing.T) {
 			}
 			off += 8 // its second half
 		}
-		if fds[1001] == 0 || fds[1002] == 0 || fds[1003] == 0 || len(fds) != 3 {
-			t.Errorf("%s: map references %v, want fds 1001 (config), 1002 (counters) and 1003 (deny)", c.name, fds)
+		if fds[1001] == 0 || fds[1002] == 0 || fds[1003] == 0 || fds[1004] == 0 || len(fds) != 4 {
+			t.Errorf("%s: map references %v, want fds 1001 (config), 1002 (counters), 1003 (deny) and 1004 (roamed)", c.name, fds)
 		}
 	}
 }

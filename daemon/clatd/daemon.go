@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +29,9 @@ type daemon struct {
 
 	mu   sync.Mutex // serialises set_platprefix
 	plat atomic.Pointer[string]
+
+	roamMu sync.Mutex
+	roamed []netip.Addr // set_roamed's clients, sorted
 }
 
 func start(c *config) (*daemon, error) {
@@ -94,6 +100,7 @@ func (d *daemon) status() status.Clatd {
 		ClientNet: d.c.clientNet.String(), MTU: d.c.MTU, Offload: !d.c.NoOffload,
 		UptimeSec: int64(time.Since(d.started).Seconds()), Counters: d.eng.Counters(),
 		FastPath: d.fast.State(), FastPathReason: d.fastWhy, FastPathCounters: d.fast.Counters(),
+		RoamedClients: len(d.getRoamed()),
 	}
 }
 
@@ -112,6 +119,23 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 			}
 			return "ok", nil
 		},
+		// l3roamd's clients that roamed here: it rewrites their packets in
+		// netfilter, so the fast path must not send them direct.
+		"get_roamed": func([]string) (any, error) {
+			return addrList(d.getRoamed()), nil
+		},
+		"set_roamed": func(args []string) (any, error) {
+			as := make([]netip.Addr, 0, len(args))
+			for _, a := range args {
+				ip, err := netip.ParseAddr(a)
+				if err != nil || !ip.Is4() {
+					return nil, fmt.Errorf("set_roamed: %q is not an IPv4 address", a)
+				}
+				as = append(as, ip)
+			}
+			d.setRoamed(as)
+			return "ok", nil
+		},
 		"del_platprefix": func(args []string) (any, error) {
 			if len(args) > 1 {
 				return nil, fmt.Errorf("usage: del_platprefix [PREFIX]")
@@ -125,4 +149,32 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 			return "ok", nil
 		},
 	}
+}
+
+func (d *daemon) getRoamed() []netip.Addr {
+	d.roamMu.Lock()
+	defer d.roamMu.Unlock()
+	return d.roamed
+}
+
+func (d *daemon) setRoamed(as []netip.Addr) {
+	slices.SortFunc(as, netip.Addr.Compare)
+	as = slices.Compact(as)
+	d.roamMu.Lock()
+	defer d.roamMu.Unlock()
+	if d.fast != nil {
+		if err := d.fast.SetRoamed(as); err != nil {
+			slog.Warn("roamed clients", "err", err)
+		}
+	}
+	d.roamed = as
+}
+
+// addrList is addresses as set_roamed takes them: space-separated.
+func addrList(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, " ")
 }

@@ -21,7 +21,7 @@ func (c *config) startFastPath(ifindex int) (*fastpath.Program, string, error) {
 // Well-Known Prefix (whose non-global IPv4 rules it does not have); with
 // any other, every packet takes the TUN.
 func (c *config) fastPathConfig(plat string) fastpath.Config {
-	fc := fastpath.Config{CLAT: c.clat, ClientNet: c.clientNet, MTU6: c.MTU, Frag6: min(c.lowMTU6, c.MTU), MTU4: 0xffff}
+	fc := fastpath.Config{CLAT: c.clat, ClientNet: c.clientNet, MTU6: c.MTU, Frag6: min(c.lowMTU6, c.MTU), MTU4: 0xffff, Direct: true}
 	if p, err := siit.ParsePrefix6052(plat); err == nil && p.Prefix().Bits() == 96 && !p.WellKnown() {
 		fc.PLAT = p.Prefix()
 	}

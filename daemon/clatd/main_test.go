@@ -56,3 +56,26 @@ func TestFastPathConfigTakesOnlyA96PLAT(t *testing.T) {
 		}
 	}
 }
+
+// TestSetRoamedTakesIPv4AddressesOnly: l3roamd's set_roamed (the clients
+// the fast path must leave to netfilter) is checked whole, and get_roamed
+// gives back what it took, sorted, as l3roamd compares it.
+func TestSetRoamedTakesIPv4AddressesOnly(t *testing.T) {
+	d := &daemon{} // no fast path: the list is kept all the same
+	cmds := d.commands()
+	if _, err := cmds["set_roamed"]([]string{"10.130.0.9", "2001:db8::1"}); err == nil {
+		t.Error("set_roamed took an IPv6 address")
+	}
+	if _, err := cmds["set_roamed"]([]string{"10.130.0.9", "10.130.0.10", "10.130.0.9"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := cmds["get_roamed"](nil); got != "10.130.0.9 10.130.0.10" {
+		t.Errorf("get_roamed: %q", got)
+	}
+	if _, err := cmds["set_roamed"](nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := cmds["get_roamed"](nil); got != "" || len(d.getRoamed()) != 0 {
+		t.Errorf("get_roamed after set_roamed with none: %q", got)
+	}
+}

@@ -23,6 +23,8 @@ type daemon struct {
 	pc  *ipv6.PacketConn // intercom.Port
 	cpc *ipv6.PacketConn // intercom.ConsentPort
 	ctl *ctlsock.Server
+	// clatd: told the clients that roamed here (nil: not told)
+	clatd *clatdPeer
 
 	mu      sync.Mutex
 	clients map[string]*client       // by MAC
@@ -124,6 +126,15 @@ func start(c *config) (*daemon, error) {
 	if d.ctl, err = ctlsock.Listen(c.socket, d.commands()); err != nil {
 		return nil, err
 	}
+	if c.clatdSock != "" && c.clat.IsValid() {
+		d.clatd = newClatdPeer(c.clatdSock)
+		d.clatd.set(natNeeds(d.desired()))
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.clatd.run(d.done)
+		}()
+	}
 	neigh, err := d.subscribeNeighbours()
 	if err != nil {
 		close(d.done)
@@ -169,7 +180,13 @@ func (d *daemon) inc(what string) {
 // applyLocked writes the kernel state for the current d (mu held or not
 // yet shared).
 func (d *daemon) applyLocked() error {
-	return d.fw.apply(&desired{own: d.c.clat, plat: d.plat, xlat: d.xlat, roams: d.roams}, time.Now())
+	want := d.desired()
+	d.clatd.set(natNeeds(want))
+	return d.fw.apply(want, time.Now())
+}
+
+func (d *daemon) desired() *desired {
+	return &desired{own: d.c.clat, plat: d.plat, xlat: d.xlat, roams: d.roams}
 }
 
 func (d *daemon) apply() {

@@ -23,6 +23,7 @@ import (
 type config struct {
 	cli.Common
 	socket       string
+	clatdSock    string // clatd's control socket ("": do not tell clatd)
 	clientDev    string
 	clientBridge string // where clients' MACs are learned (-client-bridge, else clientDev)
 	meshIfs      []string
@@ -105,6 +106,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&clatRange, "clat-range", "", "the mesh's clat_range /48 (with -clat-prefix or -own-plat)")
 	fs.StringVar(&platRange, "plat-range", "", "the mesh's plat_range /48 (with -clat-prefix or -own-plat)")
 	fs.StringVar(&c.clatDev, "clat-dev", "clat", "clatd's TUN device")
+	fs.StringVar(&c.clatdSock, "clatd-socket", "/var/run/clatd.sock", "clatd's control socket: the clients that roamed here, whose packets its fast path must leave to netfilter (empty: do not tell clatd)")
 	fs.StringVar(&c.platDev, "plat-dev", "plat", "platd's TUN device (with -own-plat)")
 	fs.StringVar(&keyFile, "roam-key-file", "", "file with the mesh's roaming key, which signs INFO_XLAT and ROAM (required for 464xlat)")
 	fs.StringVar(&c.leases, "dhcp-leases", "/tmp/dhcp.leases", "dnsmasq's lease file: a client's remaining lease")

@@ -5,7 +5,9 @@
 // daemon's TUN that translates the common packets (RFC 7915) in the kernel
 // and hands them back to the same device's ingress, where the TUN path's
 // packets arrive too: the kernel then routes, firewalls and forwards them
-// as if the daemon had written them. Everything else (ICMP errors, fragments, options, extension
+// as if the daemon had written them. clatd's UDP and ICMP echo go direct
+// instead where no netfilter hook of the second pass needs them: out of
+// the device the kernel's FIB names (docs/fastpath.md). Everything else (ICMP errors, fragments, options, extension
 // headers, TCP SYNs for the MSS clamp, zero UDP checksums, packets too big,
 // GSO packets, anything not between the client network and the PLAT) goes
 // on to the TUN unchanged (TC_ACT_OK), counted by reason.
@@ -31,6 +33,9 @@ static long (*bpf_redirect)(__u32, __u64) = (void *)23;
 static __u32 (*bpf_get_prandom_u32)(void) = (void *)7;
 static long (*bpf_skb_change_proto)(struct __sk_buff *, __u16, __u64) = (void *)31;
 static __s64 (*bpf_csum_diff)(const void *, __u32, const void *, __u32, __u32) = (void *)28;
+static long (*bpf_fib_lookup)(void *, void *, int, __u32) = (void *)69;
+static long (*bpf_redirect_neigh)(__u32, void *, int, __u64) = (void *)152;
+static long (*bpf_skb_change_head)(struct __sk_buff *, __u32, __u64) = (void *)43;
 
 #define htons(x) ((__u16)__builtin_bswap16(x))
 #define htonl(x) ((__u32)__builtin_bswap32(x))
@@ -58,7 +63,14 @@ struct cfg {
 	// 4->6 and the source of what goes 6->4, and clat[] is the PLAT /96
 	// too. Destinations in the deny map go to the TUN (which refuses them).
 	__u8 plat_mode;
-	__u8 pad[3];
+	// 1: UDP and ICMP echo that the kernel's FIB sends on out of another
+	// device go there at once (bpf_redirect_neigh), not through the
+	// stack's second pass; see out4to6 and out6to4.
+	__u8 direct;
+	// 1: the roamed map has entries: clients whose packets l3roamd
+	// rewrites in netfilter (they roamed here) take the second pass.
+	__u8 roamed;
+	__u8 pad;
 };
 
 // An IPv4 prefix of the deny map (an LPM trie).
@@ -80,6 +92,8 @@ enum {
 	C_PASS_CHECKSUM,  // zero UDP checksum, bad IPv4 header checksum
 	C_PASS_SIZE,      // too big for the other side (fragment or ICMP error)
 	C_PASS_HOPLIMIT,  // TTL or hop limit runs out here
+	C_DIRECT_4TO6,    // of C_4TO6: sent on at once (direct)
+	C_DIRECT_6TO4,    // of C_6TO4: sent on at once
 	C_NUM,
 };
 
@@ -89,22 +103,36 @@ struct map_def {
 SEC("maps") struct map_def clat_cfg = {BPF_MAP_TYPE_HASH, 4, sizeof(struct cfg), 1, 0};
 SEC("maps") struct map_def clat_counters = {BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, C_NUM, 0};
 SEC("maps") struct map_def clat_deny = {BPF_MAP_TYPE_LPM_TRIE, sizeof(struct deny_key), 1, 64, BPF_F_NO_PREALLOC};
+SEC("maps") struct map_def clat_roamed = {BPF_MAP_TYPE_HASH, 4, 1, 1024, BPF_F_NO_PREALLOC};
 
-INLINE int pass(int reason)
-{
-	__u32 k = reason;
-	__u64 *c = (__u64 *)bpf_map_lookup_elem(&clat_counters, &k);
-	if (c)
-		*c += 1;
-	return TC_ACT_OK;
-}
-
-INLINE int done(struct __sk_buff *skb, int what)
+INLINE void count(int what)
 {
 	__u32 k = what;
 	__u64 *c = (__u64 *)bpf_map_lookup_elem(&clat_counters, &k);
 	if (c)
 		*c += 1;
+}
+
+INLINE int pass(int reason)
+{
+	count(reason);
+	return TC_ACT_OK;
+}
+
+// done hands a translated packet on: to the device found by the FIB
+// lookup (direct, nh set) or to this device's ingress.
+INLINE int done(struct __sk_buff *skb, struct cfg *c, int what, int direct, __u32 oif, struct bpf_redir_neigh *nh)
+{
+	count(what);
+	if (direct) {
+		count(what + C_DIRECT_4TO6 - C_4TO6);
+		// The kernel's neighbour redirect takes an Ethernet header off
+		// first (and drops a packet without one): a TUN's packets get a
+		// blank one, which the next device's own replaces.
+		if (!c->l3off && bpf_skb_change_head(skb, ETH_HLEN, 0))
+			return TC_ACT_SHOT;
+		return bpf_redirect_neigh(oif, nh, sizeof(*nh), 0);
+	}
 	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
 }
 
@@ -184,6 +212,70 @@ INLINE int check_l4(__u8 *l4, void *end, __u8 proto, __u8 icmp, __u8 req, __u8 r
 
 #define IPPROTO_ICMPV6_ 58
 
+// Why only UDP and ICMP echo go direct: conntrack follows a TCP
+// connection's windows in both directions, and a direct packet passes no
+// netfilter hook of its second family; the other direction's packets do
+// (they arrive from the mesh or the client). TCP takes the second pass,
+// where conntrack sees both directions as on the TUN path.
+#define AF_INET_ 2
+#define AF_INET6_ 10
+
+// route6 asks the kernel's FIB where a translated IPv6 packet goes from
+// this device (what the stack's second pass would ask, policy rules
+// included) and reports whether it may go there at once: out of another
+// device, to a gateway (a mesh neighbour; a route without one is the
+// exit's own PLAT, whose NAT66 is netfilter's), within its MTU.
+INLINE int route6(struct __sk_buff *skb, struct iphdr6 *h6, __u8 *l4, __u32 *oif, struct bpf_redir_neigh *nh)
+{
+	struct bpf_fib_lookup f = {};
+	f.family = AF_INET6_;
+	f.l4_protocol = h6->nh;
+	if (h6->nh == IPPROTO_UDP) {
+		f.sport = *(__u16 *)l4;
+		f.dport = *(__u16 *)(l4 + 2);
+	}
+	f.tot_len = 40 + htons(h6->plen);
+	f.ifindex = skb->ifindex;
+	f.flowinfo = h6->vtf & htonl(0x0fffffff);
+	__builtin_memcpy(f.ipv6_src, h6->src, 16);
+	__builtin_memcpy(f.ipv6_dst, h6->dst, 16);
+	long rc = bpf_fib_lookup(skb, &f, sizeof(f), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return 0;
+	if (f.ifindex == skb->ifindex || (f.ipv6_dst[0] == h6->dst[0] && f.ipv6_dst[1] == h6->dst[1] &&
+					  f.ipv6_dst[2] == h6->dst[2] && f.ipv6_dst[3] == h6->dst[3]))
+		return 0;
+	*oif = f.ifindex;
+	nh->nh_family = AF_INET6_;
+	__builtin_memcpy(nh->ipv6_nh, f.ipv6_dst, 16);
+	return 1;
+}
+
+// route4 is route6 for a translated IPv4 packet: to a client, out of
+// another device (the client network's, a route without a gateway).
+INLINE int route4(struct __sk_buff *skb, struct iphdr4 *h4, __u8 *l4, __u32 *oif, struct bpf_redir_neigh *nh)
+{
+	struct bpf_fib_lookup f = {};
+	f.family = AF_INET_;
+	f.l4_protocol = h4->proto;
+	if (h4->proto == IPPROTO_UDP) {
+		f.sport = *(__u16 *)l4;
+		f.dport = *(__u16 *)(l4 + 2);
+	}
+	f.tot_len = htons(h4->tot);
+	f.ifindex = skb->ifindex;
+	f.tos = h4->tos;
+	f.ipv4_src = h4->src;
+	f.ipv4_dst = h4->dst;
+	long rc = bpf_fib_lookup(skb, &f, sizeof(f), 0);
+	if ((rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) || f.ifindex == skb->ifindex)
+		return 0;
+	*oif = f.ifindex;
+	nh->nh_family = AF_INET_;
+	nh->ipv4_nh = f.ipv4_dst;
+	return 1;
+}
+
 // RFC 7915 section 4: IPv4 to IPv6.
 INLINE int xlat4to6(struct __sk_buff *skb, struct cfg *c)
 {
@@ -228,6 +320,12 @@ INLINE int xlat4to6(struct __sk_buff *skb, struct cfg *c)
 	h6.src[3] = src;
 	__builtin_memcpy(h6.dst, c->plat_mode ? c->clat : c->plat, 12);
 	h6.dst[3] = dst;
+	// (direct: the second pass's hop is taken here)
+	__u32 oif = 0;
+	struct bpf_redir_neigh nh;
+	int direct = c->direct && proto != IPPROTO_TCP && hop > 1 &&
+		     !(c->roamed && bpf_map_lookup_elem(&clat_roamed, &src)) && route6(skb, &h6, l4, &oif, &nh);
+	h6.hop -= direct;
 
 	if (proto == IPPROTO_ICMP) {
 		// Echo: the type changes, and ICMPv6 sums a pseudo-header that
@@ -255,7 +353,7 @@ INLINE int xlat4to6(struct __sk_buff *skb, struct cfg *c)
 		return TC_ACT_SHOT;
 	if (bpf_skb_store_bytes(skb, off, &h6, sizeof(h6), 0))
 		return TC_ACT_SHOT;
-	return done(skb, C_4TO6);
+	return done(skb, c, C_4TO6, direct, oif, &nh);
 }
 
 // RFC 7915 section 5: IPv6 to IPv4.
@@ -316,6 +414,10 @@ INLINE int xlat6to4(struct __sk_buff *skb, struct cfg *c)
 	h4.check = 0;
 	h4.src = ip->src[3];
 	h4.dst = ip->dst[3];
+	__u32 oif = 0;
+	struct bpf_redir_neigh nh;
+	int direct = c->direct && proto != IPPROTO_TCP && h4.ttl > 1 && route4(skb, &h4, l4, &oif, &nh);
+	h4.ttl -= direct;
 	h4.check = ~fold(bpf_csum_diff(0, 0, (void *)&h4, 20, 0));
 
 	if (proto == IPPROTO_ICMPV6_) {
@@ -341,7 +443,7 @@ INLINE int xlat6to4(struct __sk_buff *skb, struct cfg *c)
 		return TC_ACT_SHOT;
 	if (bpf_skb_store_bytes(skb, off, &h4, sizeof(h4), 0))
 		return TC_ACT_SHOT;
-	return done(skb, C_6TO4);
+	return done(skb, c, C_6TO4, direct, oif, &nh);
 }
 
 SEC("tc") int clat_egress(struct __sk_buff *skb)

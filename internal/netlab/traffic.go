@@ -129,7 +129,8 @@ func helper(args []string) error {
 			return fmt.Errorf("got %d bytes, want %d", got, n)
 		}
 		fmt.Printf("ok %d bytes\n", got)
-	case "udp-echo": // ADDR [PORTS]: echo on PORTS consecutive ports from ADDR's
+	case "udp-echo", "udp-echo-log": // ADDR [PORTS]: echo on PORTS consecutive ports from ADDR's; -log: print "from A" when a port's sender changes
+		logFrom := args[0] == "udp-echo-log"
 		addrs, err := portRange(args[1], max(int(n), 1))
 		if err != nil {
 			return err
@@ -142,11 +143,16 @@ func helper(args []string) error {
 			}
 			go func() {
 				buf := make([]byte, 65536)
+				last := ""
 				for {
 					k, a, err := pc.ReadFrom(buf)
 					if err != nil {
 						errc <- err
 						return
+					}
+					if logFrom && a.String() != last {
+						last = a.String()
+						fmt.Printf("from %s seq=%s\n", last, buf[:min(k, 16)])
 					}
 					pc.WriteTo(buf[:k], a)
 				}

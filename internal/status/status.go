@@ -33,10 +33,14 @@ type Clatd struct {
 	UptimeSec  int64    `json:"uptime_s"`
 	Counters   Counters `json:"counters"`
 	// The kernel fast path: "on" or "off", why it is off, and its packets
-	// by direction (fast_4to6, fast_6to4) and by why they took the TUN.
+	// by direction (fast_4to6, fast_6to4; direct_4to6, direct_6to4 of them
+	// sent straight out) and by why they took the TUN.
 	FastPath         string            `json:"fastpath"`
 	FastPathReason   string            `json:"fastpath_reason,omitempty"`
 	FastPathCounters map[string]uint64 `json:"fastpath_counters,omitempty"`
+	// RoamedClients: how many clients l3roamd said roamed here (set_roamed):
+	// their packets are never sent direct.
+	RoamedClients int `json:"roamed_clients"`
 }
 
 // Platd is platd's status.
