@@ -29,6 +29,7 @@ type clatLab struct {
 	client, node, router, server string
 	clatd                        *netlab.Proc
 	sock                         string
+	args                         []string // clatd's command line
 }
 
 func newCLATLab(t *testing.T, extra ...string) *clatLab {
@@ -55,9 +56,15 @@ func newCLATLab(t *testing.T, extra ...string) *clatLab {
 	l.sock = filepath.Join(l.Dir, "clatd.sock")
 	args := append([]string{bin("clatd"), "-clat-prefix", clatPrefix, "-plat-prefix", platPrefix,
 		"-client-net", "10.130.0.0/16", "-client-dev", "n0", "-socket", l.sock, "-log-level", "debug"}, extra...)
+	l.args = args
 	l.clatd = l.Start(l.node, "clatd", args...)
 	waitUp(t, l.sock, l.clatd)
 	return l
+}
+
+// earlyFilters counts the fast path's filters at the clients' device.
+func (l *clatLab) earlyFilters(t *testing.T) int {
+	return strings.Count(l.T(t).Must(l.node, "tc", "filter", "show", "dev", "n0", "ingress"), "clat_early")
 }
 
 func (l *clatLab) status(t *testing.T) map[string]any { return statusOf(t, l.sock) }
@@ -156,7 +163,15 @@ func TestCLATEndToEnd(t *testing.T) {
 			t.Fatal(out)
 		}
 	})
-	t.Run("the fast path as asked", func(t *testing.T) { fastPathAsAsked(t, l.status(t)) })
+	t.Run("the fast path as asked", func(t *testing.T) {
+		st := l.status(t)
+		fastPathAsAsked(t, st)
+		// UDP and echo went straight to the mesh device and back to the
+		// client's (the PLAT is behind a router: a gateway route)
+		if fp, _ := st["fastpath_counters"].(map[string]any); fastPath != "off" && (fp["direct_4to6"].(float64) < 8 || fp["direct_6to4"].(float64) < 8) {
+			t.Errorf("UDP and echo not sent direct: %v", fp)
+		}
+	})
 	t.Run("untranslatable traffic is counted, not fatal", func(t *testing.T) {
 		// CLAT::127.0.0.1 is routed to the TUN but maps to nothing.
 		l.Run(l.server, "ping", "-c", "2", "-i", "0.2", "-W", "1", "fddd:1337:1337:1234:5678:9abc:7f00:1")
@@ -174,6 +189,27 @@ func TestCLATEndToEnd(t *testing.T) {
 			t.Fatal("clatd died")
 		}
 	})
+	t.Run("killed and restarted: one filter at the clients' device", func(t *testing.T) {
+		if fastPath == "off" {
+			t.Skip("no fast path")
+		}
+		if n := l.earlyFilters(t); n != 1 {
+			t.Fatalf("%d filters at n0's ingress, want 1", n)
+		}
+		l.clatd.Signal(syscall.SIGKILL)
+		netlab.WaitFor(5*time.Second, l.clatd.Exited)
+		// (its TUN went with it, so the filter left sends nothing on)
+		l.clatd = l.Start(l.node, "clatd-again", l.args...)
+		waitUp(t, l.sock, l.clatd)
+		if n := l.earlyFilters(t); n != 1 {
+			t.Errorf("%d filters at n0's ingress after the restart, want 1", n)
+		}
+		before := l.status(t)["fastpath_counters"].(map[string]any)["direct_4to6"].(float64)
+		l.T(t).Must(l.client, netlab.Helper("udp-ping", server4+":5002", "100", "5")...)
+		if after := l.status(t)["fastpath_counters"].(map[string]any)["direct_4to6"].(float64); after < before+5 {
+			t.Errorf("the restarted clatd's fast path sent %v datagrams direct, want 5", after-before)
+		}
+	})
 	t.Run("stop removes routes, rules and device", func(t *testing.T) {
 		if err := l.clatd.Stop(); err != nil {
 			t.Fatalf("clatd exit: %v\n%s", err, l.clatd.Log())
@@ -186,6 +222,9 @@ func TestCLATEndToEnd(t *testing.T) {
 		}
 		if out, _ := l.Run(l.node, "ip", "link", "show", "clat"); !strings.Contains(out, "does not exist") {
 			t.Errorf("device left behind:\n%s", out)
+		}
+		if n := l.earlyFilters(t); n != 0 {
+			t.Errorf("%d fast path filters left at the clients' device", n)
 		}
 	})
 }

@@ -398,6 +398,17 @@ func TestGluonMeshIPv4ThroughCLATAndPLAT(t *testing.T) {
 		t.Fatalf("the client does not reach %s through CLAT and PLAT: %v\n%s\n--- x1's iptables-legacy-save:\n%s", inetIP, err, out, x)
 	}
 
+	t.Run("echo went direct past fw3's second pass", func(t *testing.T) {
+		// the PLAT is a Babel route via a neighbour: the fast path sends
+		// echo straight to the mesh device and the reply to local-node
+		fp, _ := m.n1.statusOf("clatd")["fastpath_counters"].(map[string]any)
+		if d4, _ := fp["direct_4to6"].(float64); d4 < 3 {
+			t.Errorf("n1's clatd: %v", fp)
+		}
+		if d6, _ := fp["direct_6to4"].(float64); d6 < 3 {
+			t.Errorf("n1's clatd: %v", fp)
+		}
+	})
 	t.Run("the map sees it", func(t *testing.T) { m.mapSeesIt(t, inetIP) })
 
 	t.Run("roaming with a running download", func(t *testing.T) {

@@ -2,6 +2,7 @@ package fastpath
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"runtime"
 	"unsafe"
@@ -34,6 +35,51 @@ func (p *Program) Attach(ifindex int) error {
 		return fmt.Errorf("BPF filter: %w", err)
 	}
 	p.attached = ifindex
+	return nil
+}
+
+// earlyName and earlyPrio name the filter at the clients' device's
+// ingress: a device clatd shares, so its own filter is replaced and
+// removed, never the qdisc with anyone else's.
+const (
+	earlyName = "clat_early"
+	earlyPrio = 0xc1a7
+)
+
+// AttachEarly puts the program also at the ingress of the clients'
+// device (an Ethernet device), where it sends UDP and ICMP echo that
+// the kernel would forward to the TUN straight on (Config.Direct) and
+// lets everything else pass; the configuration's EarlyIndex must name it.
+func (p *Program) AttachEarly(ifindex int) error {
+	q := &netlink.GenericQdisc{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
+		QdiscType:  "clsact",
+	}
+	if err := netlink.QdiscAdd(q); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("clsact qdisc: %w", err)
+	}
+	if err := netlink.FilterReplace(p.earlyFilter(ifindex)); err != nil {
+		return fmt.Errorf("BPF filter: %w", err)
+	}
+	p.early = ifindex
+	return nil
+}
+
+func (p *Program) earlyFilter(ifindex int) *netlink.BpfFilter {
+	return &netlink.BpfFilter{
+		FilterAttrs: netlink.FilterAttrs{LinkIndex: ifindex, Parent: netlink.HANDLE_MIN_INGRESS, Handle: 1,
+			Protocol: unix.ETH_P_IP, Priority: earlyPrio},
+		Fd: p.fd, Name: earlyName, DirectAction: true,
+	}
+}
+
+// DetachEarly removes the filter of a clatd that is gone (killed, its
+// device index known from a previous run): none left, no error.
+func DetachEarly(ifindex int) error {
+	f := (&Program{fd: -1}).earlyFilter(ifindex)
+	if err := netlink.FilterDel(f); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("BPF filter: %w", err)
+	}
 	return nil
 }
 

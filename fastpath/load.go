@@ -38,7 +38,7 @@ var objBE []byte
 
 // The maps of bpf/clat.c, made here with the same sizes.
 const (
-	cfgSize     = 44   // struct cfg
+	cfgSize     = 52   // struct cfg
 	DenyMax     = 64   // Config.Deny at most: clat_deny's max_entries
 	RoamedMax   = 1024 // SetRoamed's clients at most: clat_roamed's max_entries
 	numCounters = 12   // C_NUM
@@ -66,6 +66,7 @@ type Program struct {
 	tooMany  bool                // SetRoamed was given more: nothing goes direct
 	order    binary.ByteOrder
 	attached int // ifindex, 0 if not attached
+	early    int // the clients' device's ifindex, 0 if not attached there
 }
 
 // nativeOrder is the byte order of this machine, so the object to load.
@@ -258,6 +259,10 @@ type Config struct {
 	// stack's second pass; see bpf/clat.c. Not with PLATMode (platd's
 	// NAT66 and SNAT are netfilter's).
 	Direct bool
+	// TUNIndex and EarlyIndex: the TUN's and the clients' device's
+	// ifindex, for the program at the latter's ingress (AttachEarly; 0:
+	// not there). Not with PLATMode.
+	TUNIndex, EarlyIndex int
 }
 
 // encode is Config as bpf/clat.c's struct cfg.
@@ -285,6 +290,10 @@ func (p *Program) encode(c Config) []byte {
 	}
 	if len(p.roamed) > 0 {
 		b[42] = 1
+	}
+	if !c.PLATMode {
+		p.order.PutUint32(b[44:], uint32(c.TUNIndex))
+		p.order.PutUint32(b[48:], uint32(c.EarlyIndex))
 	}
 	return b
 }
@@ -388,8 +397,14 @@ func (p *Program) Close() error {
 		return nil
 	}
 	var err error
+	if p.early != 0 {
+		err = DetachEarly(p.early)
+		p.early = 0
+	}
 	if p.attached != 0 {
-		err = detach(p.attached)
+		if e := detach(p.attached); e != nil {
+			err = e
+		}
 		p.attached = 0
 	}
 	for _, fd := range []*int{&p.fd, &p.cfgFD, &p.countFD, &p.denyFD, &p.roamFD} {

@@ -57,17 +57,34 @@ ns_per_pkt() { # busy CPU of the whole machine per packet received at UDP_RATE
   udp1 64 "$UDP_RATE" | awk -v hz="$HZ" '{ if ($1 > 0) printf "%d", $2 * 1e9 / hz / $1; else print 0 }'
 }
 
-measure() { # $1 = name; prints "tcp_1_stream udp64_pps udp1200_pps ns_per_pkt"
-  local one four u64 u1200 ns
+# A Gluon node forwards through fw3's stateful rules: conntrack sees every
+# packet. The small-UDP figures are taken again with a forward chain like
+# fw3's in the node (its zones accept forwarding, new connections
+# included), for all three alike.
+firewall() {
+  ip netns exec $N nft -f - <<'EOT'
+table inet benchfw {
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    ct state new accept
+  }
+}
+EOT
+}
+
+measure() { # $1 = name; prints "tcp_1_stream udp64_pps udp1200_pps ns_per_pkt udp64_pps_fw ns_per_pkt_fw"
+  local one four u64 u1200 ns fw fwns
   one=$(iperf 1); four=$(iperf 4)
   u64=$(udp_pps 64); u1200=$(udp_pps 1200); ns=$(ns_per_pkt)
-  printf '%-8s 1 stream %6s Gbit/s   4 streams %6s Gbit/s   UDP 64 B %8s pps   1200 B %8s pps   %6s ns CPU/packet at %s pps\n' \
-    "$1" "$one" "$four" "$u64" "$u1200" "$ns" "$UDP_RATE" >&2
-  echo "$one $u64 $u1200 $ns"
+  firewall; fw=$(udp_pps 64); fwns=$(ns_per_pkt); ip netns exec $N nft delete table inet benchfw
+  printf '%-8s 1 stream %6s Gbit/s   4 streams %6s Gbit/s   UDP 64 B %8s pps   1200 B %8s pps   %6s ns CPU/packet at %s pps   with conntrack: %8s pps %6s ns\n' \
+    "$1" "$one" "$four" "$u64" "$u1200" "$ns" "$UDP_RATE" "$fw" "$fwns" >&2
+  echo "$one $u64 $u1200 $ns $fw $fwns"
 }
 
 topology kernel
-read -r kernel kernel_udp kernel_udp1200 kernel_ns <<<"$(measure kernel)"
+read -r kernel kernel_udp kernel_udp1200 kernel_ns kernel_fw kernel_fwns <<<"$(measure kernel)"
 
 topology xlat
 cat > /tmp/$P-tayga.conf <<EOT
@@ -83,22 +100,23 @@ ip -n $N route add default dev tayga0 mtu 1480
 ip -n $N route add $CLAT::/96 dev tayga0
 ip netns exec $N tayga -c /tmp/$P-tayga.conf --nodetach >/dev/null 2>&1 &
 sleep 0.5
-read -r tayga tayga_udp tayga_udp1200 tayga_ns <<<"$(measure tayga)"
+read -r tayga tayga_udp tayga_udp1200 tayga_ns tayga_fw tayga_fwns <<<"$(measure tayga)"
 ip netns pids $N | xargs -r kill 2>/dev/null || true
 rm -f /tmp/$P-tayga.conf
 
 # clatd with its TUN path only, then with the kernel fast path (its default)
 topology xlat
 start_clatd /tmp/$P-clatd.sock -fastpath off
-read -r tun tun_udp tun_udp1200 tun_ns <<<"$(measure clatd-tun)"
+read -r tun tun_udp tun_udp1200 tun_ns tun_fw tun_fwns <<<"$(measure clatd-tun)"
 ip netns pids $N | xargs -r kill 2>/dev/null || true
 topology xlat
 start_clatd /tmp/$P-clatd.sock -fastpath on
-read -r clat clat_udp clat_udp1200 clat_ns <<<"$(measure clatd)"
+read -r clat clat_udp clat_udp1200 clat_ns clat_fw clat_fwns <<<"$(measure clatd)"
 ip netns exec $N "$BIN/xlatctl" -clatd-socket /tmp/$P-clatd.sock clatd status >&2 || true
 
 ratio() { python3 -c "print('%.2f' % ($1/$2 if $2 > 0 else 0))"; }
 echo "bench-clat: clat=$clat tayga=$tayga kernel=$kernel vs_tayga=$(ratio "$clat" "$tayga") vs_kernel=$(ratio "$clat" "$kernel")" \
   "udp_pps=$clat_udp udp_vs_tayga=$(ratio "$clat_udp" "$tayga_udp") udp_vs_kernel=$(ratio "$clat_udp" "$kernel_udp")" \
   "udp1200_pps=$clat_udp1200 udp1200_vs_tayga=$(ratio "$clat_udp1200" "$tayga_udp1200") udp1200_vs_kernel=$(ratio "$clat_udp1200" "$kernel_udp1200") ns_per_pkt=$clat_ns ns_vs_kernel=$(ratio "$clat_ns" "$kernel_ns") tayga_udp_pps=$tayga_udp kernel_udp_pps=$kernel_udp tayga_ns_per_pkt=$tayga_ns kernel_ns_per_pkt=$kernel_ns" \
-  "tun=$tun tun_udp_pps=$tun_udp tun_udp1200_pps=$tun_udp1200 tun_ns_per_pkt=$tun_ns"
+  "tun=$tun tun_udp_pps=$tun_udp tun_udp1200_pps=$tun_udp1200 tun_ns_per_pkt=$tun_ns" \
+  "fw_udp_pps=$clat_fw fw_udp_vs_tayga=$(ratio "$clat_fw" "$tayga_fw") fw_udp_vs_kernel=$(ratio "$clat_fw" "$kernel_fw") fw_ns_per_pkt=$clat_fwns fw_ns_vs_kernel=$(ratio "$clat_fwns" "$kernel_fwns") tayga_fw_udp_pps=$tayga_fw kernel_fw_udp_pps=$kernel_fw tun_fw_udp_pps=$tun_fw"

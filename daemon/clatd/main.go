@@ -24,13 +24,15 @@ type config struct {
 	plat      string
 	clientNet netip.Prefix
 	clientDev string
-	table     int
-	rulePrio  int
-	noRoutes  bool
-	lowMTU6   int
-	mssClamp  bool
-	eams      eamFlag // -eam: more RFC 7757 mappings than the client network's
-	fastPath  fastpath.Mode
+	// the fast path's devices (startFastPath): the TUN's and the clients'
+	tunIndex, earlyIndex int
+	table                int
+	rulePrio             int
+	noRoutes             bool
+	lowMTU6              int
+	mssClamp             bool
+	eams                 eamFlag // -eam: more RFC 7757 mappings than the client network's
+	fastPath             fastpath.Mode
 }
 
 // eamFlag collects repeated -eam V4PREFIX=V6PREFIX flags, each checked as

@@ -7,7 +7,9 @@
 // packets arrive too: the kernel then routes, firewalls and forwards them
 // as if the daemon had written them. clatd's UDP and ICMP echo go direct
 // instead where no netfilter hook of the second pass needs them: out of
-// the device the kernel's FIB names (docs/fastpath.md). Everything else (ICMP errors, fragments, options, extension
+// the device the kernel's FIB names; and the same program at the clients'
+// device's ingress sends the clients' ones before their IPv4 forwarding
+// pass (early; docs/fastpath.md). Everything else (ICMP errors, fragments, options, extension
 // headers, TCP SYNs for the MSS clamp, zero UDP checksums, packets too big,
 // GSO packets, anything not between the client network and the PLAT) goes
 // on to the TUN unchanged (TC_ACT_OK), counted by reason.
@@ -71,6 +73,13 @@ struct cfg {
 	// rewrites in netfilter (they roamed here) take the second pass.
 	__u8 roamed;
 	__u8 pad;
+	// The TUN and the clients' device: at the clients' device's ingress
+	// (early, with direct) the program sends UDP and echo that the FIB
+	// routes to the TUN straight to the mesh device, before the stack's
+	// IPv4 forwarding pass; everything else goes on unchanged, to the TUN
+	// and this program at its egress.
+	__u32 tun_ifindex;
+	__u32 early_ifindex;
 };
 
 // An IPv4 prefix of the deny map (an LPM trie).
@@ -121,7 +130,7 @@ INLINE int pass(int reason)
 
 // done hands a translated packet on: to the device found by the FIB
 // lookup (direct, nh set) or to this device's ingress.
-INLINE int done(struct __sk_buff *skb, struct cfg *c, int what, int direct, __u32 oif, struct bpf_redir_neigh *nh)
+INLINE int done(struct __sk_buff *skb, __u32 off, int what, int direct, __u32 oif, struct bpf_redir_neigh *nh)
 {
 	count(what);
 	if (direct) {
@@ -129,7 +138,7 @@ INLINE int done(struct __sk_buff *skb, struct cfg *c, int what, int direct, __u3
 		// The kernel's neighbour redirect takes an Ethernet header off
 		// first (and drops a packet without one): a TUN's packets get a
 		// blank one, which the next device's own replaces.
-		if (!c->l3off && bpf_skb_change_head(skb, ETH_HLEN, 0))
+		if (!off && bpf_skb_change_head(skb, ETH_HLEN, 0))
 			return TC_ACT_SHOT;
 		return bpf_redirect_neigh(oif, nh, sizeof(*nh), 0);
 	}
@@ -276,18 +285,40 @@ INLINE int route4(struct __sk_buff *skb, struct iphdr4 *h4, __u8 *l4, __u32 *oif
 	return 1;
 }
 
-// RFC 7915 section 4: IPv4 to IPv6.
-INLINE int xlat4to6(struct __sk_buff *skb, struct cfg *c)
+// routed4 reports whether the kernel's FIB would forward an IPv4 packet
+// arriving on the clients' device to the TUN (what the stack's IPv4 pass
+// would do with it), within the TUN's MTU.
+INLINE int routed4(struct __sk_buff *skb, struct cfg *c, struct iphdr4 *ip)
 {
-	__u32 off = c->l3off;
+	struct bpf_fib_lookup f = {};
+	f.family = AF_INET_;
+	f.l4_protocol = ip->proto;
+	f.tot_len = htons(ip->tot);
+	f.ifindex = skb->ifindex;
+	f.tos = ip->tos;
+	f.ipv4_src = ip->src;
+	f.ipv4_dst = ip->dst;
+	long rc = bpf_fib_lookup(skb, &f, sizeof(f), 0);
+	return (rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH) && f.ifindex == c->tun_ifindex;
+}
+
+// PASS leaves a packet alone: to the TUN, counted (at the TUN's egress),
+// or (early) on through the stack, uncounted: the TUN's egress sees it.
+#define PASS(why) return early ? TC_ACT_OK : pass(why)
+
+// RFC 7915 section 4: IPv4 to IPv6. early: at the clients' device's
+// ingress, where the packet has not been forwarded yet (its TTL is the
+// client's, and the stack's hop is taken here too).
+INLINE int xlat4to6(struct __sk_buff *skb, struct cfg *c, __u32 off, int early)
+{
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct iphdr4 *ip = data + off;
 	if ((void *)(ip + 1) + 8 > end) // the header and what the L4 checks read
-		return pass(C_PASS_HEADER);
+		PASS(C_PASS_HEADER);
 	if (ip->vihl != 0x45 || (ip->frag & htons(0x3fff)) || htons(ip->tot) != skb->len - off)
-		return pass(C_PASS_HEADER);
+		PASS(C_PASS_HEADER);
 	if (fold(bpf_csum_diff(0, 0, (void *)ip, 20, 0)) != 0xffff)
-		return pass(C_PASS_CHECKSUM);
+		PASS(C_PASS_CHECKSUM);
 	__u32 dst = ip->dst, src = ip->src;
 	// own: the client network's address (platd: 192.0.0.6), far: the other
 	__u32 own = c->plat_mode ? dst : src, far = c->plat_mode ? src : dst;
@@ -296,20 +327,24 @@ INLINE int xlat4to6(struct __sk_buff *skb, struct cfg *c)
 	// section 3.1, RFC 7915 section 1.2)
 	if (!c->has_plat || (own & c->mask4) != c->net4 || (far & c->mask4) == c->net4 ||
 	    f0 == 0 || f0 == 127 || f0 >= 224)
-		return pass(C_PASS_ADDRESS);
-	if (ip->ttl <= 1)
-		return pass(C_PASS_HOPLIMIT);
+		PASS(C_PASS_ADDRESS);
+	// (early: the forwarding hop, the translator's and the one direct
+	// sending takes must all leave one)
+	if (ip->ttl <= 1 + 2 * early)
+		PASS(C_PASS_HOPLIMIT);
+	if (early && !routed4(skb, c, ip))
+		return TC_ACT_OK;
 	__u32 tot = htons(ip->tot), plen = tot - 20;
 	// (a GSO packet's segments are the kernel's to fit, as on the TUN path)
 	__u32 limit = (ip->frag & htons(0x4000)) ? c->mtu6 : c->frag6;
 	if (!skb->gso_size && 40 + plen > limit)
-		return pass(C_PASS_SIZE);
-	__u8 proto = ip->proto, tos = ip->tos, hop = ip->ttl - 1;
+		PASS(C_PASS_SIZE);
+	__u8 proto = ip->proto, tos = ip->tos, hop = ip->ttl - 1 - early;
 	__u8 *l4 = (__u8 *)(ip + 1);
 	__u32 csumoff, doff;
 	int why = check_l4(l4, end, proto, IPPROTO_ICMP, 8, 0, off + 20, &csumoff, &doff);
 	if (why >= 0)
-		return pass(why);
+		PASS(why);
 
 	struct iphdr6 h6;
 	h6.vtf = htonl(0x60000000 | (__u32)tos << 20);
@@ -326,6 +361,8 @@ INLINE int xlat4to6(struct __sk_buff *skb, struct cfg *c)
 	int direct = c->direct && proto != IPPROTO_TCP && hop > 1 &&
 		     !(c->roamed && bpf_map_lookup_elem(&clat_roamed, &src)) && route6(skb, &h6, l4, &oif, &nh);
 	h6.hop -= direct;
+	if (early && !direct)
+		return TC_ACT_OK;
 
 	if (proto == IPPROTO_ICMP) {
 		// Echo: the type changes, and ICMPv6 sums a pseudo-header that
@@ -353,7 +390,7 @@ INLINE int xlat4to6(struct __sk_buff *skb, struct cfg *c)
 		return TC_ACT_SHOT;
 	if (bpf_skb_store_bytes(skb, off, &h6, sizeof(h6), 0))
 		return TC_ACT_SHOT;
-	return done(skb, c, C_4TO6, direct, oif, &nh);
+	return done(skb, off, C_4TO6, direct, oif, &nh);
 }
 
 // RFC 7915 section 5: IPv6 to IPv4.
@@ -443,7 +480,7 @@ INLINE int xlat6to4(struct __sk_buff *skb, struct cfg *c)
 		return TC_ACT_SHOT;
 	if (bpf_skb_store_bytes(skb, off, &h4, sizeof(h4), 0))
 		return TC_ACT_SHOT;
-	return done(skb, c, C_6TO4, direct, oif, &nh);
+	return done(skb, off, C_6TO4, direct, oif, &nh);
 }
 
 SEC("tc") int clat_egress(struct __sk_buff *skb)
@@ -454,10 +491,17 @@ SEC("tc") int clat_egress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	// GSO super-packets: TCP only (bpf_skb_change_proto turns TCPv4 GSO
 	// into TCPv6 and back; UDP's kinds it does not know)
+	if (c->early_ifindex && skb->ifindex == c->early_ifindex) {
+		// (an Ethernet header first; frames for this host only)
+		if (skb->protocol != htons(ETH_P_IP) || skb->gso_size || skb->pkt_type != 0 || !c->direct ||
+		    c->plat_mode)
+			return TC_ACT_OK;
+		return xlat4to6(skb, c, ETH_HLEN, 1);
+	}
 	if (skb->protocol == htons(ETH_P_IP)) {
 		if (skb->gso_size && !is_proto(skb, c->l3off + 9, IPPROTO_TCP))
 			return pass(C_PASS_GSO);
-		return xlat4to6(skb, c);
+		return xlat4to6(skb, c, c->l3off, 0);
 	}
 	if (skb->protocol == htons(ETH_P_IPV6)) {
 		if (skb->gso_size && !is_proto(skb, c->l3off + 6, IPPROTO_TCP))
