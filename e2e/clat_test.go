@@ -171,6 +171,13 @@ func TestCLATEndToEnd(t *testing.T) {
 		if fp, _ := st["fastpath_counters"].(map[string]any); fastPath != "off" && (fp["direct_4to6"].(float64) < 8 || fp["direct_6to4"].(float64) < 8) {
 			t.Errorf("UDP and echo not sent direct: %v", fp)
 		}
+		want := "n0" // the clients' device: the program at its ingress too
+		if fastPath == "off" {
+			want = ""
+		}
+		if got, _ := st["fastpath_early"].(string); got != want {
+			t.Errorf("fastpath_early %q, want %q", got, want)
+		}
 	})
 	t.Run("untranslatable traffic is counted, not fatal", func(t *testing.T) {
 		// CLAT::127.0.0.1 is routed to the TUN but maps to nothing.

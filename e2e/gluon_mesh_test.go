@@ -401,7 +401,11 @@ func TestGluonMeshIPv4ThroughCLATAndPLAT(t *testing.T) {
 	t.Run("echo went direct past fw3's second pass", func(t *testing.T) {
 		// the PLAT is a Babel route via a neighbour: the fast path sends
 		// echo straight to the mesh device and the reply to local-node
-		fp, _ := m.n1.statusOf("clatd")["fastpath_counters"].(map[string]any)
+		st := m.n1.statusOf("clatd")
+		if st["fastpath_early"] != "local-node" {
+			t.Errorf("n1's clatd runs the fast path at %v, want local-node's ingress too", st["fastpath_early"])
+		}
+		fp, _ := st["fastpath_counters"].(map[string]any)
 		if d4, _ := fp["direct_4to6"].(float64); d4 < 3 {
 			t.Errorf("n1's clatd: %v", fp)
 		}

@@ -100,7 +100,7 @@ func (d *daemon) status() status.Clatd {
 		ClientNet: d.c.clientNet.String(), MTU: d.c.MTU, Offload: !d.c.NoOffload,
 		UptimeSec: int64(time.Since(d.started).Seconds()), Counters: d.eng.Counters(),
 		FastPath: d.fast.State(), FastPathReason: d.fastWhy, FastPathCounters: d.fast.Counters(),
-		RoamedClients: len(d.getRoamed()),
+		RoamedClients: len(d.getRoamed()), FastPathEarly: d.c.earlyDev(),
 	}
 }
 

@@ -32,11 +32,22 @@ func (c *config) startFastPath(ifindex int) (*fastpath.Program, string, error) {
 			p.SetConfig(c.fastPathConfig(c.plat))
 		}
 	}
+	if p != nil {
+		slog.Info("fast path on", "tun", c.Dev, "clients_dev", c.earlyDev())
+	}
 	if p == nil && client != nil {
 		// a killed clatd's filter, which no clatd now configures
 		fastpath.DetachEarly(client.Attrs().Index)
 	}
 	return p, why, err
+}
+
+// earlyDev is the clients' device when the program runs at its ingress.
+func (c *config) earlyDev() string {
+	if c.earlyIndex == 0 {
+		return ""
+	}
+	return c.clientDev
 }
 
 func (c *config) clientLink() netlink.Link {

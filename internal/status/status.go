@@ -38,6 +38,9 @@ type Clatd struct {
 	FastPath         string            `json:"fastpath"`
 	FastPathReason   string            `json:"fastpath_reason,omitempty"`
 	FastPathCounters map[string]uint64 `json:"fastpath_counters,omitempty"`
+	// FastPathEarly: the clients' device when the program runs at its
+	// ingress too (UDP and echo sent before their IPv4 forwarding).
+	FastPathEarly string `json:"fastpath_early,omitempty"`
 	// RoamedClients: how many clients l3roamd said roamed here (set_roamed):
 	// their packets are never sent direct.
 	RoamedClients int `json:"roamed_clients"`
