@@ -144,6 +144,26 @@ func platEndToEnd(t *testing.T, backend ...string) {
 	t.Run("udp", func(t *testing.T) {
 		l.T(t).Must(l.node, netlab.Helper("udp-ping", "["+serverViaPLAT+"]:5002", "200", "5")...)
 	})
+	if len(backend) == 0 {
+		t.Run("NAT66 entries send no conntrack events, the IPv4 ones do", func(t *testing.T) {
+			ev := l.Start(l.exit, "conntrack-events", "conntrack", "-E", "-e", "NEW", "-o", "extended")
+			// new sessions (a socket each) until conntrack -E has listened
+			// for two of them
+			if !netlab.WaitFor(5*time.Second, func() bool {
+				l.T(t).Must(l.node, netlab.Helper("udp-ping", "["+serverViaPLAT+"]:5002", "100", "1")...)
+				return strings.Count(ev.Log(), "dport=5002") >= 2
+			}) {
+				t.Fatalf("no event of the sessions' IPv4 entries:\n%s", ev.Log())
+			}
+			ev.Stop()
+			if strings.Contains(ev.Log(), "ipv6") {
+				t.Errorf("events of NAT66 entries:\n%s", ev.Log())
+			}
+			if ct, _ := l.Run(l.exit, "conntrack", "-L", "-f", "ipv6", "-p", "udp", "--dport", "5002"); !strings.Contains(ct, "dport=5002") {
+				t.Errorf("no NAT66 entry of the session:\n%s", ct)
+			}
+		})
+	}
 	t.Run("ICMPv4 port unreachable comes back as ICMPv6", func(t *testing.T) {
 		l.T(t).Must(l.node, netlab.Helper("udp-refused", "["+serverViaPLAT+"]:9")...)
 	})

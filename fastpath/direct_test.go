@@ -286,13 +286,7 @@ func TestEarlySendsClientsUDPAndEchoBeforeTheIPv4Pass(t *testing.T) {
 		seeds := [][]byte{udp(64), echo(9)}
 		sent := 0
 		for i := 0; i < 20000 && !t.Failed(); i++ {
-			pkt := append([]byte(nil), seeds[i%len(seeds)]...)
-			for j := rng.Intn(3) + 1; j > 0; j-- {
-				pkt[rng.Intn(len(pkt))] = byte(rng.Intn(256))
-			}
-			if rng.Intn(8) == 0 {
-				pkt = pkt[:rng.Intn(len(pkt))+1]
-			}
+			pkt := mutant(rng, seeds[i%len(seeds)])
 			v, out, err := tryOn(p, lan, pkt)
 			if errors.Is(err, unix.EINVAL) && (len(pkt) < 20 || pkt[0]>>4 != 4) {
 				continue // a test run needs the IP header whole; the device gets no other

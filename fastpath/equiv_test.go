@@ -436,15 +436,21 @@ func TestFastPathOnMutatedPackets(t *testing.T) {
 func mutate(t *testing.T, p *Program, tr *siit.Translator, seeds [][]byte) {
 	rng := rand.New(rand.NewSource(7915))
 	for i := 0; i < 20000 && !t.Failed(); i++ {
-		pkt := append([]byte(nil), seeds[i%len(seeds)]...)
-		for j := rng.Intn(3) + 1; j > 0; j-- {
-			pkt[rng.Intn(len(pkt))] = byte(rng.Intn(256))
-		}
-		if rng.Intn(8) == 0 {
-			pkt = pkt[:rng.Intn(len(pkt))+1]
-		}
-		compare(t, p, tr, fmt.Sprintf("mutation %d", i), pkt)
+		compare(t, p, tr, fmt.Sprintf("mutation %d", i), mutant(rng, seeds[i%len(seeds)]))
 	}
+}
+
+// mutant is a copy of seed with one to three bytes changed, and one time
+// in eight cut short.
+func mutant(rng *rand.Rand, seed []byte) []byte {
+	pkt := append([]byte(nil), seed...)
+	for j := rng.Intn(3) + 1; j > 0; j-- {
+		pkt[rng.Intn(len(pkt))] = byte(rng.Intn(256))
+	}
+	if rng.Intn(8) == 0 {
+		pkt = pkt[:rng.Intn(len(pkt))+1]
+	}
+	return pkt
 }
 
 // platd's side of the plan: its NAT address, the PLAT /96 on both sides,

@@ -30,7 +30,7 @@ import (
 //	  }
 //	  chain gate_full {}   # holds "counter name refused_full reject ..." while conntrack is nearly full
 //	  chain postrouting { type nat hook postrouting priority 99
-//	    oifname "plat" meta nfproto ipv6 ip6 saddr CLAT_RANGE ct mark set ct mark | SESSION snat ip6 to PLAT::192.0.0.6
+//	    oifname "plat" meta nfproto ipv6 ip6 saddr CLAT_RANGE ct mark set ct mark | SESSION ct event set 0 snat ip6 to PLAT::192.0.0.6
 //	    oifname WAN meta nfproto ipv4 ip saddr 192.0.0.6 ct mark set ct mark | SESSION snat ip to WAN_ADDRESS:61000-65535
 //	  }
 //	}
@@ -230,11 +230,17 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 			[]expr.Any{&expr.Connlimit{Count: c.maxSessions, Flags: nftConnlimitInv},
 				nftexpr.Counter("refused_sessions"), nftexpr.RejectAdmin()})})
 	}
-	// NAT66: every CLAT source becomes PLAT::192.0.0.6.
+	// NAT66: every CLAT source becomes PLAT::192.0.0.6. Its entries send
+	// no conntrack events (ct event set 0): once anyone listens (the port
+	// guard does) the kernel builds a message for every event of every
+	// entry, and the NAT66 half of each session was half of that work,
+	// which no listener of platd's needs; the IPv4 half still tells.
 	cc.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: nftexpr.Join(
 		nftexpr.OIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV6),
 		nftexpr.AddrIn(nftexpr.IPv6Src, c.clatRange, expr.CmpOpEq), nftexpr.CtMarkOr(sessionMark),
-		[]expr.Any{&expr.Immediate{Register: 1, Data: natAddr6[:]},
+		[]expr.Any{&expr.Immediate{Register: 1, Data: []byte{0, 0, 0, 0}},
+			&expr.Ct{Key: expr.CtKeyEVENTMASK, Register: 1, SourceRegister: true},
+			&expr.Immediate{Register: 1, Data: natAddr6[:]},
 			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV6, RegAddrMin: 1, RegAddrMax: 1}})})
 	// IPv4 SNAT to the uplink in platd's port range.
 	if wan.IsValid() {
