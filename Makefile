@@ -2,7 +2,7 @@
 # make test      unit + fuzz (bounded) + end-to-end tests in network namespaces (root)
 # make test-mips packet tests cross-compiled for big-endian MIPS, run under qemu-mips-static
 # make demo      the lab in network namespaces, narrated (root)
-# make bench-clat  throughput: kernel forwarding vs TAYGA vs clatd, one run
+# make bench-clat  kernel IPv4/IPv6 forwarding vs TAYGA vs clatd (TUN, fast path): TCP, UDP pps, CPU/packet
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 DAEMONS := clatd platd prefixd l3roamd

@@ -28,12 +28,18 @@ func udpFlood(addr string, size int, d time.Duration, flows int, pps int) error 
 	var wg sync.WaitGroup
 	end := time.Now().Add(d)
 	for f := 0; f < flows; f++ {
-		c, err := net.Dial("udp4", addrs[f])
+		c, err := net.Dial("udp", addrs[f])
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		pc := ipv4.NewPacketConn(c.(*net.UDPConn))
+		// sendmmsg through x/net's batch writer of the address's family
+		var pc interface {
+			WriteBatch([]ipv4.Message, int) (int, error)
+		} = ipv4.NewPacketConn(c.(*net.UDPConn))
+		if c.RemoteAddr().(*net.UDPAddr).IP.To4() == nil {
+			pc = ipv6.NewPacketConn(c.(*net.UDPConn))
+		}
 		msgs := make([]ipv4.Message, 64)
 		payload := make([]byte, size)
 		for i := range msgs {
