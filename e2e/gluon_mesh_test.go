@@ -163,6 +163,37 @@ func meshUp(t *testing.T, nodes ...*gluonNode) {
 			return strings.Contains(n.babelDump(), "add interface vx_mesh_other up true")
 		}, "/etc/init.d/gluon-mesh-babel", "reload")
 	}
+	// This project's l3roamd has them without help, whenever they came up
+	// (interface events while it starts included).
+	for _, n := range nodes {
+		if !n.running("l3roamd") {
+			continue // the mixed mesh's node with the C l3roamd
+		}
+		if !netlab.WaitFor(20*time.Second, func() bool { ok, _ := n.l3roamdOnTheMesh(); return ok }) {
+			_, why := n.l3roamdOnTheMesh()
+			t.Fatalf("%s: l3roamd is not on the mesh: %s", n.name, why)
+		}
+	}
+}
+
+// l3roamdOnTheMesh reports whether l3roamd has every mesh device Gluon
+// lists (get_meshifs) and takes intercom multicast on it (ff02::5523
+// joined on the device of now), and else why not.
+func (n *gluonNode) l3roamdOnTheMesh() (bool, string) {
+	devs, _ := n.exec("gluon-list-mesh-interfaces")
+	have, _ := n.exec("xlatctl", "l3roamd", "get_meshifs")
+	if len(strings.Fields(devs)) == 0 {
+		return false, "Gluon lists no mesh device"
+	}
+	for _, dev := range strings.Fields(devs) {
+		if !strings.Contains(have, `"`+dev+`"`) {
+			return false, fmt.Sprintf("get_meshifs %s lacks %s", strings.TrimSpace(have), dev)
+		}
+		if maddr, _ := n.exec("ip", "-6", "maddr", "show", "dev", dev); !strings.Contains(maddr, "ff02::5523") {
+			return false, fmt.Sprintf("%s has not joined ff02::5523:\n%s", dev, maddr)
+		}
+	}
+	return true, ""
 }
 
 // mendOnce waits 30 s for ok on the node; if it does not hold, it says so

@@ -364,10 +364,16 @@ func TestGluonReconfigure(t *testing.T) {
 }
 
 // TestGluonDaemonsRespawn: procd restarts the daemons however often they
-// die: each is killed 6 times within a minute and runs again after.
+// die: each is killed 6 times within a minute and runs again after; and
+// l3roamd keeps Gluon's mesh devices across its restarts and netifd's.
 func TestGluonDaemonsRespawn(t *testing.T) {
 	t.Parallel() // a lab of its own; it mostly waits for Babel
-	_, n, _ := bootGluonNode(t)
+	l := netlab.New(t)
+	n := newGluonNode(t, l, "g1")
+	gluonPorts(l, n, "02:00:00:00:01:01", true)
+	l.Link(n.ns, "mesh0", l.NS("peer"), "m0") // a mesh port: Gluon's mesh VXLAN comes up on it
+	bootAll(n)
+	meshUp(t, n)
 	daemons := []string{"clatd", "prefixd", "l3roamd"}
 	pid := func(d string) string { out, _ := n.exec("pidof", d); return strings.TrimSpace(out) }
 	start := time.Now()
@@ -386,6 +392,83 @@ func TestGluonDaemonsRespawn(t *testing.T) {
 		if !netlab.WaitFor(15*time.Second, func() bool { return n.running(d) && pid(d) != "" }) {
 			t.Errorf("%s was not restarted after 6 deaths", d)
 		}
+	}
+
+	// l3roamd keeps the mesh devices of now, not those of its start: the
+	// mesh VXLAN comes up only after l3roamd started (an interface event
+	// adds it); procd restarts a killed l3roamd with the command line of
+	// that start; then netifd makes the VXLAN anew (another index).
+	const meshIf = "mesh_other" // the wired mesh's interface; its VXLAN is a dynamic one of netifd's
+	dev := strings.TrimSpace(n.must("sh", "-c", "gluon-list-mesh-interfaces | head -n 1"))
+	onMesh := func(within time.Duration) (bool, string) {
+		var why string
+		ok := netlab.WaitFor(within, func() bool { var ok bool; ok, why = n.l3roamdOnTheMesh(); return ok })
+		return ok, why
+	}
+	if ok, why := onMesh(20 * time.Second); !ok {
+		t.Fatalf("l3roamd is not on the mesh after 6 deaths: %s", why)
+	}
+	n.must("ifdown", meshIf)
+	n.must("/etc/init.d/l3roamd", "restart")
+	if !netlab.WaitFor(15*time.Second, func() bool {
+		out, err := n.exec("xlatctl", "l3roamd", "get_meshifs")
+		return err == nil && !strings.Contains(out, dev)
+	}) {
+		t.Fatalf("%s down, l3roamd restarted: %s", meshIf, n.must("xlatctl", "l3roamd", "get_meshifs"))
+	}
+	n.must("ifup", meshIf)
+	if ok, why := onMesh(30 * time.Second); !ok {
+		t.Fatalf("%s came up after l3roamd's start: %s", meshIf, why)
+	}
+	old := pid("l3roamd")
+	n.must("kill", "-9", old)
+	if !netlab.WaitFor(15*time.Second, func() bool { p := pid("l3roamd"); return p != "" && p != old }) {
+		t.Fatal("l3roamd was not restarted")
+	}
+	if ok, why := onMesh(15 * time.Second); !ok {
+		t.Errorf("procd restarted l3roamd, which lost the mesh device that came up after its start: %s", why)
+	}
+	index := func() string {
+		out, _ := n.exec("sh", "-c", "ip -o link show dev "+dev+" | cut -d: -f1")
+		return strings.TrimSpace(out)
+	}
+	before := index()
+	n.must("ifup", meshIf) // netifd takes it down and up: a VXLAN made anew
+	if !netlab.WaitFor(30*time.Second, func() bool { i := index(); return i != "" && i != before }) {
+		t.Fatalf("%s is still index %s after ifup %s", dev, before, meshIf)
+	}
+	if ok, why := onMesh(15 * time.Second); !ok {
+		t.Errorf("netifd made %s anew: %s", dev, why)
+	}
+
+	// An owner's own list (UCI mesh_ifs, which Gluon's events leave
+	// alone) is followed by name: a device on it that comes up after
+	// l3roamd's start, and again when made anew, is joined.
+	n.must("uci", "set", "l3roamd.l3roamd.mesh_ifs="+dev)
+	n.must("uci", "commit", "l3roamd")
+	n.must("ifdown", meshIf)
+	n.must("/etc/init.d/l3roamd", "restart")
+	if !netlab.WaitFor(15*time.Second, func() bool {
+		out, _ := n.exec("sh", "-c", "tr '\\0' ' ' < /proc/$(pidof l3roamd)/cmdline")
+		return strings.Contains(out, "-mesh-ifs "+dev)
+	}) {
+		t.Fatal("l3roamd does not run with UCI's mesh_ifs")
+	}
+	n.must("ifup", meshIf)
+	if ok, why := onMesh(20 * time.Second); !ok {
+		t.Errorf("%s of UCI's mesh_ifs came up after l3roamd's start: %s", dev, why)
+	}
+	before = index()
+	n.must("ifup", meshIf)
+	if !netlab.WaitFor(30*time.Second, func() bool { i := index(); return i != "" && i != before }) {
+		t.Fatalf("%s is still index %s after ifup %s", dev, before, meshIf)
+	}
+	if ok, why := onMesh(20 * time.Second); !ok {
+		t.Errorf("netifd made %s of UCI's mesh_ifs anew: %s", dev, why)
+	}
+	// (the daemon's own following did it: no event adds a device of UCI's list)
+	if c, _ := n.statusOf("l3roamd")["counters"].(map[string]any); c["mesh_ifs_rejoined"] != float64(2) {
+		t.Errorf("l3roamd's counters %v, want mesh_ifs_rejoined 2", c)
 	}
 }
 

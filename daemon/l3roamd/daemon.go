@@ -1,10 +1,13 @@
 package l3roamd
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os/exec"
+	"strings"
 	"sync"
 	"time"
 
@@ -120,7 +123,7 @@ func start(c *config) (*daemon, error) {
 	if err := d.applyLocked(); err != nil {
 		return nil, fmt.Errorf("%s: %w", c.backend, err)
 	}
-	for _, m := range c.meshIfs {
+	for _, m := range append(c.meshIfs, listMeshIfs(c.meshIfsCmd)...) {
 		d.addMeshIf(m)
 	}
 	if d.ctl, err = ctlsock.Listen(c.socket, d.commands()); err != nil {
@@ -149,6 +152,23 @@ func start(c *config) (*daemon, error) {
 	go d.watchNeighbours(neigh)
 	go d.expire()
 	return d, nil
+}
+
+// listMeshIfs runs cmd (-mesh-ifs-cmd) and returns the names it prints.
+// procd restarts a daemon that died with the command line of its start,
+// whose -mesh-ifs may be old; Gluon's interface events add only what
+// comes up later.
+func listMeshIfs(cmd string) []string {
+	if cmd == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "/bin/sh", "-c", cmd).Output()
+	if err != nil {
+		slog.Warn("-mesh-ifs-cmd", "cmd", cmd, "err", err)
+	}
+	return strings.Fields(string(out))
 }
 
 func (d *daemon) stop() {
@@ -232,6 +252,7 @@ func (d *daemon) expire() {
 			if tick%6 == 0 {
 				d.reconcileFDB(now)
 			}
+			d.rejoinMeshIfs()
 			d.forgetGone(now)
 			d.mu.Lock()
 			for k, until := range d.seen {

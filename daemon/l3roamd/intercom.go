@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/gluon-464xlat/gluon-464xlat/intercom"
@@ -63,12 +64,51 @@ func (d *daemon) addMeshIf(name string) error {
 		slog.Warn("mesh interface not there (yet)", "if", name, "err", err)
 		return err
 	}
+	return d.joinLocked(name, ifi)
+}
+
+// joinLocked takes ifi as the mesh interface name and joins ff02::5523 on
+// it (mu held).
+func (d *daemon) joinLocked(name string, ifi *net.Interface) error {
 	d.meshIfs[name] = ifi.Index
+	if d.pc == nil { // unit tests
+		return nil
+	}
 	if err := d.pc.JoinGroup(ifi, &net.UDPAddr{IP: intercom.Group.AsSlice()}); err != nil && !errors.Is(err, unix.EADDRINUSE) {
 		slog.Warn("joining ff02::5523", "if", name, "err", err)
 		return err
 	}
 	return nil
+}
+
+// rejoinMeshIfs follows the mesh interfaces by name: one that came up
+// after it was named, or that netifd made anew (a VXLAN recreated on a
+// reload has a new index, and the group membership went with the old
+// device), is joined again; one that went is marked not up. Nobody else
+// tells the daemon: Gluon's interface events re-add only names it lacks.
+func (d *daemon) rejoinMeshIfs() {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return
+	}
+	byName := map[string]*net.Interface{}
+	for i := range ifs {
+		byName[ifs[i].Name] = &ifs[i]
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for name, idx := range d.meshIfs {
+		ifi, ok := byName[name]
+		switch {
+		case !ok && idx != 0:
+			d.meshIfs[name] = 0
+		case ok && ifi.Index != idx:
+			if d.joinLocked(name, ifi) == nil {
+				d.count["mesh_ifs_rejoined"]++
+				slog.Info("mesh interface (re)appeared: joined ff02::5523", "if", name, "index", ifi.Index)
+			}
+		}
+	}
 }
 
 // receive reads one of the two ports. The consent exchange has a port of
@@ -190,6 +230,18 @@ func (d *daemon) floodOn(b []byte, m *intercom.Message) {
 	out[1] = m.TTL - 1
 	d.multicast(out)
 	d.inc("flooded_on")
+}
+
+// meshIfNames is the names of the mesh interfaces, sorted.
+func (d *daemon) meshIfNames() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := []string{}
+	for n := range d.meshIfs {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // upMeshIfs is the names of the mesh interfaces that are there.

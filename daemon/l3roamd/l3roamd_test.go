@@ -446,3 +446,39 @@ func TestClientsExpireAndAreCapped(t *testing.T) {
 		t.Fatalf("after the grace: clients %v, counters %v", d.clients, d.count)
 	}
 }
+
+// A mesh interface is followed by name: one named before it existed, or
+// made anew by netifd (a new index, and the group membership gone with the
+// old device), is taken again on the next tick; one that went is not up.
+func TestMeshInterfacesAreFollowedByName(t *testing.T) {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skip("no lo")
+	}
+	d := testDaemon()
+	d.meshIfs = map[string]int{"lo": lo.Index + 1000, "gone0": 7, "later0": 0}
+	d.rejoinMeshIfs()
+	if d.meshIfs["lo"] != lo.Index || d.meshIfs["gone0"] != 0 || d.meshIfs["later0"] != 0 {
+		t.Errorf("mesh interfaces after a tick: %v, want lo at %d, gone0 and later0 not up", d.meshIfs, lo.Index)
+	}
+	if d.count["mesh_ifs_rejoined"] != 1 {
+		t.Errorf("counters %v, want mesh_ifs_rejoined 1", d.count)
+	}
+	if up := d.upMeshIfs(); len(up) != 1 || up[0] != "lo" {
+		t.Errorf("up mesh interfaces %v", up)
+	}
+}
+
+// -mesh-ifs-cmd: the names the command prints, one a line; a failing
+// command gives what it printed.
+func TestListMeshIfs(t *testing.T) {
+	if got := listMeshIfs("printf 'mesh0\\nvx_mesh_other\\n'"); strings.Join(got, ",") != "mesh0,vx_mesh_other" {
+		t.Errorf("listMeshIfs: %q", got)
+	}
+	if got := listMeshIfs("echo mesh0; exit 3"); strings.Join(got, ",") != "mesh0" {
+		t.Errorf("listMeshIfs of a failing command: %q", got)
+	}
+	if got := listMeshIfs(""); got != nil {
+		t.Errorf("listMeshIfs without a command: %q", got)
+	}
+}

@@ -27,6 +27,7 @@ type config struct {
 	clientDev    string
 	clientBridge string // where clients' MACs are learned (-client-bridge, else clientDev)
 	meshIfs      []string
+	meshIfsCmd   string // prints the mesh interfaces, one a line (run at start)
 	nodeIP       netip.Addr
 	nodeClient   netip.Prefix
 	clientNets   []netip.Prefix
@@ -96,6 +97,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.clientDev, "client-dev", "br-client", "the clients' layer-3 device: their neighbours, node-client IPs, host routes (Gluon: local-node)")
 	fs.StringVar(&c.clientBridge, "client-bridge", "", "the bridge whose learned MACs are the clients (default: -client-dev; Gluon: br-client)")
 	fs.StringVar(&meshIfs, "mesh-ifs", "", "comma-separated mesh interfaces (SEEK multicast); more with add_meshif")
+	fs.StringVar(&c.meshIfsCmd, "mesh-ifs-cmd", "", "shell command printing the mesh interfaces that are up, one a line, run at start besides -mesh-ifs (Gluon: gluon-list-mesh-interfaces; a daemon procd restarts gets the ones of now)")
 	fs.StringVar(&nodeIP, "node-ip", "", "this node's own IPv6 address, the sender of intercom messages (required)")
 	fs.StringVar(&nodeClient, "node-client-prefix", "", "the /64 of node-client IPs (required), e.g. fddd:1337:1:1::/64")
 	fs.Var(&clientNets, "client-prefix", "IPv6 prefixes of the clients' addresses (comma-separated, repeatable)")
@@ -195,7 +197,7 @@ func Main(args []string) {
 		slog.Error("l3roamd could not start", "err", err)
 		os.Exit(1)
 	}
-	slog.Info("l3roamd running", "node_ip", c.nodeIP, "client_dev", c.clientDev, "client_bridge", c.clientBridge, "mesh_ifs", strings.Join(c.meshIfs, ","),
+	slog.Info("l3roamd running", "node_ip", c.nodeIP, "client_dev", c.clientDev, "client_bridge", c.clientBridge, "mesh_ifs", strings.Join(d.meshIfNames(), ","),
 		"clat", c.clat, "plat", c.plat, "own_plat", c.ownPLAT)
 	slog.Info("l3roamd stopping", "signal", cli.WaitForStop().String())
 	d.stop()

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -169,13 +168,7 @@ func (d *daemon) commands() map[string]ctlsock.Handler {
 			return "", nil
 		},
 		"get_meshifs": func([]string) (any, error) {
-			d.mu.Lock()
-			defer d.mu.Unlock()
-			out := []string{}
-			for n := range d.meshIfs {
-				out = append(out, n)
-			}
-			sort.Strings(out)
+			out := d.meshIfNames()
 			// the C daemon's shape, which Gluon's gluon-l3roamd reads
 			// (jsonfilter -e '@.mesh_interfaces[@]')
 			return map[string][]string{"mesh_interfaces": out}, nil
