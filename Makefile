@@ -17,7 +17,7 @@ FUZZTIME ?= 500000x
 # DESIGN.md section 5: OpenWrt arch -> Go target
 TARGETS := mips_24kc:mips:softfloat mipsel_24kc:mipsle:softfloat arm_cortex-a7_neon-vfpv4:arm:7 aarch64_cortex-a53:arm64: x86_64:amd64:
 
-.PHONY: bpf test-bpf test-race test-gluon-mesh bench-mem test-feed bench-roam ipk size test-ipk test-mesh all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat bench-plat bench-failover demo clean deps
+.PHONY: bpf test-bpf test-race test-gluon-mesh bench-mem test-feed bench-roam ipk size test-ipk test-mesh all build cross test test-unit test-e2e test-fuzz test-mips lint bench bench-clat bench-plat bench-failover bench-mips demo clean deps
 
 all: build
 
@@ -132,6 +132,12 @@ bench:
 
 bin/traffic: $(wildcard lab/traffic/*.go internal/netlab/*.go)
 	$(GO) build -o bin/traffic ./lab/traffic
+
+# The fast path where the kernel interprets it (32-bit MIPS, Linux 5.15):
+# Debian's mipsel kernel under qemu, the program with the JIT and without,
+# against the TUN path (lab/bench-mips.sh).
+bench-mips:
+	bash lab/bench-mips.sh
 
 bench-plat: build bin/traffic
 	@[ "$$(id -u)" = 0 ] || { echo "bench-plat needs root"; exit 1; }

@@ -106,6 +106,14 @@ func (p *Program) TestRun(pkt []byte, gsoSize int) (verdict uint32, out []byte, 
 // TestRunOn is TestRun as if the packet left through the device ifindex
 // of this network namespace (0: its loopback device).
 func (p *Program) TestRunOn(ifindex int, pkt []byte, gsoSize int) (verdict uint32, out []byte, err error) {
+	verdict, out, _, err = p.TestRunRepeat(ifindex, pkt, gsoSize, 1)
+	return verdict, out, err
+}
+
+// TestRunRepeat is TestRunOn run repeat times in the kernel; it also
+// returns the kernel's mean time per run in ns (for benchmarks: the
+// interpreter against the JIT).
+func (p *Program) TestRunRepeat(ifindex int, pkt []byte, gsoSize int, repeat uint32) (verdict uint32, out []byte, ns uint32, err error) {
 	out = make([]byte, len(pkt)+256)
 	var ctx [192]byte // struct __sk_buff
 	binary.NativeEndian.PutUint32(ctx[40:], uint32(ifindex))
@@ -117,14 +125,14 @@ func (p *Program) TestRunOn(ifindex int, pkt []byte, gsoSize int) (verdict uint3
 		ctxSizeIn, ctxSizeOut       uint32
 		ctxIn, ctxOut               uint64
 	}{fd: uint32(p.fd), sizeIn: uint32(len(pkt)), sizeOut: uint32(len(out)),
-		in: uint64(uintptr(unsafe.Pointer(&pkt[0]))), out: uint64(uintptr(unsafe.Pointer(&out[0]))), repeat: 1,
+		in: uint64(uintptr(unsafe.Pointer(&pkt[0]))), out: uint64(uintptr(unsafe.Pointer(&out[0]))), repeat: repeat,
 		ctxSizeIn: uint32(len(ctx)), ctxIn: uint64(uintptr(unsafe.Pointer(&ctx[0])))}
 	_, err = bpf(unix.BPF_PROG_TEST_RUN, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	runtime.KeepAlive(pkt)
 	runtime.KeepAlive(out)
 	runtime.KeepAlive(&ctx)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
-	return attr.retval, out[:attr.sizeOut], nil
+	return attr.retval, out[:attr.sizeOut], attr.duration, nil
 }

@@ -143,7 +143,7 @@ func Load() (*Program, error) {
 	}
 	if p.fd, err = progLoad(insns, 0); err != nil {
 		// again with the verifier's log, for its last lines
-		_, err = progLoad(insns, 4<<20)
+		_, err = progLoad(insns, 64<<20)
 		p.fd = -1
 		p.Close()
 		return nil, err
@@ -153,7 +153,12 @@ func Load() (*Program, error) {
 
 // progLoad is BPF_PROG_LOAD; with logSize, a failure's error has the
 // last lines of the verifier's log.
-func progLoad(insns []byte, logSize int) (int, error) {
+func progLoad(insns []byte, logSize int) (int, error) { return progLoadFlags(insns, logSize, 0) }
+
+// progLoadFlags is progLoad with BPF_PROG_LOAD's prog_flags (the tests
+// use BPF_F_STRICT_ALIGNMENT: the verifier then checks packet accesses
+// as it does on MIPS, which has no efficient unaligned access).
+func progLoadFlags(insns []byte, logSize int, flags uint32) (int, error) {
 	license := []byte("GPL\x00")
 	logBuf := make([]byte, max(logSize, 1))
 	attr := struct {
@@ -167,6 +172,7 @@ func progLoad(insns []byte, logSize int) (int, error) {
 	}{
 		progType: unix.BPF_PROG_TYPE_SCHED_CLS, insnCnt: uint32(len(insns) / 8),
 		insns: uint64(uintptr(unsafe.Pointer(&insns[0]))), license: uint64(uintptr(unsafe.Pointer(&license[0]))),
+		progFlags: flags,
 	}
 	if logSize > 0 {
 		attr.logLevel, attr.logSize, attr.logBuf = 1, uint32(logSize), uint64(uintptr(unsafe.Pointer(&logBuf[0])))
@@ -177,10 +183,23 @@ func progLoad(insns []byte, logSize int) (int, error) {
 	runtime.KeepAlive(license)
 	runtime.KeepAlive(logBuf)
 	if err != nil {
-		lines := strings.Split(strings.TrimSpace(string(bytes.TrimRight(logBuf, "\x00"))), "\n")
-		return -1, fmt.Errorf("BPF program: %w\n%s", err, strings.Join(lines[max(0, len(lines)-8):], "\n"))
+		return -1, fmt.Errorf("BPF program: %w\n%s", err, verifierSays(string(bytes.TrimRight(logBuf, "\x00"))))
 	}
 	return fd, nil
+}
+
+// verifierSays is what a failure's log says: its messages (the lines
+// that are not an instruction or a state, the reason among them, which
+// need not be near the end) and its last lines.
+func verifierSays(log string) string {
+	lines := strings.Split(strings.TrimSpace(strings.ReplaceAll(log, "\x00", "")), "\n")
+	var msgs []string
+	for _, l := range lines {
+		if l != "" && (l[0] < '0' || l[0] > '9') && l[0] != ' ' && l[0] != ';' && !strings.HasPrefix(l, "from ") {
+			msgs = append(msgs, l)
+		}
+	}
+	return strings.Join(msgs[max(0, len(msgs)-6):], "\n") + "\n...\n" + strings.Join(lines[max(0, len(lines)-4):], "\n")
 }
 
 // relocate returns the program's instructions with the map references

@@ -163,20 +163,28 @@ INLINE int is_proto(struct __sk_buff *skb, __u32 off, __u8 proto)
 	return *p == proto;
 }
 
+// The IP headers as the program reads them in the packet: 2-byte
+// aligned. A MIPS kernel (no efficient unaligned access) has the verifier
+// refuse a packet access it cannot prove aligned, assuming the IP header
+// at 2 bytes past a word (NET_IP_ALIGN): so the program reads the
+// packet 2 bytes at a time at most, at even offsets from the IP header
+// (which starts at 0 or at 14, ETH_HLEN), never a 32-bit word.
+#define PKT __attribute__((packed, aligned(2)))
+
 struct iphdr4 {
 	__u8 vihl, tos;
 	__u16 tot, id, frag;
 	__u8 ttl, proto;
 	__u16 check;
 	__u32 src, dst;
-};
+} PKT;
 
 struct iphdr6 {
 	__u32 vtf;
 	__u16 plen;
 	__u8 nh, hop;
 	__u32 src[4], dst[4];
-};
+} PKT;
 
 // The ICMPv6 pseudo-header's sum, as 40 bytes for bpf_csum_diff.
 struct pseudo6 {
@@ -396,7 +404,7 @@ INLINE int xlat4to6(struct __sk_buff *skb, struct cfg *c, __u32 off, int early)
 // RFC 7915 section 5: IPv6 to IPv4.
 INLINE int xlat6to4(struct __sk_buff *skb, struct cfg *c)
 {
-	__u32 off = c->l3off;
+	__u32 off = c->l3off & 0xe; // (0 or 14: known to be even)
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct iphdr6 *ip = data + off;
 	if ((void *)(ip + 1) + 8 > end)
@@ -408,9 +416,13 @@ INLINE int xlat6to4(struct __sk_buff *skb, struct cfg *c)
 	if (!c->has_plat || d[0] == 0xff)
 		return pass(C_PASS_ADDRESS);
 	// the client's CLAT::a.b.c.d from PLAT::w.x.y.z (platd: from
-	// PLAT::192.0.0.6 to PLAT::w.x.y.z)
+	// PLAT::192.0.0.6 to PLAT::w.x.y.z); the addresses on the stack, where
+	// they are words
+	__u32 src6[4], dst6[4];
+	__builtin_memcpy(src6, ip->src, 16);
+	__builtin_memcpy(dst6, ip->dst, 16);
 	__u32 *cl = (__u32 *)c->clat, *pl = (__u32 *)c->plat;
-	__u32 *own = c->plat_mode ? ip->src : ip->dst, *far = c->plat_mode ? ip->dst : ip->src;
+	__u32 *own = c->plat_mode ? src6 : dst6, *far = c->plat_mode ? dst6 : src6;
 	if (own[0] != cl[0] || own[1] != cl[1] || own[2] != cl[2] || (own[3] & c->mask4) != c->net4 ||
 	    far[0] != pl[0] || far[1] != pl[1] || far[2] != pl[2] || (far[3] & c->mask4) == c->net4)
 		return pass(C_PASS_ADDRESS);
@@ -449,8 +461,8 @@ INLINE int xlat6to4(struct __sk_buff *skb, struct cfg *c)
 	h4.ttl = ip->hop - 1;
 	h4.proto = proto == IPPROTO_ICMPV6_ ? IPPROTO_ICMP : proto;
 	h4.check = 0;
-	h4.src = ip->src[3];
-	h4.dst = ip->dst[3];
+	h4.src = src6[3];
+	h4.dst = dst6[3];
 	__u32 oif = 0;
 	struct bpf_redir_neigh nh;
 	int direct = c->direct && proto != IPPROTO_TCP && h4.ttl > 1 && route4(skb, &h4, l4, &oif, &nh);
@@ -461,8 +473,8 @@ INLINE int xlat6to4(struct __sk_buff *skb, struct cfg *c)
 		__u8 type = l4[0] == 128 ? 8 : 0;
 		__u16 oldw = htons((__u16)l4[0] << 8), neww = htons((__u16)type << 8);
 		struct pseudo6 ph;
-		__builtin_memcpy(ph.src, ip->src, 16);
-		__builtin_memcpy(ph.dst, ip->dst, 16);
+		__builtin_memcpy(ph.src, src6, 16);
+		__builtin_memcpy(ph.dst, dst6, 16);
 		ph.len = htonl(plen);
 		ph.nh = htonl(IPPROTO_ICMPV6_);
 		__s64 diff = bpf_csum_diff((void *)&ph, sizeof(ph), 0, 0, 0);
@@ -501,7 +513,7 @@ SEC("tc") int clat_egress(struct __sk_buff *skb)
 	if (skb->protocol == htons(ETH_P_IP)) {
 		if (skb->gso_size && !is_proto(skb, c->l3off + 9, IPPROTO_TCP))
 			return pass(C_PASS_GSO);
-		return xlat4to6(skb, c, c->l3off, 0);
+		return xlat4to6(skb, c, c->l3off & 0xe, 0);
 	}
 	if (skb->protocol == htons(ETH_P_IPV6)) {
 		if (skb->gso_size && !is_proto(skb, c->l3off + 6, IPPROTO_TCP))
