@@ -10,7 +10,8 @@
 # Software emulation: compare within the run, not with hardware. The
 # kernel package comes from the Debian archive (the newest 6.1 4kc-malta
 # of bookworm, checked against the archive's index). Needs root only to
-# install qemu-system-mips and cpio when missing.
+# install qemu-system-mips and cpio when missing. TESTS=REGEXP also runs
+# the fast path's tests matching it in that kernel, with and without JIT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -40,8 +41,8 @@ cp "$tunko" "$W/root/tun.ko"
 (cd "$W/root" && find . | cpio -o -H newc --quiet | gzip -1 > "$W/initrd.gz")
 
 timeout 1800 qemu-system-mipsel -M malta -m 256 -nographic -no-reboot -kernel "$vmlinuz" -initrd "$W/initrd.gz" \
-  -append "console=ttyS0 quiet BENCH_N=${BENCH_N:-2000}" < /dev/null > "$W/console" 2>&1 || true
-grep -E '^(mipsvm|jit=|tun|siit)' "$W/console" | tr -d '\r' | tee "$W/out" >&2
+  -append "console=ttyS0 quiet BENCH_N=${BENCH_N:-2000}${TESTS:+ TESTS=$TESTS}" < /dev/null > "$W/console" 2>&1 || true
+grep -E '^(mipsvm|jit=|tun|siit|test)' "$W/console" | tr -d '\r' | tee "$W/out" >&2
 
 metric() { # tag, benchmark name pattern, unit: the figure before the unit
   awk -v t="$1" -v b="$2" -v u="$3" '$1 == t && $2 ~ b { for (i = 3; i < NF; i++) if ($(i+1) == u) print $i }' "$W/out" | head -n 1

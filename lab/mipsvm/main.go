@@ -2,7 +2,10 @@
 // under qemu (lab/bench-mips.sh): it runs the fast path's program in the
 // kernel with the eBPF JIT and with the interpreter (what OpenWrt 23.05's
 // Linux 5.15 has on 32-bit MIPS), a packet's round trip through a TUN and
-// the TUN path's translation, and powers the machine off.
+// the TUN path's translation, and powers the machine off. With TESTS set
+// (the kernel's command line) it also runs the fast path's tests that
+// match it, the program's output checked against the TUN path's, in
+// this MIPS kernel.
 package main
 
 import (
@@ -45,9 +48,13 @@ func main() {
 	if n == "" {
 		n = "2000"
 	}
+	tests := os.Getenv("TESTS") // also the fast path's tests matching this, both ways
 	for _, jit := range []string{"1", "0"} {
 		if err := os.WriteFile("/proc/sys/net/core/bpf_jit_enable", []byte(jit), 0); err != nil {
 			fmt.Println("mipsvm: bpf_jit_enable:", err)
+		}
+		if tests != "" {
+			run("test jit="+jit, "/fastpath.test", "-test.run", tests)
 		}
 		run("jit="+jit, "/fastpath.test", "-test.run", "^$", "-test.bench", "BenchmarkInKernel", "-test.benchtime", n+"x")
 	}
