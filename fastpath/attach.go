@@ -106,14 +106,13 @@ func (p *Program) TestRun(pkt []byte, gsoSize int) (verdict uint32, out []byte, 
 // TestRunOn is TestRun as if the packet left through the device ifindex
 // of this network namespace (0: its loopback device).
 func (p *Program) TestRunOn(ifindex int, pkt []byte, gsoSize int) (verdict uint32, out []byte, err error) {
-	verdict, out, _, err = p.TestRunRepeat(ifindex, pkt, gsoSize, 1)
+	verdict, out, _, err = p.testRunTimed(ifindex, pkt, gsoSize)
 	return verdict, out, err
 }
 
-// TestRunRepeat is TestRunOn run repeat times in the kernel; it also
-// returns the kernel's mean time per run in ns (for benchmarks: the
-// interpreter against the JIT).
-func (p *Program) TestRunRepeat(ifindex int, pkt []byte, gsoSize int, repeat uint32) (verdict uint32, out []byte, ns uint32, err error) {
+// testRunTimed is TestRunOn that also returns the kernel's time for the
+// run in ns (for benchmarks: the interpreter against the JIT).
+func (p *Program) testRunTimed(ifindex int, pkt []byte, gsoSize int) (verdict uint32, out []byte, ns uint32, err error) {
 	out = make([]byte, len(pkt)+256)
 	var ctx [192]byte // struct __sk_buff
 	binary.NativeEndian.PutUint32(ctx[40:], uint32(ifindex))
@@ -125,7 +124,7 @@ func (p *Program) TestRunRepeat(ifindex int, pkt []byte, gsoSize int, repeat uin
 		ctxSizeIn, ctxSizeOut       uint32
 		ctxIn, ctxOut               uint64
 	}{fd: uint32(p.fd), sizeIn: uint32(len(pkt)), sizeOut: uint32(len(out)),
-		in: uint64(uintptr(unsafe.Pointer(&pkt[0]))), out: uint64(uintptr(unsafe.Pointer(&out[0]))), repeat: repeat,
+		in: uint64(uintptr(unsafe.Pointer(&pkt[0]))), out: uint64(uintptr(unsafe.Pointer(&out[0]))), repeat: 1,
 		ctxSizeIn: uint32(len(ctx)), ctxIn: uint64(uintptr(unsafe.Pointer(&ctx[0])))}
 	_, err = bpf(unix.BPF_PROG_TEST_RUN, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	runtime.KeepAlive(pkt)

@@ -29,21 +29,14 @@ func BenchmarkInKernel(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			p := loadForTest(b)
-			eth := make([]byte, 14, 14+len(bc.pkt))
-			want := uint32(actRedirect)
-			switch bc.pkt[0] >> 4 {
-			case 4:
-				binary.BigEndian.PutUint16(eth[12:], 0x0800)
-			case 6:
-				binary.BigEndian.PutUint16(eth[12:], 0x86dd)
-			default:
-				binary.BigEndian.PutUint16(eth[12:], 0x0806)
+			pkt, want := frame(bc.pkt), uint32(actRedirect)
+			if v := bc.pkt[0] >> 4; v != 4 && v != 6 {
+				binary.BigEndian.PutUint16(pkt[12:], 0x0806)
 				want = actOK
 			}
-			pkt := append(eth, bc.pkt...)
 			runs := make([]uint32, b.N)
 			for i := range runs {
-				v, _, ns, err := p.TestRunRepeat(0, pkt, 0, 1)
+				v, _, ns, err := p.testRunTimed(0, pkt, 0)
 				if err != nil || v != want {
 					b.Fatalf("verdict %d, %v: want %d", v, err, want)
 				}

@@ -88,10 +88,9 @@ func compare(t *testing.T, p *Program, tr *siit.Translator, name string, pkt []b
 	return compareGSO(t, p, tr, name, pkt, 0)
 }
 
-// compareGSO is compare for a GSO packet of segments of gsoSize bytes
-// (0: not GSO).
-func compareGSO(t *testing.T, p *Program, tr *siit.Translator, name string, pkt []byte, gsoSize int) bool {
-	t.Helper()
+// frame is pkt behind an Ethernet header, as a test run wants it: IPv6's
+// type for an IPv6 packet, else IPv4's.
+func frame(pkt []byte) []byte {
 	eth := make([]byte, 14, 14+len(pkt))
 	copy(eth[0:], []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2})
 	if len(pkt) > 0 && pkt[0]>>4 == 6 {
@@ -99,7 +98,14 @@ func compareGSO(t *testing.T, p *Program, tr *siit.Translator, name string, pkt 
 	} else {
 		binary.BigEndian.PutUint16(eth[12:], 0x0800)
 	}
-	verdict, out, err := p.TestRun(append(eth, pkt...), gsoSize)
+	return append(eth, pkt...)
+}
+
+// compareGSO is compare for a GSO packet of segments of gsoSize bytes
+// (0: not GSO).
+func compareGSO(t *testing.T, p *Program, tr *siit.Translator, name string, pkt []byte, gsoSize int) bool {
+	t.Helper()
+	verdict, out, err := p.TestRun(frame(pkt), gsoSize)
 	if errors.Is(err, unix.EINVAL) && (len(pkt) < 20 || pkt[0]>>4 == 6 && len(pkt) < 40) {
 		return false // a test run needs the IP header whole; no shorter packet is routed to the TUN
 	}

@@ -142,8 +142,8 @@ func Load() (*Program, error) {
 		return nil, err
 	}
 	if p.fd, err = progLoad(insns, 0); err != nil {
-		// again with the verifier's log, for its last lines
-		_, err = progLoad(insns, 64<<20)
+		// again with the verifier's log, for what it says
+		_, err = progLoad(insns, 4<<20)
 		p.fd = -1
 		p.Close()
 		return nil, err

@@ -37,12 +37,9 @@ func BenchmarkRoundTrip(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer d.Close()
-	for _, f := range []string{"ipv4/ip_forward", "ipv4/conf/all/send_redirects", "ipv4/conf/all/rp_filter"} {
-		v := "0"
-		if f == "ipv4/ip_forward" {
-			v = "1"
-		}
-		if err := os.WriteFile("/proc/sys/net/"+f, []byte(v), 0); err != nil {
+	for _, s := range [][2]string{{"ipv4/ip_forward", "1"}, {"ipv4/conf/all/send_redirects", "0"},
+		{"ipv4/conf/bt0/send_redirects", "0"}, {"ipv4/conf/all/rp_filter", "0"}} {
+		if err := os.WriteFile("/proc/sys/net/"+s[0], []byte(s[1]), 0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -61,7 +58,6 @@ func BenchmarkRoundTrip(b *testing.B) {
 	if err := netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst}); err != nil {
 		b.Fatal(err)
 	}
-	os.WriteFile("/proc/sys/net/ipv4/conf/bt0/send_redirects", []byte("0"), 0)
 	// UDP, 64 bytes, 10.0.0.2 -> 192.0.2.1
 	pkt := make([]byte, 64)
 	pkt[0], pkt[8], pkt[9] = 0x45, 64, header.ProtoUDP
