@@ -428,18 +428,23 @@ func TestGluonDaemonsRespawn(t *testing.T) {
 	if ok, why := onMesh(15 * time.Second); !ok {
 		t.Errorf("procd restarted l3roamd, which lost the mesh device that came up after its start: %s", why)
 	}
-	index := func() string {
-		out, _ := n.exec("sh", "-c", "ip -o link show dev "+dev+" | cut -d: -f1")
-		return strings.TrimSpace(out)
+	// remake has netifd take the mesh down and up (a VXLAN made anew, at
+	// another index) and checks that l3roamd follows within
+	remake := func(what string, within time.Duration) {
+		index := func() string {
+			out, _ := n.exec("sh", "-c", "ip -o link show dev "+dev+" | cut -d: -f1")
+			return strings.TrimSpace(out)
+		}
+		before := index()
+		n.must("ifup", meshIf)
+		if !netlab.WaitFor(30*time.Second, func() bool { i := index(); return i != "" && i != before }) {
+			t.Fatalf("%s is still index %s after ifup %s", dev, before, meshIf)
+		}
+		if ok, why := onMesh(within); !ok {
+			t.Errorf("netifd made %s%s anew: %s", dev, what, why)
+		}
 	}
-	before := index()
-	n.must("ifup", meshIf) // netifd takes it down and up: a VXLAN made anew
-	if !netlab.WaitFor(30*time.Second, func() bool { i := index(); return i != "" && i != before }) {
-		t.Fatalf("%s is still index %s after ifup %s", dev, before, meshIf)
-	}
-	if ok, why := onMesh(15 * time.Second); !ok {
-		t.Errorf("netifd made %s anew: %s", dev, why)
-	}
+	remake("", 15*time.Second)
 
 	// An owner's own list (UCI mesh_ifs, which Gluon's events leave
 	// alone) is followed by name: a device on it that comes up after
@@ -458,14 +463,7 @@ func TestGluonDaemonsRespawn(t *testing.T) {
 	if ok, why := onMesh(20 * time.Second); !ok {
 		t.Errorf("%s of UCI's mesh_ifs came up after l3roamd's start: %s", dev, why)
 	}
-	before = index()
-	n.must("ifup", meshIf)
-	if !netlab.WaitFor(30*time.Second, func() bool { i := index(); return i != "" && i != before }) {
-		t.Fatalf("%s is still index %s after ifup %s", dev, before, meshIf)
-	}
-	if ok, why := onMesh(20 * time.Second); !ok {
-		t.Errorf("netifd made %s of UCI's mesh_ifs anew: %s", dev, why)
-	}
+	remake(" of UCI's mesh_ifs", 20*time.Second)
 	// (the daemon's own following did it: no event adds a device of UCI's list)
 	if c, _ := n.statusOf("l3roamd")["counters"].(map[string]any); c["mesh_ifs_rejoined"] != float64(2) {
 		t.Errorf("l3roamd's counters %v, want mesh_ifs_rejoined 2", c)

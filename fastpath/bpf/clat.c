@@ -402,9 +402,8 @@ INLINE int xlat4to6(struct __sk_buff *skb, struct cfg *c, __u32 off, int early)
 }
 
 // RFC 7915 section 5: IPv6 to IPv4.
-INLINE int xlat6to4(struct __sk_buff *skb, struct cfg *c)
+INLINE int xlat6to4(struct __sk_buff *skb, struct cfg *c, __u32 off)
 {
-	__u32 off = c->l3off & 0xe; // (0 or 14: known to be even)
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct iphdr6 *ip = data + off;
 	if ((void *)(ip + 1) + 8 > end)
@@ -510,15 +509,16 @@ SEC("tc") int clat_egress(struct __sk_buff *skb)
 			return TC_ACT_OK;
 		return xlat4to6(skb, c, ETH_HLEN, 1);
 	}
+	__u32 off = c->l3off & 0xe; // (0 or 14: known to be even)
 	if (skb->protocol == htons(ETH_P_IP)) {
-		if (skb->gso_size && !is_proto(skb, c->l3off + 9, IPPROTO_TCP))
+		if (skb->gso_size && !is_proto(skb, off + 9, IPPROTO_TCP))
 			return pass(C_PASS_GSO);
-		return xlat4to6(skb, c, c->l3off & 0xe, 0);
+		return xlat4to6(skb, c, off, 0);
 	}
 	if (skb->protocol == htons(ETH_P_IPV6)) {
-		if (skb->gso_size && !is_proto(skb, c->l3off + 6, IPPROTO_TCP))
+		if (skb->gso_size && !is_proto(skb, off + 6, IPPROTO_TCP))
 			return pass(C_PASS_GSO);
-		return xlat6to4(skb, c);
+		return xlat6to4(skb, c, off);
 	}
 	return TC_ACT_OK;
 }
