@@ -165,7 +165,7 @@ bench-mem:
 	@grep -E '^memory ' /tmp/bench-mem.log
 	@grep -E '^bench-mem:' /tmp/bench-mem.log
 
-bench-clat: build
+bench-clat: build bin/traffic
 	@[ "$$(id -u)" = 0 ] || { echo "bench-clat needs root"; exit 1; }
 	$(GO) test -run '^$$' -bench . -benchmem ./siit | grep -E '^Benchmark'
 	bash lab/bench-clat.sh
