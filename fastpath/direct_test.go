@@ -9,32 +9,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"testing"
 
 	"github.com/gluon-464xlat/gluon-464xlat/header"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
-
-// inPrivateNetns runs f on a thread of its own in a new network namespace
-// (the thread dies with it).
-func inPrivateNetns(t *testing.T, f func()) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a network namespace")
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // no unlock: the thread ends with the namespace
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			t.Errorf("unshare: %v", err)
-			return
-		}
-		f()
-	}()
-	<-done
-}
 
 // directLab is a node's routing in a private namespace: "clat" (a veth
 // standing in for the TUN: the program only needs its index), the mesh
@@ -136,7 +117,7 @@ func tryOn(p *Program, dev int, pkt []byte) (uint32, []byte, error) {
 // own: platd's NAT66), and everything once SetRoamed had too many clients.
 func TestDirectSendsUDPAndEchoOutUnlessNetfilterMustSeeThem(t *testing.T) {
 	for _, gw := range []bool{true, false} {
-		inPrivateNetns(t, func() {
+		netlab.InPrivateNetns(t, func() {
 			dev, _ := directLab(t, gw)
 			p := loadForTest(t)
 			cfg := fastConfig()
@@ -215,7 +196,7 @@ func TestDirectSendsUDPAndEchoOutUnlessNetfilterMustSeeThem(t *testing.T) {
 // packet as the egress makes of the client's packet forwarded (TTL one
 // less). Everything else it leaves exactly as it came, for the stack.
 func TestEarlySendsClientsUDPAndEchoBeforeTheIPv4Pass(t *testing.T) {
-	inPrivateNetns(t, func() {
+	netlab.InPrivateNetns(t, func() {
 		dev, lan := directLab(t, true)
 		p := loadForTest(t)
 		cfg := fastConfig()

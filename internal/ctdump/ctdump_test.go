@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
 	"github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
 )
@@ -15,18 +16,8 @@ import (
 // entries of both families, some with the mark bit; each filter streams
 // exactly its share, and the whole table more than one read holds.
 func TestEachSelectsInTheKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a network namespace")
-	}
 	const mark = 1 << 30
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // the thread dies with the namespace: no unlock
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			t.Errorf("unshare: %v", err)
-			return
-		}
+	netlab.InPrivateNetns(t, func() {
 		c, err := conntrack.Dial(nil)
 		if err != nil {
 			t.Errorf("dial: %v", err)
@@ -65,8 +56,7 @@ func TestEachSelectsInTheKernel(t *testing.T) {
 				t.Errorf("%+v: %d entries, want %d", f, got, n)
 			}
 		}
-	}()
-	<-done
+	})
 }
 
 // Against the kernel's conntrack in a network namespace of its own: Watch

@@ -1,14 +1,12 @@
 package xtables
 
 import (
-	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/netlab"
 )
 
 // The restore script declares every chain before any rule (a rule may jump
@@ -37,22 +35,10 @@ func TestWriteScript(t *testing.T) {
 // write replaces a chain's rules and hooks it once however often it runs,
 // counters are read per rule, remove leaves nothing, twice.
 func TestWriteAndRemoveWithIPTablesLegacy(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a network namespace")
-	}
 	if _, err := exec.LookPath("iptables-legacy-restore"); err != nil {
 		t.Skip("no iptables-legacy-restore")
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// this goroutine's thread moves to a new network namespace and
-		// dies with it (no UnlockOSThread), so nothing else runs there
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			t.Errorf("unshare: %v", err)
-			return
-		}
+	netlab.InPrivateNetns(t, func() {
 		f := New("iptables-legacy")
 		chains := []Chain{
 			{Table: "filter", Name: "T_FWD", Hook: "FORWARD", Rules: [][]string{{"-s", "10.0.0.1", "-j", "T_FULL"}, {"-j", "DROP"}}},
@@ -95,6 +81,5 @@ func TestWriteAndRemoveWithIPTablesLegacy(t *testing.T) {
 		if strings.Contains(string(out), "T_") {
 			t.Errorf("left behind:\n%s", out)
 		}
-	}()
-	<-done
+	})
 }
