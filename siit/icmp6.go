@@ -101,7 +101,12 @@ func (t *Translator) icmpErr6to4(k *compiled, pkt []byte, l4 int, v *hdr4, out *
 	}
 	mlen := header.ICMPLen + n
 	binary.BigEndian.PutUint16(m[2:], header.Checksum(m[:mlen], 0))
-	v.proto, v.df, v.frag, v.id = header.ProtoICMP, false, false, t.nextID()
+	// (DF clear: the error is at most 576 bytes. An error that came in an
+	// atomic fragment keeps its Identification, section 5.1.1.)
+	if !v.frag {
+		v.id = t.nextID()
+	}
+	v.proto, v.df, v.frag = header.ProtoICMP, false, false
 	v.write(b, mlen)
 	out.add(t.scratch, Headroom, header.IPv4MinLen+mlen, header.Offload{})
 	t.Stats.Out6to4.Add(1)

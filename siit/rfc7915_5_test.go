@@ -295,30 +295,40 @@ func TestRFC7915Section5_3ErrorAboutAnErrorDropped(t *testing.T) {
 }
 
 // RFC 7915 section 5.1.1 and RFC 6946: an atomic fragment (Fragment header,
-// offset 0, M clear) carries the whole packet, so an ICMPv6 Echo in one is
-// translated (its checksum is computable), with the Identification's low
-// 16 bits and DF clear; a real first fragment of ICMPv6 is still dropped.
+// offset 0, M clear) carries the whole packet, so an ICMPv6 Echo or error in
+// one is translated (its checksum is computable), with the Identification's
+// low 16 bits and DF clear; a real first fragment of ICMPv6 is still dropped.
 func TestRFC7915Section5_1_1AtomicFragmentICMPv6(t *testing.T) {
 	tr := newT(t)
 	full := build(t, ip6(layers.IPProtocolICMPv6, client6, server6),
 		&layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(128, 0)}, &layers.ICMPv6Echo{Identifier: 7, SeqNumber: 1}, payloadOf(32))
-	withFrag := func(more bool) []byte {
-		f := append(append([]byte(nil), full[:40]...), make([]byte, 8)...)
-		f[6] = header.ProtoIPv6Frag
-		header.IPv6Frag(f[40:]).Set(header.ProtoICMPv6, 0, more, 0xabcd1234)
-		f = append(f, full[40:]...)
-		header.IPv6(f).SetPayloadLen(len(f) - 40)
-		return f
-	}
-	out := one(t, tr, withFrag(false))
+	out := one(t, tr, atomicFragment(full, false))
 	checkPacket(t, out)
 	h := header.IPv4(out)
 	if h.Protocol() != header.ProtoICMP || out[20] != 8 || h.ID() != 0x1234 || h.DF() || h.MF() || h.FragOffset() != 0 {
 		t.Fatalf("proto %d type %d id %#x DF %v MF %v offset %d", h.Protocol(), out[20], h.ID(), h.DF(), h.MF(), h.FragOffset())
 	}
-	if res, r := run(t, tr, withFrag(true), header.Offload{}); r != DropFragmentedICMP || len(res) != 0 {
+	if res, r := run(t, tr, atomicFragment(full, true), header.Offload{}); r != DropFragmentedICMP || len(res) != 0 {
 		t.Errorf("first fragment of an ICMPv6 message: %v, %d packets out", r, len(res))
 	}
+	// An error (port unreachable) in an atomic fragment: the same
+	// Identification rule holds for the packet the error becomes.
+	out = one(t, tr, atomicFragment(icmp6Packet(t, 1, 4, 0, 100), false))
+	if h := header.IPv4(out); out[20] != 3 || out[21] != 3 || h.ID() != 0x1234 || h.DF() || h.MF() {
+		t.Fatalf("error in an atomic fragment: type %d/%d id %#x DF %v MF %v, want 3/3 id 0x1234", out[20], out[21], h.ID(), h.DF(), h.MF())
+	}
+}
+
+// atomicFragment puts a Fragment header (offset 0, Identification
+// 0xabcd1234, M as more: then a first fragment) between full's IPv6 header
+// and its payload.
+func atomicFragment(full []byte, more bool) []byte {
+	f := append(append([]byte(nil), full[:40]...), make([]byte, 8)...)
+	f[6] = header.ProtoIPv6Frag
+	header.IPv6Frag(f[40:]).Set(full[6], 0, more, 0xabcd1234)
+	f = append(f, full[40:]...)
+	header.IPv6(f).SetPayloadLen(len(f) - 40)
+	return f
 }
 
 // RFC 7915 section 5.1 "Total Length" and RFC 2675: a Payload Length of
