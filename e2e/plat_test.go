@@ -167,6 +167,9 @@ func platEndToEnd(t *testing.T, backend ...string) {
 	t.Run("ICMPv4 port unreachable comes back as ICMPv6", func(t *testing.T) {
 		l.T(t).Must(l.node, netlab.Helper("udp-refused", "["+serverViaPLAT+"]:9")...)
 	})
+	t.Run("RFC 6146 3.5.1: one client endpoint, one IPv4 endpoint for every destination", func(t *testing.T) {
+		platEndpointIndependentMapping(t, l)
+	})
 	t.Run("the fast path as asked", func(t *testing.T) { fastPathAsAsked(t, l.pstatus(t)) })
 	t.Run("ICMPv4 time exceeded comes back as ICMPv6", func(t *testing.T) {
 		// Hop limit 4: exit's kernel takes one, the translator one, the exit's
@@ -282,6 +285,31 @@ func platEndToEnd(t *testing.T, backend ...string) {
 
 // Restarting platd mid-transfer: the sessions live in conntrack, so the
 // transfer continues byte-exact once platd is back.
+// platEndpointIndependentMapping: RFC 6146 section 3.5.1 asks of a NAT64
+// the Endpoint-Independent Mapping of RFC 4787 (REQ-1): datagrams from one
+// IPv6 transport address leave from one IPv4 transport address, whichever
+// server they go to (what STUN-based peer-to-peer setups count on). platd's
+// two NAT steps keep it because both are the kernel's source NAT without
+// random port selection, which reuses a source's mapping while it has one.
+// One CLAT address and port to two servers at two addresses: both must see
+// the same IPv4 source address and port.
+func platEndpointIndependentMapping(t *testing.T, l *platLab) {
+	l.T(t).Must(l.inet, "ip", "addr", "add", "198.51.100.2/24", "dev", "i0")
+	srv := l.T(t).StartServer(l.inet, "udp-echo-log", netlab.Helper("udp-echo-log", "0.0.0.0:5010", "2")...)
+	defer srv.Stop()
+	src := "[" + nodeOwn6 + "]:40123"
+	l.T(t).Must(l.node, netlab.Helper("udp-send", src, "["+serverPLAT+"]:5010", "01")...)
+	l.T(t).Must(l.node, netlab.Helper("udp-send", src, "[fddd:1337:1338:1234:5678:9abc:c633:6402]:5011", "02")...) // PLAT::198.51.100.2
+	from := regexp.MustCompile(`(?m)^from (\S+) seq=`)
+	var seen [][]string
+	if !netlab.WaitFor(5*time.Second, func() bool { seen = from.FindAllStringSubmatch(srv.Log(), -1); return len(seen) == 2 }) {
+		t.Fatalf("the servers did not both hear the client:\n%s", srv.Log())
+	}
+	if seen[0][1] != seen[1][1] || !strings.HasPrefix(seen[0][1], "203.0.113.2:") {
+		t.Errorf("one client endpoint left from %s to one server and from %s to the other: want one WAN address and port for both", seen[0][1], seen[1][1])
+	}
+}
+
 func TestPLATRestartKeepsSessions(t *testing.T)         { platRestart(t) }
 func TestPLATRestartKeepsSessionsIPTables(t *testing.T) { platRestart(t, iptablesLegacy...) }
 

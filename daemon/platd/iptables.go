@@ -78,6 +78,7 @@ func (n *iptNAT) install(c *config, wan netip.Addr) error {
 	nat4c := xtables.Chain{Table: "nat", Name: iptNat, Hook: "POSTROUTING"}
 	if wan.IsValid() {
 		nat4c.Rules = append(nat4c.Rules, []string{"-o", c.wanDev, "-s", nat4, "-j", "CONNMARK", "--or-mark", mark})
+		// (no --random: endpoint-independent mapping, as in nft.go)
 		to := fmt.Sprintf("%s:%d-%d", wan, c.portMin, c.portMax)
 		for _, p := range []string{"tcp", "udp"} {
 			nat4c.Rules = append(nat4c.Rules, []string{"-o", c.wanDev, "-s", nat4, "-p", p, "-j", "SNAT", "--to-source", to})

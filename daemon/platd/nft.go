@@ -242,7 +242,10 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 			&expr.Ct{Key: expr.CtKeyEVENTMASK, Register: 1, SourceRegister: true},
 			&expr.Immediate{Register: 1, Data: natAddr6[:]},
 			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV6, RegAddrMin: 1, RegAddrMax: 1}})})
-	// IPv4 SNAT to the uplink in platd's port range.
+	// IPv4 SNAT to the uplink in platd's port range. No random port
+	// selection: without it the kernel reuses a source's mapping for its
+	// next destination, the Endpoint-Independent Mapping RFC 6146 section
+	// 3.5.1 asks for (e2e: platEndpointIndependentMapping).
 	if wan.IsValid() {
 		cc.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: nftexpr.Join(
 			nftexpr.OIF(c.wanDev), nftexpr.NFProto(unix.NFPROTO_IPV4),
