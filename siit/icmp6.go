@@ -101,11 +101,8 @@ func (t *Translator) icmpErr6to4(k *compiled, pkt []byte, l4 int, v *hdr4, out *
 	}
 	mlen := header.ICMPLen + n
 	binary.BigEndian.PutUint16(m[2:], header.Checksum(m[:mlen], 0))
-	// (DF clear: the error is at most 576 bytes. An error that came in an
-	// atomic fragment keeps its Identification, section 5.1.1.)
-	if !v.frag {
-		v.id = t.nextID()
-	}
+	// (DF clear: the error is at most 576 bytes. The Identification is
+	// the one translate6to4 chose for the packet by section 5.1 or 5.1.1.)
 	v.proto, v.df, v.frag = header.ProtoICMP, false, false
 	v.write(b, mlen)
 	out.add(t.scratch, Headroom, header.IPv4MinLen+mlen, header.Offload{})
