@@ -283,8 +283,6 @@ func platEndToEnd(t *testing.T, backend ...string) {
 	})
 }
 
-// Restarting platd mid-transfer: the sessions live in conntrack, so the
-// transfer continues byte-exact once platd is back.
 // platEndpointIndependentMapping: RFC 6146 section 3.5.1 asks of a NAT64
 // the Endpoint-Independent Mapping of RFC 4787 (REQ-1): datagrams from one
 // IPv6 transport address leave from one IPv4 transport address, whichever
@@ -310,6 +308,8 @@ func platEndpointIndependentMapping(t *testing.T, l *platLab) {
 	}
 }
 
+// Restarting platd mid-transfer: the sessions live in conntrack, so the
+// transfer continues byte-exact once platd is back.
 func TestPLATRestartKeepsSessions(t *testing.T)         { platRestart(t) }
 func TestPLATRestartKeepsSessionsIPTables(t *testing.T) { platRestart(t, iptablesLegacy...) }
 

@@ -323,12 +323,9 @@ func TestRFC7915Section5_1_1AtomicFragmentICMPv6(t *testing.T) {
 // 0xabcd1234, M as more: then a first fragment) between full's IPv6 header
 // and its payload.
 func atomicFragment(full []byte, more bool) []byte {
-	f := append(append([]byte(nil), full[:40]...), make([]byte, 8)...)
-	f[6] = header.ProtoIPv6Frag
-	header.IPv6Frag(f[40:]).Set(full[6], 0, more, 0xabcd1234)
-	f = append(f, full[40:]...)
-	header.IPv6(f).SetPayloadLen(len(f) - 40)
-	return f
+	f := make([]byte, header.IPv6FragLen)
+	header.IPv6Frag(f).Set(0, 0, more, 0xabcd1234) // (insertExt sets the next header)
+	return insertExt(full, header.ProtoIPv6Frag, f)
 }
 
 // RFC 7915 section 5.1 "Total Length" and RFC 2675: a Payload Length of
