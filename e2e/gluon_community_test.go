@@ -81,6 +81,17 @@ func (n *gluonNode) statusOf(daemon string) map[string]any {
 	return st
 }
 
+// statusIfUp is statusOf for a wait: nil while the daemon's socket does not
+// answer (procd restarts it when its UCI changes, as reload_config does)
+func (n *gluonNode) statusIfUp(daemon string) map[string]any {
+	out, err := n.exec("xlatctl", daemon, "status")
+	var st map[string]any
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil {
+		return nil
+	}
+	return st
+}
+
 // TestGluonConfigModeTurnsOnTheExit: a node owner offers the uplink as an
 // IPv4 exit in Config Mode's Advanced settings. The page is driven through
 // gluon-web's own CGI program and Lua (dispatcher, form model, simple-uci),
@@ -177,9 +188,10 @@ func TestGluonConfigModeTurnsOnTheExit(t *testing.T) {
 		}) {
 			t.Fatal("local-node has no link-local address")
 		}
-		// an exit uses its own PLAT (figures that settle before the query)
-		if !netlab.WaitFor(30*time.Second, func() bool { return at(x.statusOf("prefixd"), "current") == plat }) {
-			t.Fatalf("the exit does not use its own PLAT: %v", x.statusOf("prefixd"))
+		// an exit uses its own PLAT (figures that settle before the query);
+		// procd restarts prefixd with the exit's PLAT meanwhile
+		if !netlab.WaitFor(30*time.Second, func() bool { return at(x.statusIfUp("prefixd"), "current") == plat }) {
+			t.Fatalf("the exit does not use its own PLAT: %v", x.statusIfUp("prefixd"))
 		}
 		var reply map[string]any
 		if !netlab.WaitFor(20*time.Second, func() bool {
