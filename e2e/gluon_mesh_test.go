@@ -351,10 +351,7 @@ func (m *gluonMesh) hold(t *testing.T) {
 // usesPLAT waits until node n's prefixd has chosen plat.
 func (m *gluonMesh) usesPLAT(t *testing.T, n *gluonNode, plat string, within time.Duration) {
 	t.Helper()
-	if !netlab.WaitFor(within, func() bool {
-		out, _ := n.exec("xlatctl", "prefixd", "status")
-		return strings.Contains(out, `"current":"`+plat+`"`)
-	}) {
+	if !netlab.WaitFor(within, func() bool { return at(n.statusIfUp("prefixd"), "current") == plat }) {
 		out, _ := n.exec("xlatctl")
 		routes, _ := n.exec("ip", "-6", "route")
 		babel := n.babelDump()
