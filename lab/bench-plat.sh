@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
 # bench-plat: an IPv6 host in clat_range -> exit node -> IPv4 server, for
-# (a) the kernel's own IPv6 forwarding (the server has IPv6 too), (b) TAYGA as
-# NAT64 (dynamic pool + iptables masquerade), (c) platd: TCP Gbit/s (1 and 4
-# streams, median of RUNS), new UDP sessions/s and the CPU time of the whole
-# machine per session (median of RUNS rounds that take the three in turn, so
-# a slow moment of this VM does not fall on one of them only), then 100 000
-# concurrent UDP sessions through platd and its RSS. Needs root, iperf3,
-# tayga, iptables.
+# (a) the kernel's own IPv6 forwarding (the server has IPv6 too), (a') the
+# same with conntrack (a stateful firewall, as fw3/fw4 make every OpenWrt
+# router: one conntrack entry per session), (b) TAYGA as NAT64 (dynamic pool
+# + iptables masquerade), (c) platd. Each figure is the median of RUNS rounds
+# that take the systems in turn, so a slow moment of this VM does not fall on
+# one of them only:
+#  * TCP Gbit/s, 1 and 4 streams;
+#  * new UDP sessions/s: a flood of first datagrams of new flows (raw socket,
+#    sendmmsg), each a session to set up, counted where the server receives
+#    them: the translator's limit, not the sender's. The kernel's figure for
+#    the ratio is (a'): a stateless forwarder sets up no session;
+#  * CPU time of the whole machine (/proc/stat) per session at a fixed rate
+#    that all of them sustain (PACE/s);
+#  * request/response exchanges/s, a socket each (the figure this bench
+#    printed first): it measures the sender as much as the translator, half
+#    of this 2-core machine idles meanwhile;
+# then 100 000 concurrent UDP sessions through platd and its RSS. Needs root,
+# iperf3, tayga, iptables.
 set -euo pipefail
 BIN=${BIN:-bin}
 SECS=${SECS:-5}
 RUNS=${RUNS:-3}
 SESSIONS=${SESSIONS:-100000}
-NEW=${NEW:-12000} # new sessions per round (16 server ports: RUNS rounds stay well below platd's per-destination limit)
+NEW=${NEW:-12000} # exchanges per round (16 server ports: RUNS rounds stay well below platd's per-destination limit)
+FLOOD=${FLOOD:-50000} # sessions per flood round (16 server ports, the table emptied before each round)
+PACE=${PACE:-40000}   # sessions/s of the rounds that measure CPU time
 P=pb$$
 SRC6=fddd:1337:1337:ffff::1
 . "$(dirname "$0")/lib.sh"
@@ -43,7 +56,8 @@ topology() { # $1: a suffix; the three namespaces are $P$1-h, -x, -i
   # each with a port unreachable.
   ip netns exec $I nft -f - <<'EOT'
 table inet sink {
-	chain in { type filter hook input priority 0; udp dport 20000-65535 drop; }
+	counter sessions {}
+	chain in { type filter hook input priority 0; udp dport 20000-65535 counter name sessions drop; }
 }
 EOT
   ip netns exec $I "$BIN/traffic" udp-echo "[::]:5002" 16 >/dev/null 2>&1 &
@@ -63,7 +77,7 @@ iperf() { for _ in $(seq "$RUNS"); do iperf1 "$1" "$2" "$3"; done | median; }
 HZ=$(getconf CLK_TCK)
 busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; } # user nice system irq softirq steal
 
-sessions1() { # $1 suffix, $2 target: "sessions/s ns-of-CPU/session" of one round
+sessions1() { # $1 suffix, $2 target: "exchanges/s ns-of-CPU/exchange" of one round
   local b0 b1 out
   b0=$(busy)
   # New sessions spread over 16 server ports, as real traffic spreads over
@@ -74,10 +88,38 @@ sessions1() { # $1 suffix, $2 target: "sessions/s ns-of-CPU/session" of one roun
     printf "%d %d\n", r[2], (o[2] > 0 ? b * 1e9 / hz / o[2] : 0) }'
 }
 
-systems=(k t p)
-declare -A name=([k]=kernel [t]=tayga [p]=platd) target=([k]=fd00:2::2 [t]=$PLAT:c633:6401 [p]=$PLAT:c633:6401)
+received() { ip netns exec $P$1-i nft list counter inet sink sessions | awk '/packets/ {print $2}'; }
+empty_table() { # $1 suffix: no conntrack entries left on the exit (each round starts alike)
+  ip netns exec $P$1-x conntrack -F >/dev/null 2>&1 || true
+  for _ in $(seq 100); do
+    [ "$(ip netns exec $P$1-x cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null || echo 0)" = 0 ] && break
+    sleep 0.05
+  done
+}
+flood1() { # $1 suffix, $2 target, $3 rate (0: all it can): "sessions/s ns-of-CPU/session" of one round
+  local b0 b1 c0 c1 out
+  empty_table "$1"
+  c0=$(received "$1"); b0=$(busy)
+  out=$(ip netns exec $P$1-h "$BIN/traffic" session-flood $SRC6 "$2" "$FLOOD" 16 "$3")
+  sleep 0.2 # what the translator still holds reaches the server
+  b1=$(busy); c1=$(received "$1")
+  echo "$out" | awk -v b=$((b1 - b0)) -v hz="$HZ" -v got=$((c1 - c0)) \
+    '{ printf "%d %d\n", got / $4, (got > 0 ? b * 1e9 / hz / got : 0) }'
+}
+
+systems=(k c t p)
+declare -A name=([k]=kernel [c]=kernel+ct [t]=tayga [p]=platd) target=([k]=fd00:2::2 [c]=fd00:2::2 [t]=$PLAT:c633:6401 [p]=$PLAT:c633:6401)
 
 topology k
+topology c
+ip netns exec ${P}c-x nft -f - <<'EOT'
+table inet stateful {
+	chain forward {
+		type filter hook forward priority 0
+		ct state new counter accept
+	}
+}
+EOT
 
 topology t
 X=${P}t-x
@@ -105,25 +147,29 @@ disown
 for _ in $(seq 50); do [ -S /tmp/$P-platd.sock ] && break; sleep 0.1; done
 sleep 0.5
 
-declare -A one four rate cpu
-for s in "${systems[@]}"; do
+declare -A one four rate cpu xrate
+for s in k t p; do
   one[$s]=$(iperf $s "${target[$s]}" 1); four[$s]=$(iperf $s "${target[$s]}" 4)
 done
-declare -A rates cpus
+one[c]=-; four[c]=-
+declare -A rates cpus xrates
 for _ in $(seq "$RUNS"); do
   for s in "${systems[@]}"; do
-    read -r r c < <(sessions1 $s "${target[$s]}")
-    rates[$s]+="$r "; cpus[$s]+="$c "
+    read -r r _ < <(flood1 $s "${target[$s]}" 0)
+    read -r _ c < <(flood1 $s "${target[$s]}" "$PACE")
+    read -r x _ < <(sessions1 $s "${target[$s]}")
+    rates[$s]+="$r "; cpus[$s]+="$c "; xrates[$s]+="$x "
   done
 done
 for s in "${systems[@]}"; do
   rate[$s]=$(printf '%s\n' ${rates[$s]} | median); cpu[$s]=$(printf '%s\n' ${cpus[$s]} | median)
-  printf '%-8s 1 stream %6s Gbit/s   4 streams %6s Gbit/s   new UDP sessions %7s /s (rounds: %s)  %6s ns CPU per session\n' \
-    "${name[$s]}" "${one[$s]}" "${four[$s]}" "${rate[$s]}" "${rates[$s]% }" "${cpu[$s]}" >&2
+  xrate[$s]=$(printf '%s\n' ${xrates[$s]} | median)
+  printf '%-9s 1 stream %6s Gbit/s  4 streams %6s Gbit/s  new UDP sessions %7s /s (rounds: %s)  %6s ns CPU per session at %s/s  exchanges %6s /s (rounds: %s)\n' \
+    "${name[$s]}" "${one[$s]}" "${four[$s]}" "${rate[$s]}" "${rates[$s]% }" "${cpu[$s]}" "$PACE" "${xrate[$s]}" "${xrates[$s]% }" >&2
 done
 # 100 000 concurrent UDP sessions (UDP conntrack entries live 30 s unreplied).
 pid=$(pgrep -f "$BIN/platd -plat-prefix $PLAT" | head -1)
-ip netns exec $X conntrack -F 2>/dev/null || true # the rounds' sessions (30 s): room for all of these
+empty_table p # the rounds' sessions (30 s): room for all of these
 rss0=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 before=$(ip netns exec $X cat /proc/sys/net/netfilter/nf_conntrack_count)
 ip netns exec ${P}p-h "$BIN/traffic" udp-blast $SRC6 $PLAT:c633:6401 "$SESSIONS" >/dev/null
@@ -136,5 +182,5 @@ printf 'platd    %d UDP flows sent: %d new conntrack entries (2 per session), RS
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("platd    fast path", d["fastpath"], d.get("fastpath_reason", ""), "port guard", d["port_guard"], "recounts", d.get("port_guard_recounts", 0))' /tmp/$P-status.json >&2
 
 ratio() { python3 -c "print('%.2f' % ($1/$2 if $2 > 0 else 0))"; }
-echo "bench-plat: sessions_per_s plat=${rate[p]} tayga=${rate[t]} kernel=${rate[k]} sessions_vs_tayga=$(ratio "${rate[p]}" "${rate[t]}") sessions_vs_kernel=$(ratio "${rate[p]}" "${rate[k]}") ns_per_session plat=${cpu[p]} tayga=${cpu[t]} kernel=${cpu[k]}; udp_sessions=$((entries / 2)) rss_kib=$rss"
+echo "bench-plat: sessions_per_s plat=${rate[p]} tayga=${rate[t]} kernel=${rate[c]} sessions_vs_tayga=$(ratio "${rate[p]}" "${rate[t]}") sessions_vs_kernel=$(ratio "${rate[p]}" "${rate[c]}") ns_per_session plat=${cpu[p]} tayga=${cpu[t]} kernel=${cpu[c]} kernel_stateless=${rate[k]} exchanges_per_s plat=${xrate[p]} tayga=${xrate[t]} kernel=${xrate[k]}; udp_sessions=$((entries / 2)) rss_kib=$rss"
 echo "bench-plat: plat=${one[p]} tayga=${one[t]} kernel=${one[k]} vs_tayga=$(ratio "${one[p]}" "${one[t]}") vs_kernel=$(ratio "${one[p]}" "${one[k]}")"

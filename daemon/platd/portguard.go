@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
 
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctdump"
@@ -132,10 +131,8 @@ func (g *portGuard) check(k destKey, n int32) {
 // recount counts every session again from a dump of the table.
 func (g *portGuard) recount() error {
 	counts := map[destKey]int32{}
-	err := ctdump.Each(marked4, func(f conntrack.Flow) {
-		o := f.TupleOrig
-		if k, ok := g.key(ctdump.Entry{Src: o.IP.SourceAddress, Dst: o.IP.DestinationAddress, Proto: o.Proto.Protocol,
-			DstPort: o.Proto.DestinationPort, Mark: f.Mark}); ok {
+	err := ctdump.EachEntry(marked4, func(e ctdump.Entry) {
+		if k, ok := g.key(e); ok {
 			counts[k]++
 		}
 	})

@@ -40,6 +40,28 @@ const (
 
 // Each calls fn for every entry the kernel selects with f.
 func Each(f Filter, fn func(conntrack.Flow)) error {
+	return dump(f, func(m syscall.NetlinkMessage) {
+		if fl, ok := decode(m); ok {
+			fn(fl)
+		}
+	})
+}
+
+// EachEntry calls fn with the original tuple and mark of every entry the
+// kernel selects with f, parsed as Watch parses events, without allocating
+// per entry: the port guard counts a busy exit's whole table with it, and
+// Each's decoding (about 1 KiB of garbage an entry) grew platd from 6.5 to
+// 10.4 MiB RSS in a recount of 100 000 sessions (bench-plat).
+func EachEntry(f Filter, fn func(Entry)) error {
+	return dump(f, func(m syscall.NetlinkMessage) {
+		if e, ok := parseEntry(m.Data); ok {
+			fn(e)
+		}
+	})
+}
+
+// dump streams the conntrack messages of the entries f selects to fn.
+func dump(f Filter, fn func(syscall.NetlinkMessage)) error {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 	if err != nil {
 		return fmt.Errorf("conntrack dump: %w", err)
@@ -80,9 +102,7 @@ func Each(f Filter, fn func(conntrack.Flow)) error {
 				}
 				return nil
 			}
-			if f, ok := decode(m); ok {
-				fn(f)
-			}
+			fn(m)
 		}
 	}
 }

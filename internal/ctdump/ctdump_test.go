@@ -55,6 +55,22 @@ func TestEachSelectsInTheKernel(t *testing.T) {
 			if got != n {
 				t.Errorf("%+v: %d entries, want %d", f, got, n)
 			}
+			got = 0
+			if err := EachEntry(f, func(e Entry) {
+				if e.Proto == 17 && e.DstPort == 53 && e.SrcPort >= 1024 && e.SrcPort < 4024 && e.Mark&f.Mask == f.Mark {
+					got++
+				}
+			}); err != nil {
+				t.Errorf("EachEntry %+v: %v", f, err)
+			}
+			if got != n {
+				t.Errorf("EachEntry %+v: %d entries with their tuple and mark, want %d", f, got, n)
+			}
+		}
+		// EachEntry allocates per read, not per entry (the port guard's
+		// recount of a busy exit's table).
+		if a := testing.AllocsPerRun(3, func() { EachEntry(Filter{}, func(Entry) {}) }); a > 300 {
+			t.Errorf("EachEntry over 3000 entries: %.0f allocations, want at most 300", a)
 		}
 	})
 }

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/ipv6"
 )
 
 // The test binary doubles as the traffic tool inside namespaces: TestMain
@@ -54,7 +56,7 @@ func helper(args []string) error {
 		return fmt.Errorf("usage: MODE ADDR [ARGS]")
 	}
 	n := int64(0)
-	if len(args) > 2 && args[0] != "raw-send" && args[0] != "udp-blast" && args[0] != "udp-send" && args[0] != "intercom-flood" {
+	if len(args) > 2 && args[0] != "raw-send" && args[0] != "udp-blast" && args[0] != "session-flood" && args[0] != "udp-send" && args[0] != "intercom-flood" {
 		n, _ = strconv.ParseInt(args[2], 10, 64)
 	}
 	switch args[0] {
@@ -247,6 +249,20 @@ func helper(args []string) error {
 			return err
 		}
 		return udpBlast(args[1], args[2], k)
+	case "session-flood": // SRC6 DST6 N DPORTS [RATE]: N new UDP flows by sendmmsg on a raw socket; prints "sent N seconds S"
+		if len(args) < 5 {
+			return fmt.Errorf("usage: session-flood SRC6 DST6 N DPORTS [RATE]")
+		}
+		k, err1 := strconv.Atoi(args[3])
+		dports, err2 := strconv.Atoi(args[4])
+		rate, err3 := 0, error(nil)
+		if len(args) > 5 {
+			rate, err3 = strconv.Atoi(args[5])
+		}
+		if err1 != nil || err2 != nil || err3 != nil {
+			return fmt.Errorf("session-flood: N, DPORTS and RATE are numbers")
+		}
+		return sessionFlood(args[1], args[2], k, dports, rate)
 	case "udp-stream": // ADDR SECONDS: a datagram every 20 ms from an unconnected socket (ICMP
 		// errors do not stop it); prints "[unix-time] bytes from ADDR seq=N" per echo, like ping -D
 		return udpStream(args[1], time.Duration(n)*time.Second)
@@ -502,33 +518,11 @@ func udpBlast(src, dst string, n int) error {
 	defer syscall.Close(fd)
 	sa := &syscall.SockaddrInet6{}
 	copy(sa.Addr[:], d)
-	p := make([]byte, 40+8+4)
-	p[0], p[6], p[7] = 0x60, 17, 64
-	binary.BigEndian.PutUint16(p[4:], 12)
-	copy(p[8:24], s)
-	copy(p[24:40], d)
+	p := make([]byte, udpFlowLen)
 	sent := 0
 	var firstErr error
 	for i := 0; i < n; i++ {
-		binary.BigEndian.PutUint16(p[40:], uint16(10000+i%50000))            // source port
-		binary.BigEndian.PutUint16(p[42:], uint16(20000+i/50000*1000+i%997)) // destination port
-		binary.BigEndian.PutUint16(p[44:], 12)
-		binary.BigEndian.PutUint16(p[46:], 0)
-		copy(p[48:], "sess")
-		var sum uint32
-		for _, b := range [][]byte{s, d} {
-			for j := 0; j < 16; j += 2 {
-				sum += uint32(b[j])<<8 | uint32(b[j+1])
-			}
-		}
-		sum += 17 + 12
-		for j := 40; j < 52; j += 2 {
-			sum += uint32(p[j])<<8 | uint32(p[j+1])
-		}
-		for sum > 0xffff {
-			sum = sum>>16 + sum&0xffff
-		}
-		binary.BigEndian.PutUint16(p[46:], ^uint16(sum))
+		udpFlowPacket(p, s, d, uint16(10000+i%50000), uint16(20000+i/50000*1000+i%997))
 		if err := syscall.Sendto(fd, p, 0, sa); err == nil {
 			sent++
 		} else if firstErr == nil {
@@ -544,6 +538,93 @@ func udpBlast(src, dst string, n int) error {
 	if sent < n {
 		return fmt.Errorf("%d of %d not sent, first error: %v", n-sent, n, firstErr)
 	}
+	return nil
+}
+
+// udpFlowLen is the size of udpFlowPacket's datagrams: IPv6, UDP, "sess".
+const udpFlowLen = 40 + 8 + 4
+
+// udpFlowPacket writes into p (udpFlowLen bytes) an IPv6 UDP datagram from
+// s to d (16-byte addresses) with the ports given and a valid checksum.
+func udpFlowPacket(p, s, d []byte, sport, dport uint16) {
+	p[0], p[1], p[2], p[3] = 0x60, 0, 0, 0
+	binary.BigEndian.PutUint16(p[4:], 12)
+	p[6], p[7] = 17, 64
+	copy(p[8:24], s)
+	copy(p[24:40], d)
+	binary.BigEndian.PutUint16(p[40:], sport)
+	binary.BigEndian.PutUint16(p[42:], dport)
+	binary.BigEndian.PutUint16(p[44:], 12)
+	binary.BigEndian.PutUint16(p[46:], 0)
+	copy(p[48:], "sess")
+	sum := uint32(17 + 12)
+	for j := 8; j < 40; j += 2 { // the pseudo-header's addresses
+		sum += uint32(p[j])<<8 | uint32(p[j+1])
+	}
+	for j := 40; j < 52; j += 2 {
+		sum += uint32(p[j])<<8 | uint32(p[j+1])
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(p[46:], ^uint16(sum))
+}
+
+// sessionFlood sends n datagrams from src to dst, each the first of a new
+// flow (destination ports 20000 to 20000+dports-1 in turn, then the next
+// source port from 1024 on), by sendmmsg through a raw socket: as fast as
+// it can, or at rate datagrams/s if rate > 0. It prints "sent N seconds S".
+// A socket per session (new-sessions) costs the sender more than the
+// translator under test spends on the session.
+func sessionFlood(src, dst string, n, dports, rate int) error {
+	s, d := net.ParseIP(src).To16(), net.ParseIP(dst).To16()
+	if s == nil || d == nil || dports < 1 || n > (65536-1024)*dports {
+		return fmt.Errorf("session-flood: need two IPv6 addresses, DPORTS >= 1, N <= 64512*DPORTS")
+	}
+	fd, err := syscall.Socket(syscall.AF_INET6, syscall.SOCK_RAW, syscall.IPPROTO_RAW)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), "raw6")
+	defer f.Close()
+	c, err := net.FilePacketConn(f)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	pc := ipv6.NewPacketConn(c)
+	msgs := make([]ipv6.Message, 64)
+	to := &net.IPAddr{IP: d}
+	for i := range msgs {
+		msgs[i].Buffers, msgs[i].Addr = [][]byte{make([]byte, udpFlowLen)}, to
+	}
+	start := time.Now()
+	sent, i := 0, 0
+	for i < n {
+		k := min(len(msgs), n-i)
+		if rate > 0 {
+			due := int(time.Since(start).Seconds()*float64(rate)) - i
+			if due <= 0 {
+				time.Sleep(200 * time.Microsecond)
+				continue
+			}
+			k = min(k, due)
+		}
+		for j := 0; j < k; j++ {
+			flow := i + j
+			udpFlowPacket(msgs[j].Buffers[0], s, d, uint16(1024+flow/dports%(65536-1024)), uint16(20000+flow%dports))
+		}
+		m, err := pc.WriteBatch(msgs[:k], 0)
+		if m <= 0 {
+			if err != nil && !errors.Is(err, syscall.ENOBUFS) {
+				return err
+			}
+			m = k // ENOBUFS: a full queue dropped them; the receiver counts
+		}
+		i += m
+		sent += m
+	}
+	fmt.Printf("sent %d seconds %.6f\n", sent, time.Since(start).Seconds())
 	return nil
 }
 
