@@ -174,6 +174,7 @@ func TestGluonConfigModeTurnsOnTheExit(t *testing.T) {
 	}
 
 	t.Run("respondd tells the network", func(t *testing.T) {
+		x := x.on(t)
 		// from the client's side, as a yanic on a client network asks: to
 		// the next-node link-local address on local-node (respondd's client
 		// device, gluon-mesh-babel's client.dev), from a link-local address
@@ -225,6 +226,7 @@ func TestGluonConfigModeTurnsOnTheExit(t *testing.T) {
 	})
 
 	t.Run("the status page shows it", func(t *testing.T) {
+		x := x.on(t)
 		out := x.cgi("/lib/gluon/status-page/www/cgi-bin/status", "GET", "/xlat", "en", "", nil)
 		for _, want := range []string{"exit (PLAT)", plat, "<h3>CLAT</h3>", "Ports in use"} {
 			if !strings.Contains(out, want) {
@@ -234,6 +236,7 @@ func TestGluonConfigModeTurnsOnTheExit(t *testing.T) {
 	})
 
 	t.Run("the autoupdater's hooks", func(t *testing.T) {
+		x := x.on(t)
 		spared := []string{"platd", "prefixd", "l3roamd"}
 		rss := 0
 		for _, d := range spared {
@@ -260,6 +263,7 @@ func TestGluonConfigModeTurnsOnTheExit(t *testing.T) {
 	})
 
 	t.Run("a community hides the page", func(t *testing.T) {
+		x := x.on(t)
 		// site.json as Gluon compiles a site.conf with config_mode.xlat_exit.show = false
 		x.must("lua", "-e", `local json = require 'jsonc'
 			local f = io.open('/lib/gluon/site.json'); local s = json.parse(f:read('*a')); f:close()

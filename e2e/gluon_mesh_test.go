@@ -429,7 +429,7 @@ func TestGluonMeshIPv4ThroughCLATAndPLAT(t *testing.T) {
 	t.Run("echo went direct past fw3's second pass", func(t *testing.T) {
 		// the PLAT is a Babel route via a neighbour: the fast path sends
 		// echo straight to the mesh device and the reply to local-node
-		st := m.n1.statusOf("clatd")
+		st := m.n1.on(t).statusOf("clatd")
 		if st["fastpath_early"] != "local-node" {
 			t.Errorf("n1's clatd runs the fast path at %v, want local-node's ingress too", st["fastpath_early"])
 		}

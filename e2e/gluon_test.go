@@ -96,6 +96,14 @@ func newGluonNode(t *testing.T, l *netlab.Lab, name string) *gluonNode {
 	return n
 }
 
+// on is n for a subtest: its failures fail t, not the test n was made for
+// (which Go reports as "subtest may have called FailNow on a parent test").
+func (n *gluonNode) on(t *testing.T) *gluonNode {
+	c := *n
+	c.t = t
+	return &c
+}
+
 // boot starts procd as the node's PID 1 and waits until init is complete.
 func (n *gluonNode) boot() {
 	n.t.Helper()
