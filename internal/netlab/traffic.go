@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv6"
+
+	"github.com/gluon-464xlat/gluon-464xlat/header"
 )
 
 // The test binary doubles as the traffic tool inside namespaces: TestMain
@@ -557,17 +559,7 @@ func udpFlowPacket(p, s, d []byte, sport, dport uint16) {
 	binary.BigEndian.PutUint16(p[44:], 12)
 	binary.BigEndian.PutUint16(p[46:], 0)
 	copy(p[48:], "sess")
-	sum := uint32(17 + 12)
-	for j := 8; j < 40; j += 2 { // the pseudo-header's addresses
-		sum += uint32(p[j])<<8 | uint32(p[j+1])
-	}
-	for j := 40; j < 52; j += 2 {
-		sum += uint32(p[j])<<8 | uint32(p[j+1])
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	binary.BigEndian.PutUint16(p[46:], ^uint16(sum))
+	binary.BigEndian.PutUint16(p[46:], header.Checksum(p[40:52], header.PseudoSum(s, d, 17, 12)))
 }
 
 // sessionFlood sends n datagrams from src to dst, each the first of a new
