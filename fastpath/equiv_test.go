@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gluon-464xlat/gluon-464xlat/header"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/clientpool"
 	"github.com/gluon-464xlat/gluon-464xlat/siit"
 	"golang.org/x/sys/unix"
 )
@@ -459,12 +460,12 @@ func mutant(rng *rand.Rand, seed []byte) []byte {
 	return pkt
 }
 
-// platd's side of the plan: its NAT address, the PLAT /96 on both sides,
-// the special-purpose IPv4 space it refuses (platd's deny list with the
-// lab's -allow 198.51.100.0/24).
+// platd's side of the plan: its client pool, the PLAT /96, the
+// special-purpose IPv4 space it refuses (platd's deny list with the lab's
+// -allow 198.51.100.0/24).
 var (
-	natAddr  = netip.MustParseAddr("192.0.0.6")
-	platDeny = []netip.Prefix{
+	clientPool = netip.MustParsePrefix("198.18.0.0/16")
+	platDeny   = []netip.Prefix{
 		netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("100.64.0.0/10"),
 		netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("169.254.0.0/16"), netip.MustParsePrefix("172.16.0.0/12"),
 		netip.MustParsePrefix("192.0.0.0/24"), netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("192.168.0.0/16"),
@@ -473,75 +474,96 @@ var (
 	}
 )
 
-// platTranslator is platd's TUN path (daemon/platd's translatorConfig).
-func platTranslator(t testing.TB) *siit.Translator {
+// loadPLAT loads the program with platd's configuration and makes
+// platd's TUN path (daemon/platd's translatorConfig) beside it, both
+// following one client pool as in platd; the client in6(clat, client) has
+// its address (clientAddr) already.
+func loadPLAT(t testing.TB) (*Program, *siit.Translator) {
+	prog := loadForTest(t)
+	if err := prog.SetConfig(Config{PLAT: plat, ClientNet: clientPool, MTU6: mtu6, Frag6: min(lowest6, mtu6),
+		MTU4: 0xffff, L3Offset: 14, PLATMode: true, Deny: platDeny}); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := clientpool.New(clientPool, "", clientpool.Hooks{Mapped: prog.MapClient, Unmapped: prog.UnmapClient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := pool.To4(in6(clat, client).As16(), true); !ok || netip.AddrFrom4(a) != clientAddr {
+		t.Fatalf("the first client got %v, want %s", a, clientAddr)
+	}
 	p, err := siit.ParsePrefix6052(plat.String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := siit.New(siit.Config{Pool6: p, Addr4: natAddr, Pool6791: natAddr, Addr6: in6(plat, netip.MustParseAddr("192.0.0.1")),
-		MTU6: mtu6, Deny4: platDeny})
+	tr, err := siit.New(siit.Config{Pool6: p, Clients: pool, Addr4: pool.Own(), Pool6791: pool.Own(),
+		Addr6: in6(plat, netip.MustParseAddr("192.0.0.1")), MTU6: mtu6, Deny4: platDeny})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tr
+	return prog, tr
 }
 
-func platFastConfig() Config {
-	return Config{CLAT: plat, PLAT: plat, ClientNet: netip.PrefixFrom(natAddr, 32), MTU6: mtu6, Frag6: min(lowest6, mtu6),
-		MTU4: 0xffff, L3Offset: 14, PLATMode: true, Deny: platDeny}
-}
+// clientAddr is the first client's address in clientPool.
+var clientAddr = netip.MustParseAddr("198.18.0.2")
 
-// loadPLATForTest is loadForTest with platd's configuration.
-func loadPLATForTest(t testing.TB) *Program {
-	p := loadForTest(t)
-	if err := p.SetConfig(platFastConfig()); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// platSeeds are the common packets through platd: from the mesh (after
-// NAT66: PLAT::192.0.0.6 -> PLAT::w.x.y.z) and their answers.
+// platSeeds are the common packets through platd: from a client in the
+// mesh (CLAT::a.b.c.d -> PLAT::w.x.y.z) and their answers.
 func platSeeds(payload []byte) [][]byte {
-	n6, r6 := in6(plat, natAddr), in6(plat, remote)
+	c6, r6 := in6(clat, client), in6(plat, remote)
 	return [][]byte{
-		ipv6(n6, r6, header.ProtoTCP, 63, 0x28, l4(header.ProtoTCP, n6, r6, 0x10, payload)),
-		ipv6(n6, r6, header.ProtoUDP, 63, 0, l4(header.ProtoUDP, n6, r6, 0, payload)),
-		ipv6(n6, r6, header.ProtoICMPv6, 63, 0, l4(header.ProtoICMPv6, n6, r6, 128, payload)),
-		ipv4(remote, natAddr, header.ProtoTCP, 50, 0xb8, true, l4(header.ProtoTCP, remote, natAddr, 0x10, payload)),
-		ipv4(remote, natAddr, header.ProtoUDP, 50, 0, false, l4(header.ProtoUDP, remote, natAddr, 0, payload)),
-		ipv4(remote, natAddr, header.ProtoICMP, 50, 0, false, l4(header.ProtoICMP, remote, natAddr, 0, payload)),
+		ipv6(c6, r6, header.ProtoTCP, 63, 0x28, l4(header.ProtoTCP, c6, r6, 0x10, payload)),
+		ipv6(c6, r6, header.ProtoUDP, 63, 0, l4(header.ProtoUDP, c6, r6, 0, payload)),
+		ipv6(c6, r6, header.ProtoICMPv6, 63, 0, l4(header.ProtoICMPv6, c6, r6, 128, payload)),
+		ipv4(remote, clientAddr, header.ProtoTCP, 50, 0xb8, true, l4(header.ProtoTCP, remote, clientAddr, 0x10, payload)),
+		ipv4(remote, clientAddr, header.ProtoUDP, 50, 0, false, l4(header.ProtoUDP, remote, clientAddr, 0, payload)),
+		ipv4(remote, clientAddr, header.ProtoICMP, 50, 0, false, l4(header.ProtoICMP, remote, clientAddr, 0, payload)),
 	}
 }
 
 // TestPLATModeTranslatesAsPlatdsTUNPathDoes: platd's stateless step
-// (between its NAT66 and its SNAT; RFC 6146 section 3.5 leaves the
-// translation of the packet itself to RFC 7915) translates the common
-// packets as platd's TUN path does, and leaves the rest to it: above all
-// the special-purpose destinations its TUN path refuses.
+// (before its SNAT; RFC 6146 section 3.5 leaves the translation of the
+// packet itself to RFC 7915, RFC 7757 the mapping of a client's address
+// to its own) translates the common packets as platd's TUN path does, and
+// leaves the rest to it: above all the special-purpose destinations its
+// TUN path refuses, and a new client, whose address the TUN path gives.
 func TestPLATModeTranslatesAsPlatdsTUNPathDoes(t *testing.T) {
-	p := loadPLATForTest(t)
-	tr := platTranslator(t)
+	p, tr := loadPLAT(t)
 	for i, pkt := range platSeeds(make([]byte, 300)) {
 		if !compare(t, p, tr, fmt.Sprintf("platd seed %d", i), pkt) {
 			t.Errorf("platd seed %d: not on the fast path", i)
 		}
 	}
-	n6, r6 := in6(plat, natAddr), in6(plat, remote)
-	compareGSO(t, p, tr, "platd 6to4 TCP GSO", ipv6(n6, r6, header.ProtoTCP, 64, 0, l4(header.ProtoTCP, n6, r6, 0x10, make([]byte, 3001))), 1440)
-	compareGSO(t, p, tr, "platd 4to6 TCP GSO", ipv4(remote, natAddr, header.ProtoTCP, 64, 0, true, l4(header.ProtoTCP, remote, natAddr, 0x10, make([]byte, 3001))), 1440)
+	c6, r6 := in6(clat, client), in6(plat, remote)
+	compareGSO(t, p, tr, "platd 6to4 TCP GSO", ipv6(c6, r6, header.ProtoTCP, 64, 0, l4(header.ProtoTCP, c6, r6, 0x10, make([]byte, 3001))), 1440)
+	compareGSO(t, p, tr, "platd 4to6 TCP GSO", ipv4(remote, clientAddr, header.ProtoTCP, 64, 0, true, l4(header.ProtoTCP, remote, clientAddr, 0x10, make([]byte, 3001))), 1440)
 	denied, priv := in6(plat, netip.MustParseAddr("10.1.2.3")), in6(plat, netip.MustParseAddr("192.168.1.1"))
-	clat6 := in6(clat, client)
+	other := netip.MustParseAddr("fddd:1337:1337:99::a82:7")
+	next := netip.MustParseAddr("198.18.0.3") // the next client's, nobody's yet
 	cases := []toTUN{
-		{"6to4 to 10/8", ipv6(n6, denied, header.ProtoUDP, 64, 0, l4(header.ProtoUDP, n6, denied, 0, nil)), "to_tun_address"},
-		{"6to4 to 192.168/16", ipv6(n6, priv, header.ProtoTCP, 64, 0, l4(header.ProtoTCP, n6, priv, 0x10, nil)), "to_tun_address"},
-		{"6to4 not NATed (from a CLAT)", ipv6(clat6, r6, header.ProtoUDP, 64, 0, l4(header.ProtoUDP, clat6, r6, 0, nil)), "to_tun_address"},
-		{"6to4 SYN", ipv6(n6, r6, header.ProtoTCP, 64, 0, l4(header.ProtoTCP, n6, r6, 0x02, nil)), "to_tun_syn"},
-		{"4to6 not to the NAT address", ipv4(remote, client, header.ProtoUDP, 64, 0, true, l4(header.ProtoUDP, remote, client, 0, nil)), "to_tun_address"},
-		{"4to6 from the NAT address", ipv4(natAddr, remote, header.ProtoUDP, 64, 0, true, l4(header.ProtoUDP, natAddr, remote, 0, nil)), "to_tun_address"},
+		{"6to4 to 10/8", ipv6(c6, denied, header.ProtoUDP, 64, 0, l4(header.ProtoUDP, c6, denied, 0, nil)), "to_tun_address"},
+		{"6to4 to 192.168/16", ipv6(c6, priv, header.ProtoTCP, 64, 0, l4(header.ProtoTCP, c6, priv, 0x10, nil)), "to_tun_address"},
+		{"6to4 SYN", ipv6(c6, r6, header.ProtoTCP, 64, 0, l4(header.ProtoTCP, c6, r6, 0x02, nil)), "to_tun_syn"},
+		{"4to6 to an address nobody has yet", ipv4(remote, next, header.ProtoUDP, 64, 0, true, l4(header.ProtoUDP, remote, next, 0, nil)), "to_tun_client"},
+		{"4to6 not to the pool", ipv4(remote, client, header.ProtoUDP, 64, 0, true, l4(header.ProtoUDP, remote, client, 0, nil)), "to_tun_address"},
+		{"4to6 from the pool", ipv4(clientAddr, remote, header.ProtoUDP, 64, 0, true, l4(header.ProtoUDP, clientAddr, remote, 0, nil)), "to_tun_address"},
+		{"6to4 from a new client", ipv6(other, r6, header.ProtoUDP, 64, 0, l4(header.ProtoUDP, other, r6, 0, nil)), "to_tun_client"},
 	}
 	leftToTheTUN(t, p, tr, cases)
+	// the TUN path gave the new client an address: its next packet, and
+	// the answers to it, are the fast path's
+	var batch siit.Batch
+	pkt := ipv6(other, r6, header.ProtoUDP, 64, 0, l4(header.ProtoUDP, other, r6, 0, nil))
+	buf := append(make([]byte, siit.Headroom), pkt...)
+	if r := tr.Translate(&siit.Packet{Buf: buf, Start: siit.Headroom, Len: len(pkt)}, &batch); r != siit.OK {
+		t.Fatalf("the TUN path refused the new client: %v", r)
+	}
+	if !compare(t, p, tr, "6to4 from the new client, mapped", pkt) {
+		t.Error("the new client's packets stay off the fast path after the TUN path mapped it")
+	}
+	back := ipv4(remote, next, header.ProtoUDP, 64, 0, true, l4(header.ProtoUDP, remote, next, 0, nil))
+	if !compare(t, p, tr, "4to6 to the new client", back) {
+		t.Error("the new client's answers stay off the fast path")
+	}
 	mutate(t, p, tr, platSeeds([]byte("some data")))
 }
 
@@ -550,5 +572,6 @@ func FuzzFastPathPLAT(f *testing.F) {
 	for _, s := range platSeeds([]byte("data")) {
 		f.Add(s)
 	}
-	fuzzCompare(f, loadPLATForTest(f), platTranslator(f))
+	p, tr := loadPLAT(f)
+	fuzzCompare(f, p, tr)
 }

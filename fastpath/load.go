@@ -40,15 +40,16 @@ var objBE []byte
 const (
 	cfgSize     = 52   // struct cfg
 	DenyMax     = 64   // Config.Deny at most: clat_deny's max_entries
-	RoamedMax   = 1024 // SetRoamed's clients at most: clat_roamed's max_entries
-	numCounters = 12   // C_NUM
+	RoamedMax   = 1024  // SetRoamed's clients at most: clat_roamed's max_entries
+	ClientsMax  = 65536 // MapClient's clients at most: plat_client4's and plat_client6's max_entries
+	numCounters = 13    // C_NUM
 )
 
 // Counter names, in the order of bpf/clat.c's enum.
 var counterNames = [numCounters]string{
 	"fast_4to6", "fast_6to4", "to_tun_gso", "to_tun_header", "to_tun_address",
 	"to_tun_protocol", "to_tun_syn", "to_tun_checksum", "to_tun_size", "to_tun_hop_limit",
-	"direct_4to6", "direct_6to4",
+	"direct_4to6", "direct_6to4", "to_tun_client",
 }
 
 // Program is the loaded classifier with its maps.
@@ -58,6 +59,8 @@ type Program struct {
 	countFD int
 	denyFD  int
 	roamFD  int
+	cl4FD   int // plat_client4
+	cl6FD   int // plat_client6
 	ncpu    int
 
 	mu       sync.Mutex // SetConfig and SetRoamed: the element is made of both
@@ -114,7 +117,7 @@ func mapElem(cmd, fd int, key, value []byte) error {
 // Load creates the maps and loads the program for this machine's byte
 // order. The error says why the kernel refused (its verifier log).
 func Load() (*Program, error) {
-	p := &Program{fd: -1, cfgFD: -1, countFD: -1, denyFD: -1, roamFD: -1, order: nativeOrder(), ncpu: possibleCPUs()}
+	p := &Program{fd: -1, cfgFD: -1, countFD: -1, denyFD: -1, roamFD: -1, cl4FD: -1, cl6FD: -1, order: nativeOrder(), ncpu: possibleCPUs()}
 	obj := objLE
 	if p.order == binary.BigEndian {
 		obj = objBE
@@ -135,6 +138,14 @@ func Load() (*Program, error) {
 		p.Close()
 		return nil, fmt.Errorf("BPF map: %w", err)
 	}
+	if p.cl4FD, err = mapCreate(unix.BPF_MAP_TYPE_HASH, 4, 16, ClientsMax, unix.BPF_F_NO_PREALLOC); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("BPF map: %w", err)
+	}
+	if p.cl6FD, err = mapCreate(unix.BPF_MAP_TYPE_HASH, 16, 4, ClientsMax, unix.BPF_F_NO_PREALLOC); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("BPF map: %w", err)
+	}
 	p.roamed = map[netip.Addr]bool{}
 	insns, err := p.relocate(obj)
 	if err != nil {
@@ -143,7 +154,11 @@ func Load() (*Program, error) {
 	}
 	if p.fd, err = progLoad(insns, 0); err != nil {
 		// again with the verifier's log, for what it says
-		_, err = progLoad(insns, 4<<20)
+		if fd, err2 := progLoad(insns, 4<<20); err2 == nil {
+			unix.Close(fd) // (it loads now: the first error is the one to tell)
+		} else {
+			err = err2
+		}
 		p.fd = -1
 		p.Close()
 		return nil, err
@@ -178,7 +193,13 @@ func progLoadFlags(insns []byte, logSize int, flags uint32) (int, error) {
 		attr.logLevel, attr.logSize, attr.logBuf = 1, uint32(logSize), uint64(uintptr(unsafe.Pointer(&logBuf[0])))
 	}
 	copy(attr.name[:], filterName)
+	// The verifier gives up with EAGAIN when a signal arrives while it
+	// works (the Go runtime's preemption signals do, the longer it takes):
+	// that is no answer about the program, so it is asked again.
 	fd, err := bpf(unix.BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	for i := 0; i < 20 && errors.Is(err, unix.EAGAIN); i++ {
+		fd, err = bpf(unix.BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	}
 	runtime.KeepAlive(insns)
 	runtime.KeepAlive(license)
 	runtime.KeepAlive(logBuf)
@@ -242,6 +263,10 @@ func (p *Program) relocate(obj []byte) ([]byte, error) {
 				fd = p.denyFD
 			case "clat_roamed":
 				fd = p.roamFD
+			case "plat_client4":
+				fd = p.cl4FD
+			case "plat_client6":
+				fd = p.cl6FD
 			default:
 				return nil, fmt.Errorf("BPF object: unknown map %q", syms[sym-1].Name)
 			}
@@ -267,10 +292,11 @@ type Config struct {
 	Frag6     int          // without DF: at most this
 	MTU4      int          // a 6->4 packet: at most this
 	L3Offset  int          // 0 on the TUN; 14 in a test run (an Ethernet header first)
-	// PLATMode is platd's stateless step: CLAT and PLAT are both the PLAT
-	// /96, ClientNet is the NAT address (192.0.0.6/32), and what goes from
-	// it to an IPv4 destination in Deny is left to the TUN (which refuses
-	// it). Deny is set once: SetConfig adds, never removes.
+	// PLATMode is platd's stateless step: PLAT is the PLAT /96, ClientNet
+	// the client pool, whose addresses MapClient gives to clients' IPv6
+	// addresses; what goes to an IPv4 destination in Deny is left to the
+	// TUN (which refuses it). Deny is set once: SetConfig adds, never
+	// removes.
 	PLATMode bool
 	Deny     []netip.Prefix
 	// Direct sends translated UDP and ICMP echo out of the device the
@@ -382,6 +408,33 @@ func (p *Program) SetRoamed(clients []netip.Addr) error {
 	return p.writeConfig()
 }
 
+// MapClient makes v4 the IPv4 address of the client v6 in both directions
+// (PLAT mode). Without a program it does nothing.
+func (p *Program) MapClient(v4 [4]byte, v6 [16]byte) error {
+	if p == nil {
+		return nil
+	}
+	// (the way back first: a client's packets go on only when its
+	// replies can come back)
+	if err := mapElem(unix.BPF_MAP_UPDATE_ELEM, p.cl4FD, v4[:], v6[:]); err != nil {
+		return fmt.Errorf("BPF client map: %w", err)
+	}
+	if err := mapElem(unix.BPF_MAP_UPDATE_ELEM, p.cl6FD, v6[:], v4[:]); err != nil {
+		mapElem(unix.BPF_MAP_DELETE_ELEM, p.cl4FD, v4[:], nil)
+		return fmt.Errorf("BPF client map: %w", err)
+	}
+	return nil
+}
+
+// UnmapClient removes what MapClient made.
+func (p *Program) UnmapClient(v4 [4]byte, v6 [16]byte) {
+	if p == nil {
+		return
+	}
+	mapElem(unix.BPF_MAP_DELETE_ELEM, p.cl6FD, v6[:], nil)
+	mapElem(unix.BPF_MAP_DELETE_ELEM, p.cl4FD, v4[:], nil)
+}
+
 func (p *Program) writeConfig() error {
 	if err := mapElem(unix.BPF_MAP_UPDATE_ELEM, p.cfgFD, make([]byte, 4), p.encode(p.cfg)); err != nil {
 		return fmt.Errorf("BPF config: %w", err)
@@ -426,7 +479,7 @@ func (p *Program) Close() error {
 		}
 		p.attached = 0
 	}
-	for _, fd := range []*int{&p.fd, &p.cfgFD, &p.countFD, &p.denyFD, &p.roamFD} {
+	for _, fd := range []*int{&p.fd, &p.cfgFD, &p.countFD, &p.denyFD, &p.roamFD, &p.cl4FD, &p.cl6FD} {
 		if *fd >= 0 {
 			unix.Close(*fd)
 			*fd = -1

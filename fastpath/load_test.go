@@ -18,7 +18,7 @@ func TestRelocationInBothByteOrders(t *testing.T) {
 		obj   []byte
 		order binary.ByteOrder
 	}{{"bpfel", objLE, binary.LittleEndian}, {"bpfeb", objBE, binary.BigEndian}} {
-		p := &Program{order: c.order, cfgFD: 1001, countFD: 1002, denyFD: 1003, roamFD: 1004}
+		p := &Program{order: c.order, cfgFD: 1001, countFD: 1002, denyFD: 1003, roamFD: 1004, cl4FD: 1005, cl6FD: 1006}
 		insns, err := p.relocate(c.obj)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
@@ -37,8 +37,11 @@ func TestRelocationInBothByteOrders(t *testing.T) {
 			}
 			off += 8 // its second half
 		}
-		if fds[1001] == 0 || fds[1002] == 0 || fds[1003] == 0 || fds[1004] == 0 || len(fds) != 4 {
-			t.Errorf("%s: map references %v, want fds 1001 (config), 1002 (counters), 1003 (deny) and 1004 (roamed)", c.name, fds)
+		for fd := 1001; fd <= 1006; fd++ {
+			if fds[uint32(fd)] == 0 || len(fds) != 6 {
+				t.Errorf("%s: map references %v, want fds 1001 (config), 1002 (counters), 1003 (deny), 1004 (roamed), 1005 and 1006 (the PLAT's clients)", c.name, fds)
+				break
+			}
 		}
 	}
 }

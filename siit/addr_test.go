@@ -71,7 +71,7 @@ func TestRFC7757Section3_2EAMLookup(t *testing.T) {
 			t.Errorf("4to6 %s = %s, want %s", tc.v4, netip.AddrFrom16(a6), tc.v6)
 		}
 		v6 := netip.MustParseAddr(tc.v6).As16()
-		if !k.map6to4(a4[:], v6[:]) || netip.AddrFrom4(a4).String() != tc.v4 {
+		if !k.map6to4(a4[:], v6[:], false) || netip.AddrFrom4(a4).String() != tc.v4 {
 			t.Errorf("6to4 %s = %s, want %s", tc.v6, netip.AddrFrom4(a4), tc.v4)
 		}
 	}
@@ -110,7 +110,7 @@ func TestRFC7757Section3_2SuffixLengths(t *testing.T) {
 		// Towards IPv4 the bits after the IPv4 suffix do not count.
 		v6 := netip.MustParseAddr(tc.v6).As16()
 		v6[15] |= 0x5a
-		if !k.map6to4(a4[:], v6[:]) || netip.AddrFrom4(a4).String() != tc.v4 {
+		if !k.map6to4(a4[:], v6[:], false) || netip.AddrFrom4(a4).String() != tc.v4 {
 			t.Errorf("6to4 %s = %s, want %s", netip.AddrFrom16(v6), netip.AddrFrom4(a4), tc.v4)
 		}
 	}

@@ -26,6 +26,10 @@ type Config struct {
 	// EAMs are RFC 7757 explicit address mappings, checked before Pool6.
 	// A CLAT maps its client IPv4 range onto its CLAT /96 this way.
 	EAMs []EAM
+	// Clients, when set, holds more EAMs of one IPv4 and one IPv6 address
+	// each, made while translating (a PLAT's per-client mapping), checked
+	// after EAMs and before Pool6.
+	Clients ClientMap
 	// Addr4 and Addr6 are the translator's own addresses, used as the source
 	// of ICMP errors it originates itself (TTL expiry, source route failed).
 	Addr4 netip.Addr
@@ -55,6 +59,20 @@ type Config struct {
 	// (section 4.1 "Hop Limit", 5.1 "TTL"); the kernel already decrements
 	// once when it forwards into the TUN, so this is for tests and special setups.
 	NoDecrementTTL bool
+}
+
+// ClientMap is a table of RFC 7757 EAMs of single addresses that grows as
+// clients appear: platd gives each CLAT address an IPv4 address of its own.
+// Its methods are called per packet from every translating goroutine (with
+// arrays, not slices: nothing escapes to the heap).
+type ClientMap interface {
+	// To4 is the IPv4 address mapped to the IPv6 address v6; with add, an
+	// unmapped v6 gets one if any is left.
+	To4(v6 [16]byte, add bool) (v4 [4]byte, mapped bool)
+	// To6 is the IPv6 address mapped to v4 (mapped); own says v4 is the
+	// map's to give (a client's address, or one not given yet:
+	// untranslatable, not the pool's).
+	To6(v4 [4]byte) (v6 [16]byte, mapped, own bool)
 }
 
 // Options for NewConfig; the zero values give RFC defaults.
@@ -88,7 +106,7 @@ func (k *compiled) denied4(a []byte) bool {
 }
 
 func compile(c Config) (*compiled, error) {
-	if !c.Pool6.Valid() && len(c.EAMs) == 0 {
+	if !c.Pool6.Valid() && len(c.EAMs) == 0 && c.Clients == nil {
 		return nil, fmt.Errorf("siit: need a pool6 prefix or at least one EAM")
 	}
 	if c.LowestIPv6MTU == 0 {
@@ -167,6 +185,13 @@ func (k *compiled) map4to6(dst, v4 []byte, useEAM bool) bool {
 			k.eams[i].to6(dst[:16], v4[:4])
 			return true
 		}
+		if k.cfg.Clients != nil {
+			a, mapped, own := k.cfg.Clients.To6([4]byte(v4[:4]))
+			if own {
+				copy(dst[:16], a[:])
+				return mapped
+			}
+		}
 	}
 	if !k.cfg.Pool6.Valid() || isSpecial4(v4) || k.cfg.Pool6.WellKnown() && isNonGlobal4(v4) {
 		return false // RFC 6052 section 3.1: no non-global IPv4 behind 64:ff9b::/96
@@ -175,11 +200,19 @@ func (k *compiled) map4to6(dst, v4 []byte, useEAM bool) bool {
 	return true
 }
 
-// map6to4 translates an IPv6 address: EAM first, then the RFC 6052 pool.
-func (k *compiled) map6to4(dst, v6 []byte) bool {
+// map6to4 translates an IPv6 address: EAM first, then the client map (add:
+// a new client gets an address: only for the source of a packet that may
+// open a session), then the RFC 6052 pool.
+func (k *compiled) map6to4(dst, v6 []byte, add bool) bool {
 	if i := k.eam(v6, true); i >= 0 {
 		k.eams[i].to4(dst[:4], v6[:16])
 		return true
+	}
+	if k.cfg.Clients != nil {
+		if a, ok := k.cfg.Clients.To4([16]byte(v6[:16]), add && !k.cfg.Pool6.Contains(v6)); ok {
+			copy(dst[:4], a[:])
+			return true
+		}
 	}
 	if !k.cfg.Pool6.Valid() || !k.cfg.Pool6.Extract(dst, v6) {
 		return false

@@ -143,7 +143,7 @@ func (k *compiled) inner6to4(dst, inner []byte, limit int) (int, bool, Reason) {
 		return 0, false, DropBadInner
 	}
 	iv := hdr4{tos: h.TrafficClass(), ttl: h.HopLimit(), proto: e.proto}
-	if !k.map6to4(iv.src[:], h.Src()) || !k.map6to4(iv.dst[:], h.Dst()) {
+	if !k.map6to4(iv.src[:], h.Src(), false) || !k.map6to4(iv.dst[:], h.Dst(), false) {
 		return 0, false, DropBadInner
 	}
 	if iv.proto == header.ProtoICMPv6 {

@@ -134,7 +134,7 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 		return DropTruncated
 	}
 	v := hdr4{tos: h.TrafficClass(), ttl: hop, proto: e.proto}
-	if !k.map6to4(v.dst[:], h.Dst()) {
+	if !k.map6to4(v.dst[:], h.Dst(), false) {
 		// Section 5.4: a packet dropped for an address that does not map
 		// gets Destination Unreachable, administratively prohibited.
 		t.originate6(k, pkt, 1, 1, 0, out)
@@ -153,7 +153,8 @@ func (t *Translator) translate6to4(in *Packet, out *Batch) Reason {
 	// packet turns back to IPv6 here (hairpin4to6) and never meets the IPv4
 	// MTU. (Condition B, for errors, is checked on the translated quote.)
 	hairpin := !isICMPErr && k.hairpins(h.Dst(), v.dst[:])
-	if !k.map6to4(v.src[:], h.Src()) {
+	// (an error opens no session: it gets no client address)
+	if !k.map6to4(v.src[:], h.Src(), !isICMPErr) {
 		if !isICMPErr {
 			t.originate6(k, pkt, 1, 1, 0, out) // section 5.4, as above
 			return DropUntranslatableSrc

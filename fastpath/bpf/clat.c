@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //
 // The fast path of clatd (and, in PLAT mode, of platd's stateless step
-// between its NAT66 and its SNAT): a tc classifier at the egress of the
+// before its SNAT: each client's IPv6 address to its own IPv4 address): a tc classifier at the egress of the
 // daemon's TUN that translates the common packets (RFC 7915) in the kernel
 // and hands them back to the same device's ingress, where the TUN path's
 // packets arrive too: the kernel then routes, firewalls and forwards them
@@ -61,9 +61,11 @@ struct cfg {
 	__u8 has_plat; // 0: no PLAT prefix yet, everything to the TUN
 	__u8 l3off;    // where the IP header starts: 0 on the TUN, 14 in a test run
 	// 1: platd's stateless step. The roles turn round: the IPv4 side's
-	// own address (192.0.0.6, net4/mask4) is the destination of what goes
-	// 4->6 and the source of what goes 6->4, and clat[] is the PLAT /96
-	// too. Destinations in the deny map go to the TUN (which refuses them).
+	// own addresses (the client pool, net4/mask4) are the destinations of
+	// what goes 4->6 and the sources of what goes 6->4, each a client's
+	// IPv6 address by the plat_client maps (platd fills them; a client
+	// not in them yet goes to the TUN, which maps it). Destinations in the
+	// deny map go to the TUN (which refuses them).
 	__u8 plat_mode;
 	// 1: UDP and ICMP echo that the kernel's FIB sends on out of another
 	// device go there at once (bpf_redirect_neigh), not through the
@@ -103,6 +105,7 @@ enum {
 	C_PASS_HOPLIMIT,  // TTL or hop limit runs out here
 	C_DIRECT_4TO6,    // of C_4TO6: sent on at once (direct)
 	C_DIRECT_6TO4,    // of C_6TO4: sent on at once
+	C_PASS_CLIENT,    // PLAT mode: a client without an IPv4 address yet
 	C_NUM,
 };
 
@@ -113,6 +116,9 @@ SEC("maps") struct map_def clat_cfg = {BPF_MAP_TYPE_HASH, 4, sizeof(struct cfg),
 SEC("maps") struct map_def clat_counters = {BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, C_NUM, 0};
 SEC("maps") struct map_def clat_deny = {BPF_MAP_TYPE_LPM_TRIE, sizeof(struct deny_key), 1, 64, BPF_F_NO_PREALLOC};
 SEC("maps") struct map_def clat_roamed = {BPF_MAP_TYPE_HASH, 4, 1, 1024, BPF_F_NO_PREALLOC};
+// PLAT mode: a client's IPv4 address -> its IPv6 address, and back.
+SEC("maps") struct map_def plat_client4 = {BPF_MAP_TYPE_HASH, 4, 16, 65536, BPF_F_NO_PREALLOC};
+SEC("maps") struct map_def plat_client6 = {BPF_MAP_TYPE_HASH, 16, 4, 65536, BPF_F_NO_PREALLOC};
 
 INLINE void count(int what)
 {
@@ -328,7 +334,7 @@ INLINE int xlat4to6(struct __sk_buff *skb, struct cfg *c, __u32 off, int early)
 	if (fold(bpf_csum_diff(0, 0, (void *)ip, 20, 0)) != 0xffff)
 		PASS(C_PASS_CHECKSUM);
 	__u32 dst = ip->dst, src = ip->src;
-	// own: the client network's address (platd: 192.0.0.6), far: the other
+	// own: the client network's address (platd: a client's), far: the other
 	__u32 own = c->plat_mode ? dst : src, far = c->plat_mode ? src : dst;
 	__u8 f0 = ((__u8 *)&far)[0];
 	// (0/8, 127/8, multicast and broadcast are not translated: RFC 6052
@@ -355,14 +361,23 @@ INLINE int xlat4to6(struct __sk_buff *skb, struct cfg *c, __u32 off, int early)
 		PASS(why);
 
 	struct iphdr6 h6;
+	if (c->plat_mode) {
+		// (the client's IPv6 address, any of the mesh's)
+		void *cl6 = (void *)bpf_map_lookup_elem(&plat_client4, &dst);
+		if (!cl6)
+			PASS(C_PASS_CLIENT);
+		__builtin_memcpy(h6.dst, cl6, 16);
+		__builtin_memcpy(h6.src, c->plat, 12);
+	} else {
+		__builtin_memcpy(h6.src, c->clat, 12);
+		__builtin_memcpy(h6.dst, c->plat, 12);
+		h6.dst[3] = dst;
+	}
+	h6.src[3] = src;
 	h6.vtf = htonl(0x60000000 | (__u32)tos << 20);
 	h6.plen = htons(plen);
 	h6.nh = proto == IPPROTO_ICMP ? IPPROTO_ICMPV6_ : proto;
 	h6.hop = hop;
-	__builtin_memcpy(h6.src, c->plat_mode ? c->plat : c->clat, 12);
-	h6.src[3] = src;
-	__builtin_memcpy(h6.dst, c->plat_mode ? c->clat : c->plat, 12);
-	h6.dst[3] = dst;
 	// (direct: the second pass's hop is taken here)
 	__u32 oif = 0;
 	struct bpf_redir_neigh nh;
@@ -414,25 +429,32 @@ INLINE int xlat6to4(struct __sk_buff *skb, struct cfg *c, __u32 off)
 	__u8 *d = (__u8 *)ip->dst;
 	if (!c->has_plat || d[0] == 0xff)
 		return pass(C_PASS_ADDRESS);
-	// the client's CLAT::a.b.c.d from PLAT::w.x.y.z (platd: from
-	// PLAT::192.0.0.6 to PLAT::w.x.y.z); the addresses on the stack, where
-	// they are words
+	// the client's CLAT::a.b.c.d from PLAT::w.x.y.z (platd: from a
+	// client's address to PLAT::w.x.y.z); the addresses on the stack,
+	// where they are words
 	__u32 src6[4], dst6[4];
 	__builtin_memcpy(src6, ip->src, 16);
 	__builtin_memcpy(dst6, ip->dst, 16);
 	__u32 *cl = (__u32 *)c->clat, *pl = (__u32 *)c->plat;
-	__u32 *own = c->plat_mode ? src6 : dst6, *far = c->plat_mode ? dst6 : src6;
-	if (own[0] != cl[0] || own[1] != cl[1] || own[2] != cl[2] || (own[3] & c->mask4) != c->net4 ||
-	    far[0] != pl[0] || far[1] != pl[1] || far[2] != pl[2] || (far[3] & c->mask4) == c->net4)
+	__u32 *far = c->plat_mode ? dst6 : src6;
+	if (far[0] != pl[0] || far[1] != pl[1] || far[2] != pl[2] || (far[3] & c->mask4) == c->net4)
+		return pass(C_PASS_ADDRESS);
+	if (!c->plat_mode &&
+	    (dst6[0] != cl[0] || dst6[1] != cl[1] || dst6[2] != cl[2] || (dst6[3] & c->mask4) != c->net4))
 		return pass(C_PASS_ADDRESS);
 	__u32 far4 = far[3];
 	__u8 f0 = ((__u8 *)&far4)[0];
 	if (f0 == 0 || f0 == 127 || f0 >= 224)
 		return pass(C_PASS_ADDRESS);
+	__u32 src4 = src6[3];
 	if (c->plat_mode) {
 		struct deny_key k = {32, far4};
 		if (bpf_map_lookup_elem(&clat_deny, &k))
 			return pass(C_PASS_ADDRESS);
+		__u32 *a = (__u32 *)bpf_map_lookup_elem(&plat_client6, src6);
+		if (!a)
+			return pass(C_PASS_CLIENT);
+		src4 = *a;
 	}
 	if (ip->hop <= 1)
 		return pass(C_PASS_HOPLIMIT);
@@ -460,7 +482,7 @@ INLINE int xlat6to4(struct __sk_buff *skb, struct cfg *c, __u32 off)
 	h4.ttl = ip->hop - 1;
 	h4.proto = proto == IPPROTO_ICMPV6_ ? IPPROTO_ICMP : proto;
 	h4.check = 0;
-	h4.src = src6[3];
+	h4.src = src4;
 	h4.dst = dst6[3];
 	__u32 oif = 0;
 	struct bpf_redir_neigh nh;
