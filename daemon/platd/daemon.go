@@ -16,6 +16,7 @@ import (
 	"github.com/gluon-464xlat/gluon-464xlat/fastpath"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/addrplan"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/clientpool"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/ctlsock"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/status"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/sysctl"
@@ -29,6 +30,10 @@ type daemon struct {
 	guard   *portGuard        // nil: the kernel counts each destination's sessions
 	fast    *fastpath.Program // nil: every packet takes the TUN
 	fastWhy string            // why there is no fast path
+	pool    *clientpool.Pool  // each client's IPv4 address
+	// the fast path once its maps have the pool's clients (the pool's hooks)
+	fastClients atomic.Pointer[fastpath.Program]
+	reclaimed   atomic.Uint64 // pool addresses given back
 	ctl     *ctlsock.Server
 	started time.Time
 	wan     atomic.Pointer[netip.Addr] // the uplink address sessions are NATed to
@@ -62,13 +67,22 @@ func start(c *config) (*daemon, error) {
 		d.nat.remove()
 		return nil, err
 	}
-	if d.eng, err = xlatd.Start(c.Options(), c.translatorConfig()); err != nil {
+	reclaim := make(chan struct{}, 1)
+	if d.pool, err = c.newClientPool(&d.fastClients, reclaim); err == nil {
+		if err := d.loadClients(); err != nil {
+			slog.Error("client pool: the clients of an earlier run are lost", "err", err)
+		}
+		d.eng, err = xlatd.Start(c.Options(), c.translatorConfig(d.pool))
+	}
+	if err != nil {
 		d.nat.remove()
+		d.pool.Close()
 		return nil, err
 	}
 	if err = d.setupRoutes(); err == nil {
 		fc, unsupported := c.fastPathConfig()
 		d.fast, d.fastWhy, err = fastpath.Start(c.fastPath, d.eng.Link.Attrs().Index, fc, unsupported)
+		d.startFastClients()
 	}
 	if err == nil {
 		d.purgeUnNATed()
@@ -79,22 +93,23 @@ func start(c *config) (*daemon, error) {
 		return nil, err
 	}
 	if c.guardByEvents() {
-		d.guard = newPortGuard(int(c.portMax-c.portMin)+1, c.natAddr4, d.nat.setPortsFull)
+		d.guard = newPortGuard(int(c.portMax-c.portMin)+1, c.clientPool, d.nat.setPortsFull)
 		d.watch.Add(1)
 		go func() { defer d.watch.Done(); d.guard.run(d.done) }()
 	}
-	d.watch.Add(2)
+	d.watch.Add(3)
+	go func() { defer d.watch.Done(); d.reclaimClients(reclaim) }()
 	go func() { defer d.watch.Done(); d.followWAN(d.done) }()
 	go func() { defer d.watch.Done(); d.watchConntrack(2*time.Second, d.done) }()
 	return d, nil
 }
 
 // setupRoutes: the PLAT prefix into the TUN (babeld redistributes it), the
-// NAT address's replies into the TUN, the management address on the TUN.
+// client pool's replies into the TUN, the management address on the TUN.
 // They live and die with the device; replacing them makes a restart idempotent.
 func (d *daemon) setupRoutes() error {
 	idx := d.eng.Link.Attrs().Index
-	for _, p := range []netip.Prefix{d.c.plat.Prefix(), netip.PrefixFrom(d.c.natAddr4, 32)} {
+	for _, p := range []netip.Prefix{d.c.plat.Prefix(), d.c.clientPool} {
 		rt := &netlink.Route{LinkIndex: idx, Dst: ipNet(p), Protocol: unix.RTPROT_STATIC}
 		if err := netlink.RouteReplace(rt); err != nil {
 			return fmt.Errorf("route %s: %w", p, err)
@@ -121,7 +136,7 @@ func (d *daemon) stop() error {
 	// A watcher reinstalling the rules right now would otherwise land its
 	// table after remove: wait for both to end first.
 	d.watch.Wait()
-	errs := []error{d.fast.Close(), d.eng.Close()} // the route first, then the rules: see start
+	errs := []error{d.fast.Close(), d.eng.Close(), d.pool.Close()} // the route first, then the rules: see start
 	if err := d.nat.remove(); err != nil && !errors.Is(err, unix.ENOENT) {
 		errs = append(errs, err)
 	}
@@ -139,6 +154,9 @@ func (d *daemon) status() status.Platd {
 	s.Full = d.nat.isFull()
 	s.Conntrack = [2]int{sysctl.ConntrackCount(), d.conntrackLimit()}
 	s.WANWatch = d.wanWatchRestarts.Load()
+	ps := d.pool.Stats()
+	s.ClientPool = d.c.clientPool.String()
+	s.Clients = status.ClientsPool{Mapped: ps.Clients, Orphans: ps.Orphans, Free: ps.Free, Refused: ps.Refused, Reclaimed: d.reclaimed.Load()}
 	s.FastPath, s.FastPathReason, s.FastPathCounters = d.fast.State(), d.fastWhy, d.fast.Counters()
 	s.PortGuard = "kernel"
 	if d.guard != nil {

@@ -14,13 +14,16 @@ import (
 // ruleset as nft.go in platd's own chains, hooked into the built-in ones
 // with one jump each.
 //
+//	ip6tables -t raw PREROUTING -> PLATD_RAW: -d PLAT::192.0.0.1 -j RETURN,
+//	                                -d PLAT/96 -s CLAT_RANGE -j CT --notrack, -d PLAT/96 ICMPv6 errors -j CT --notrack,
+//	                                -i plat -j CT --notrack
 //	ip6tables -t filter PLATD_FWD:  -o plat -m conntrack --ctstate NEW ! -s CLAT_RANGE -j REJECT adm-prohibited
-//	iptables  -t filter PLATD_FWD:  -i plat ! -s 192.0.0.6 -j DROP
+//	iptables  -t filter PLATD_FWD:  -i plat ! -s CLIENT_POOL -j DROP
+//	                                -i plat NEW -p tcp ! --syn -j DROP
 //	                                -i plat NEW -m connlimit --connlimit-above PORTS --connlimit-daddr -j REJECT
 //	                                (per destination address: coarser than nftables' per address, protocol and port)
 //	                                -i plat NEW -j PLATD_FULL   (REJECT while conntrack is nearly full)
-//	ip6tables -t nat POSTROUTING -> PLATD_NAT: -o plat -s CLAT_RANGE -j CONNMARK --or-mark SESSION, -j SNAT --to-source PLAT::192.0.0.6
-//	iptables  -t nat POSTROUTING -> PLATD_NAT: -o WAN -s 192.0.0.6 -j CONNMARK --or-mark SESSION,
+//	iptables  -t nat POSTROUTING -> PLATD_NAT: -o WAN -s CLIENT_POOL -j CONNMARK --or-mark SESSION,
 //	                                           -p tcp|udp -j SNAT --to-source WAN:PORTS (and ICMP)
 type iptNAT struct {
 	v4, v6 xtables.Family
@@ -29,6 +32,7 @@ type iptNAT struct {
 }
 
 const (
+	iptRaw  = "PLATD_RAW"
 	iptFwd  = "PLATD_FWD"
 	iptFull = "PLATD_FULL"
 	iptNat  = "PLATD_NAT"
@@ -56,15 +60,24 @@ func (n *iptNAT) fullChain(on bool) xtables.Chain {
 // install writes both families' chains, each family in one transaction
 // (a restart rewrites them in place: no moment without the gate).
 func (n *iptNAT) install(c *config, wan netip.Addr) error {
-	nat6 := c.addr6(c.natAddr4).String()
-	nat4 := c.natAddr4.String()
+	pool := c.clientPool.String()
+	plat := c.plat.String()
 	ports := fmt.Sprint(guardLimit(int(c.portMax-c.portMin) + 1))
+	notrack := []string{"-j", "CT", "--notrack"}
+	raw6 := xtables.Chain{Table: "raw", Name: iptRaw, Hook: "PREROUTING", Rules: [][]string{
+		{"-d", c.mgmtAddr().String(), "-j", "RETURN"},
+		append([]string{"-d", plat, "-s", c.clatRange.String()}, notrack...),
+	}}
+	for _, typ := range []string{"1", "2", "3", "4"} { // the ICMPv6 errors
+		raw6.Rules = append(raw6.Rules, append([]string{"-d", plat, "-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", typ}, notrack...))
+	}
+	raw6.Rules = append(raw6.Rules, append([]string{"-i", c.Dev}, notrack...))
 	fwd6 := xtables.Chain{Table: "filter", Name: iptFwd, Hook: "FORWARD", Rules: [][]string{
 		{"-o", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "!", "-s", c.clatRange.String(), "-j", "REJECT", "--reject-with", "icmp6-adm-prohibited"},
-		{"-o", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-p", "tcp", "!", "--syn", "-j", "DROP"},
 	}}
 	fwd4 := xtables.Chain{Table: "filter", Name: iptFwd, Hook: "FORWARD", Rules: [][]string{
-		{"-i", c.Dev, "!", "-s", nat4, "-j", "DROP"},
+		{"-i", c.Dev, "!", "-s", pool, "-j", "DROP"},
+		{"-i", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-p", "tcp", "!", "--syn", "-j", "DROP"},
 		{"-i", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-m", "connlimit", "--connlimit-above", ports, "--connlimit-daddr", "--connlimit-mask", "32", "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"},
 		{"-i", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-j", iptFull},
 	}}
@@ -72,29 +85,29 @@ func (n *iptNAT) install(c *config, wan netip.Addr) error {
 		fwd4.Rules = append(fwd4.Rules, []string{"-i", c.Dev, "-m", "conntrack", "--ctstate", "NEW", "-m", "connlimit", "--connlimit-above", fmt.Sprint(c.maxSessions), "--connlimit-mask", "0", "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"})
 	}
 	mark := fmt.Sprintf("%#x", sessionMark)
-	nat6c := xtables.Chain{Table: "nat", Name: iptNat, Hook: "POSTROUTING", Rules: [][]string{
-		{"-o", c.Dev, "-s", c.clatRange.String(), "-j", "CONNMARK", "--or-mark", mark},
-		{"-o", c.Dev, "-s", c.clatRange.String(), "-j", "SNAT", "--to-source", nat6}}}
 	nat4c := xtables.Chain{Table: "nat", Name: iptNat, Hook: "POSTROUTING"}
 	if wan.IsValid() {
-		nat4c.Rules = append(nat4c.Rules, []string{"-o", c.wanDev, "-s", nat4, "-j", "CONNMARK", "--or-mark", mark})
+		nat4c.Rules = append(nat4c.Rules, []string{"-o", c.wanDev, "-s", pool, "-j", "CONNMARK", "--or-mark", mark})
 		// (no --random: endpoint-independent mapping, as in nft.go)
 		to := fmt.Sprintf("%s:%d-%d", wan, c.portMin, c.portMax)
 		for _, p := range []string{"tcp", "udp"} {
-			nat4c.Rules = append(nat4c.Rules, []string{"-o", c.wanDev, "-s", nat4, "-p", p, "-j", "SNAT", "--to-source", to})
+			nat4c.Rules = append(nat4c.Rules, []string{"-o", c.wanDev, "-s", pool, "-p", p, "-j", "SNAT", "--to-source", to})
 		}
-		nat4c.Rules = append(nat4c.Rules, []string{"-o", c.wanDev, "-s", nat4, "-j", "SNAT", "--to-source", wan.String()})
+		nat4c.Rules = append(nat4c.Rules, []string{"-o", c.wanDev, "-s", pool, "-j", "SNAT", "--to-source", wan.String()})
 	}
-	if err := n.v6.Write(fwd6, nat6c); err != nil {
+	if err := n.v6.Write(raw6, fwd6); err != nil {
 		return err
 	}
+	// (an older platd's NAT66 chain, if one is left)
+	n.v6.Remove(xtables.Chain{Table: "nat", Name: iptNat, Hook: "POSTROUTING"})
 	return n.v4.Write(n.fullChain(n.full.Load()), fwd4, nat4c)
 }
 
 func (n *iptNAT) remove() error {
 	fwd := xtables.Chain{Table: "filter", Name: iptFwd, Hook: "FORWARD"}
 	nat := xtables.Chain{Table: "nat", Name: iptNat, Hook: "POSTROUTING"}
-	return errors.Join(n.v6.Remove(fwd, nat), n.v4.Remove(fwd, n.fullChain(false), nat))
+	raw := xtables.Chain{Table: "raw", Name: iptRaw, Hook: "PREROUTING"}
+	return errors.Join(n.v6.Remove(raw, fwd), n.v4.Remove(fwd, n.fullChain(false), nat))
 }
 
 // counters maps the REJECT/DROP rules' packet counts onto nft.go's names.
@@ -111,8 +124,8 @@ func (n *iptNAT) counters() map[string]uint64 {
 			}
 		}
 	}
-	add(n.v6, iptFwd, "refused_source", "dropped_midstream")
-	add(n.v4, iptFwd, "refused_spoof", "refused_ports", "", "refused_sessions")
+	add(n.v6, iptFwd, "refused_source")
+	add(n.v4, iptFwd, "refused_spoof", "dropped_midstream", "refused_ports", "", "refused_sessions")
 	add(n.v4, iptFull, "refused_full")
 	return res
 }

@@ -1,16 +1,20 @@
 // Package platd is the PLAT of 464xlat on an exit node: stateful NAT64
 // (RFC 6146) built from kernel parts, so the kernel's conntrack holds every
-// session. The seed's design (DESIGN.md section 3):
+// session, in one entry:
 //
-//	CLAT::a.b.c.d -> PLAT::w.x.y.z                    (from the mesh)
-//	  NAT66 (nftables snat)   -> PLAT::192.0.0.6 -> PLAT::w.x.y.z
-//	  platd's TUN (siit)      -> 192.0.0.6       -> w.x.y.z
-//	  IPv4 masquerade on WAN, in its own port range, -> the Internet
+//	CLAT::a.b.c.d -> PLAT::w.x.y.z                    (from the mesh, untracked)
+//	  platd's TUN (siit)      -> 198.18.x.y      -> w.x.y.z
+//	     (the client's own address from the client pool, RFC 7757)
+//	  IPv4 SNAT on WAN, in its own port range, -> the Internet
 //
-// and back the same way. Only sources in clat_range are served, special-
-// purpose IPv4 destinations are refused with ICMPv6, and everything platd
-// put in the kernel is removed on exit (conntrack sessions stay, so a
-// restart does not break them).
+// and back the same way. The seed's design (DESIGN.md section 3) put a NAT66
+// to PLAT::192.0.0.6 before the TUN: a second conntrack entry per session
+// (half the cost of setting one up) and one IPv4 source for all clients,
+// whose colliding ports broke endpoint-independent mapping. Only sources in
+// clat_range are served, special-purpose IPv4 destinations are refused with
+// ICMPv6, and everything platd put in the kernel is removed on exit
+// (conntrack sessions and the pool's journal stay, so a restart does not
+// break them).
 package platd
 
 import (
@@ -25,6 +29,7 @@ import (
 	"github.com/gluon-464xlat/gluon-464xlat/fastpath"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/addrplan"
 	"github.com/gluon-464xlat/gluon-464xlat/internal/cli"
+	"github.com/gluon-464xlat/gluon-464xlat/internal/clientpool"
 	"github.com/gluon-464xlat/gluon-464xlat/siit"
 )
 
@@ -35,7 +40,9 @@ type config struct {
 	wanDev         string
 	portMin        uint16
 	portMax        uint16
-	natAddr4       netip.Addr
+	own4           netip.Addr   // the translator's own address: the pool's first but one
+	clientPool     netip.Prefix // each client's IPv4 address comes from here
+	clientsFile    string       // the pool's journal
 	allow          []netip.Prefix
 	maxSessions    uint32
 	conntrackLimit int
@@ -48,13 +55,14 @@ type config struct {
 func parseFlags(args []string) (*config, error) {
 	c := &config{fastPath: "auto"}
 	fs := cli.NewTUNFlagSet("platd", "plat", "/var/run/platd.sock", "TUN MTU", &c.TUN)
-	var plat, clatRange, ports, natAddr, allow string
+	var plat, clatRange, ports, pool, allow string
 	var maxSessions int
 	fs.StringVar(&plat, "plat-prefix", "", "this exit's PLAT prefix (required), e.g. fddd:1337:1338:1234:5678:9abc::/96")
 	fs.StringVar(&clatRange, "clat-range", "", "sources served (required): the mesh's clat_range, e.g. fddd:1337:1337::/48")
 	fs.StringVar(&c.wanDev, "wan-dev", "", "uplink interface whose IPv4 address sessions are NATed to (required)")
 	fs.StringVar(&ports, "port-range", "61000-65535", "IPv4 source ports for NAT64 sessions, apart from the router's own masquerading")
-	fs.StringVar(&natAddr, "nat-addr", addrplan.PLATNAT4.String(), "IPv4 address between the stateless step and the SNAT (RFC 7335 range)")
+	fs.StringVar(&pool, "client-pool", addrplan.PLATClientPool.String(), "IPv4 prefix (/16 to /29) of the clients' addresses between the stateless step and the SNAT, used nowhere else")
+	fs.StringVar(&c.clientsFile, "clients-file", "", "the client pool's journal, kept across restarts (default: the socket's path with .clients for .sock)")
 	fs.StringVar(&allow, "allow", "", "comma-separated IPv4 prefixes to serve although special-purpose (e.g. a lab's 198.51.100.0/24)")
 	fs.IntVar(&maxSessions, "max-sessions", 0, "refuse new IPv4 sessions (with ICMP) beyond this many; 0: no limit")
 	fs.IntVar(&c.conntrackLimit, "conntrack-limit", 0, "refuse new sessions while this many conntrack entries exist; 0: 95% of nf_conntrack_max")
@@ -82,8 +90,14 @@ func parseFlags(args []string) (*config, error) {
 	if c.portMin, c.portMax, err = parsePorts(ports); err != nil {
 		return nil, fmt.Errorf("-port-range %q: %v", ports, err)
 	}
-	if c.natAddr4, err = netip.ParseAddr(natAddr); err != nil || !c.natAddr4.Is4() {
-		return nil, fmt.Errorf("-nat-addr %q: need an IPv4 address", natAddr)
+	if c.clientPool, err = netip.ParsePrefix(pool); err != nil || !c.clientPool.Addr().Is4() ||
+		c.clientPool.Bits() < clientpool.MinBits || c.clientPool.Bits() > clientpool.MaxBits {
+		return nil, fmt.Errorf("-client-pool %q: need an IPv4 prefix from /%d to /%d", pool, clientpool.MinBits, clientpool.MaxBits)
+	}
+	c.clientPool = c.clientPool.Masked()
+	c.own4 = c.clientPool.Addr().Next()
+	if c.clientsFile == "" {
+		c.clientsFile = strings.TrimSuffix(c.Socket, ".sock") + ".clients"
 	}
 	for _, a := range strings.Split(allow, ",") {
 		if a = strings.TrimSpace(a); a == "" {
@@ -92,6 +106,9 @@ func parseFlags(args []string) (*config, error) {
 		p, err := netip.ParsePrefix(a)
 		if err != nil || !p.Addr().Is4() {
 			return nil, fmt.Errorf("-allow %q: need IPv4 prefixes", a)
+		}
+		if p.Overlaps(c.clientPool) {
+			return nil, fmt.Errorf("-allow %s overlaps -client-pool %s", p, c.clientPool)
 		}
 		c.allow = append(c.allow, p.Masked())
 	}
@@ -123,19 +140,16 @@ func (c *config) addr6(v4 netip.Addr) netip.Addr {
 	return netip.AddrFrom16(a)
 }
 
-// translatorConfig: the PLAT prefix is the only mapping (the NAT66 address
-// PLAT::192.0.0.6 maps onto 192.0.0.6 by it); the translator's own errors
-// and RFC 6791 errors use the NAT address too, so all IPv4 that leaves the
-// TUN is covered by one masquerade rule.
 // fastPathConfig is the fast path's configuration: platd's stateless step
-// (the NAT address and the PLAT /96 on both sides, the deny list), and why
+// (the client pool, whose addresses the pool's mappings give, the PLAT
+// /96, the deny list), and why
 // not when the program cannot translate as the TUN path does: a PLAT prefix
 // other than a /96, the Well-Known Prefix (whose non-global IPv4 rules it
 // does not have), a deny list longer than its map.
 func (c *config) fastPathConfig() (fastpath.Config, string) {
 	p := c.plat.Prefix()
-	fc := fastpath.Config{CLAT: p, PLAT: p, ClientNet: netip.PrefixFrom(c.natAddr4, 32), MTU6: c.MTU,
-		Frag6: min(1280, c.MTU), MTU4: 0xffff, PLATMode: true, Deny: denyList(c.allow)}
+	fc := fastpath.Config{PLAT: p, ClientNet: c.clientPool, MTU6: c.MTU,
+		Frag6: min(1280, c.MTU), MTU4: 0xffff, PLATMode: true, Deny: c.deny()}
 	switch {
 	case p.Bits() != 96 || c.plat.WellKnown():
 		return fc, "the PLAT prefix is not a /96 other than 64:ff9b::/96: the fast path maps those only"
@@ -151,11 +165,28 @@ func (c *config) guardByEvents() bool {
 	return c.backend != "iptables" && int(c.portMax-c.portMin)+1 >= exactGuardMax
 }
 
-func (c *config) translatorConfig() siit.Config {
+// translatorConfig: the PLAT prefix for the Internet's addresses, the
+// client pool's mappings for the clients'; the translator's own errors and
+// RFC 6791 errors come from the pool's own address, so all IPv4 that
+// leaves the TUN is from the pool, covered by one SNAT rule.
+func (c *config) translatorConfig(clients siit.ClientMap) siit.Config {
 	return siit.Config{
-		Pool6: c.plat, Addr4: c.natAddr4, Pool6791: c.natAddr4, Addr6: c.addr6(addrplan.PLATMgmt4),
-		MTU6: c.MTU, Deny4: denyList(c.allow),
+		Pool6: c.plat, Clients: clients, Addr4: c.own4, Pool6791: c.own4, Addr6: c.addr6(addrplan.PLATMgmt4),
+		MTU6: c.MTU, Deny4: c.deny(),
 	}
+}
+
+// deny is what the mesh may not reach: special-purpose IPv4 space but what
+// -allow serves, and the client pool (clients' addresses are not
+// destinations).
+func (c *config) deny() []netip.Prefix {
+	d := denyList(c.allow)
+	for _, p := range d {
+		if p.Contains(c.clientPool.Addr()) && p.Bits() <= c.clientPool.Bits() {
+			return d
+		}
+	}
+	return append(d, c.clientPool)
 }
 
 // Main runs the daemon with args (without the program name) until SIGINT or SIGTERM.

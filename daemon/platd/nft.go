@@ -14,26 +14,37 @@ import (
 
 // platd's own nftables table (family inet), so it coexists with OpenWrt's
 // fw4: its chains run one priority step before fw4's, its NAT binds each new
-// session first (the masquerade with platd's port range wins over fw4's).
+// session first (the SNAT with platd's port range wins over fw4's masquerade).
 //
 //	table inet platd {
 //	  counter refused_source {}; counter refused_spoof {}; counter refused_sessions {}
+//	  chain raw { type filter hook prerouting priority raw
+//	    meta nfproto ipv6 ip6 daddr PLAT/96 ip6 daddr != PLAT::192.0.0.1 ip6 saddr CLAT_RANGE notrack
+//	    meta nfproto ipv6 ip6 daddr PLAT/96 ip6 daddr != PLAT::192.0.0.1 meta l4proto icmpv6 icmpv6 type < 128 notrack
+//	    iifname "plat" meta nfproto ipv6 notrack
+//	  }
 //	  chain forward { type filter hook forward priority -1
 //	    oifname "plat" meta nfproto ipv6 ct state new ip6 saddr != CLAT_RANGE counter name refused_source reject with icmpx admin-prohibited
-//	    oifname "plat" meta nfproto ipv6 ct state new meta l4proto tcp tcp flags & (fin|syn|rst|ack) != syn counter name dropped_midstream drop
-//	    iifname "plat" meta nfproto ipv4 ip saddr != 192.0.0.6 counter name refused_spoof drop
+//	    iifname "plat" meta nfproto ipv4 ip saddr != CLIENT_POOL counter name refused_spoof drop
+//	    iifname "plat" meta nfproto ipv4 ct state new meta l4proto tcp tcp flags & (fin|syn|rst|ack) != syn counter name dropped_midstream drop
 //	    iifname "plat" meta nfproto ipv4 ct state new ct count over N counter name refused_sessions reject with icmpx admin-prohibited
 //	    iifname "plat" meta nfproto ipv4 ct state new add @ports { ip daddr . meta l4proto . th dport ct count over LIMIT } counter name refused_ports reject with icmpx admin-prohibited
 //	      (ranges of 1024 ports or more, portguard.go: ... ip daddr . meta l4proto . th dport @ports_full counter name refused_ports reject ...,
 //	       ICMP with port 0; platd fills the set from conntrack events)
-//	    oifname "plat" ct state new jump gate_full
+//	    iifname "plat" meta nfproto ipv4 ct state new jump gate_full
 //	  }
 //	  chain gate_full {}   # holds "counter name refused_full reject ..." while conntrack is nearly full
 //	  chain postrouting { type nat hook postrouting priority 99
-//	    oifname "plat" meta nfproto ipv6 ip6 saddr CLAT_RANGE ct mark set ct mark | SESSION ct event set 0 snat ip6 to PLAT::192.0.0.6
-//	    oifname WAN meta nfproto ipv4 ip saddr 192.0.0.6 ct mark set ct mark | SESSION snat ip to WAN_ADDRESS:61000-65535
+//	    oifname WAN meta nfproto ipv4 ip saddr CLIENT_POOL ct mark set ct mark | SESSION snat ip to WAN_ADDRESS:61000-65535
 //	  }
 //	}
+//
+// A session is one conntrack entry, the IPv4 one: the clients' IPv6 towards
+// the PLAT prefix (and ICMPv6 errors about it) and the translated answers
+// are not tracked, as each client's address maps statelessly onto its own
+// in the pool (clients.go). Tracking them cost a second entry per session:
+// half the set-up work. The management address stays tracked (prefixd's
+// probes and l3roamd's ROAMs are the exit's own traffic).
 //
 // SNAT to the WAN address rather than "masquerade to :ports": google/nftables
 // v0.3.0 sends a masquerade's port registers without NF_NAT_RANGE_PROTO_SPECIFIED,
@@ -168,21 +179,40 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 	n.fwd = fwd
 	nat := cc.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(99)})
-	nat4 := netip.PrefixFrom(c.natAddr4, 32)
-	natAddr6 := c.addr6(c.natAddr4).As16()
+	raw := cc.AddChain(&nftables.Chain{Name: "raw", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Policy: &accept})
+	mgmt := c.mgmtAddr().As16()
+	toPLAT := nftexpr.Join(nftexpr.NFProto(unix.NFPROTO_IPV6), nftexpr.AddrIn(nftexpr.IPv6Dst, c.plat.Prefix(), expr.CmpOpEq),
+		[]expr.Any{nftexpr.LoadAddr(nftexpr.IPv6Dst, true), &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: mgmt[:]}})
+	cc.AddRule(&nftables.Rule{Table: t, Chain: raw, Exprs: nftexpr.Join(toPLAT,
+		nftexpr.AddrIn(nftexpr.IPv6Src, c.clatRange, expr.CmpOpEq), []expr.Any{&expr.Notrack{}})})
+	cc.AddRule(&nftables.Rule{Table: t, Chain: raw, Exprs: nftexpr.Join(toPLAT,
+		nftexpr.MetaIs(expr.MetaKeyL4PROTO, []byte{unix.IPPROTO_ICMPV6}),
+		[]expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: []byte{128}}, // an error
+			&expr.Notrack{},
+		})})
+	cc.AddRule(&nftables.Rule{Table: t, Chain: raw, Exprs: nftexpr.Join(
+		nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV6), []expr.Any{&expr.Notrack{}})})
+	pool := c.clientPool
 
 	// The gate: only the mesh's CLATs open sessions (errors and replies
 	// belonging to a session pass, e.g. Packet Too Big from a mesh router).
 	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
 		nftexpr.OIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV6), nftexpr.CtStateNew(),
 		nftexpr.AddrIn(nftexpr.IPv6Src, c.clatRange, expr.CmpOpNeq), []expr.Any{nftexpr.Counter("refused_source"), nftexpr.RejectAdmin()})})
+	// Nothing but the client pool leaves the TUN towards IPv4.
+	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
+		nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV4),
+		nftexpr.AddrIn(nftexpr.IPv4Src, pool, expr.CmpOpNeq), []expr.Any{nftexpr.Counter("refused_spoof"), &expr.Verdict{Kind: expr.VerdictDrop}})})
 	// No session starts mid-stream: a TCP segment other than a SYN with no
 	// session is a client that roamed and whose ROAM has not arrived yet.
 	// Dropped, it is retransmitted into its own session a moment later;
 	// passed, it would open a new one and the server would reset the
 	// client's connection.
 	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
-		nftexpr.OIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV6), nftexpr.CtStateNew(),
+		nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV4), nftexpr.CtStateNew(),
 		nftexpr.MetaIs(expr.MetaKeyL4PROTO, []byte{unix.IPPROTO_TCP}),
 		[]expr.Any{
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
@@ -190,10 +220,6 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0x02}},
 			nftexpr.Counter("dropped_midstream"), &expr.Verdict{Kind: expr.VerdictDrop},
 		})})
-	// Nothing but the NAT address leaves the TUN towards IPv4.
-	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
-		nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV4),
-		nftexpr.AddrIn(nftexpr.IPv4Src, nat4, expr.CmpOpNeq), []expr.Any{nftexpr.Counter("refused_spoof"), &expr.Verdict{Kind: expr.VerdictDrop}})})
 	// Port exhaustion: one source port per session towards the same
 	// destination address, protocol and port; beyond the range, refuse.
 	if c.guardByEvents() {
@@ -219,7 +245,7 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 	}
 	full := cc.AddChain(&nftables.Chain{Name: "gate_full", Table: t})
 	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
-		nftexpr.OIF(c.Dev), nftexpr.CtStateNew(),
+		nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV4), nftexpr.CtStateNew(),
 		[]expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: full.Name}})})
 	if n.full.Load() {
 		n.fullRule(cc, full)
@@ -230,18 +256,6 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 			[]expr.Any{&expr.Connlimit{Count: c.maxSessions, Flags: nftConnlimitInv},
 				nftexpr.Counter("refused_sessions"), nftexpr.RejectAdmin()})})
 	}
-	// NAT66: every CLAT source becomes PLAT::192.0.0.6. Its entries send
-	// no conntrack events (ct event set 0): once anyone listens (the port
-	// guard does) the kernel builds a message for every event of every
-	// entry, and the NAT66 half of each session was half of that work,
-	// which no listener of platd's needs; the IPv4 half still tells.
-	cc.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: nftexpr.Join(
-		nftexpr.OIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV6),
-		nftexpr.AddrIn(nftexpr.IPv6Src, c.clatRange, expr.CmpOpEq), nftexpr.CtMarkOr(sessionMark),
-		[]expr.Any{&expr.Immediate{Register: 1, Data: []byte{0, 0, 0, 0}},
-			&expr.Ct{Key: expr.CtKeyEVENTMASK, Register: 1, SourceRegister: true},
-			&expr.Immediate{Register: 1, Data: natAddr6[:]},
-			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV6, RegAddrMin: 1, RegAddrMax: 1}})})
 	// IPv4 SNAT to the uplink in platd's port range. No random port
 	// selection: without it the kernel reuses a source's mapping for its
 	// next destination, the Endpoint-Independent Mapping RFC 6146 section
@@ -249,7 +263,7 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 	if wan.IsValid() {
 		cc.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: nftexpr.Join(
 			nftexpr.OIF(c.wanDev), nftexpr.NFProto(unix.NFPROTO_IPV4),
-			nftexpr.AddrIn(nftexpr.IPv4Src, nat4, expr.CmpOpEq), nftexpr.CtMarkOr(sessionMark),
+			nftexpr.AddrIn(nftexpr.IPv4Src, pool, expr.CmpOpEq), nftexpr.CtMarkOr(sessionMark),
 			[]expr.Any{&expr.Immediate{Register: 1, Data: wan.AsSlice()},
 				&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(c.portMin)},
 				&expr.Immediate{Register: 3, Data: binaryutil.BigEndian.PutUint16(c.portMax)},

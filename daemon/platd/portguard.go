@@ -54,7 +54,7 @@ type destKey struct {
 
 type portGuard struct {
 	limit, resume int32      // refuse from limit sessions on, accept again below resume
-	nat4          netip.Addr // the sessions' IPv4 source before SNAT (192.0.0.6)
+	pool          netip.Prefix // the sessions' IPv4 sources before SNAT (the client pool)
 	// set adds a destination to ports_full (true) or removes it.
 	set func(k destKey, full bool) error
 
@@ -69,15 +69,15 @@ type portGuard struct {
 // below 1/32 of the range less: not one nftables transaction per session
 // that ends at a full destination. Events reach platd a little after the
 // sessions start; the ports above the limit take the few that pass meanwhile.
-func newPortGuard(ports int, nat4 netip.Addr, set func(destKey, bool) error) *portGuard {
+func newPortGuard(ports int, pool netip.Prefix, set func(destKey, bool) error) *portGuard {
 	limit := int32(guardLimit(ports))
-	return &portGuard{limit: limit, resume: limit - int32(ports/32), nat4: nat4, set: set,
+	return &portGuard{limit: limit, resume: limit - int32(ports/32), pool: pool, set: set,
 		counts: map[destKey]int32{}, full: map[destKey]bool{}}
 }
 
 // key is the destination of one of platd's IPv4 entries.
 func (g *portGuard) key(e ctdump.Entry) (destKey, bool) {
-	if e.Mark&sessionMark == 0 || e.Src != g.nat4 || !e.Dst.Is4() {
+	if e.Mark&sessionMark == 0 || !g.pool.Contains(e.Src) || !e.Dst.Is4() {
 		return destKey{}, false
 	}
 	k := destKey{addr: e.Dst.As4(), proto: e.Proto}

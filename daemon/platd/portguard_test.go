@@ -11,14 +11,14 @@ import (
 // runs it against the kernel's events and NAT.
 func TestPortGuardRefusesFromTheLimitAndAcceptsBelowResume(t *testing.T) {
 	var calls []bool
-	g := newPortGuard(1024, netip.MustParseAddr("192.0.0.6"), func(_ destKey, full bool) error {
+	g := newPortGuard(1024, netip.MustParsePrefix("198.18.0.0/16"), func(_ destKey, full bool) error {
 		calls = append(calls, full)
 		return nil
 	})
 	if g.limit != 896 || g.resume != 864 {
 		t.Fatalf("limit %d, resume %d; want 896, 864 (7/8 of 1024, 1/32 below)", g.limit, g.resume)
 	}
-	e := ctdump.Entry{Src: netip.MustParseAddr("192.0.0.6"), Dst: netip.MustParseAddr("198.51.100.1"), Proto: 17, DstPort: 53, Mark: sessionMark}
+	e := ctdump.Entry{Src: netip.MustParseAddr("198.18.0.2"), Dst: netip.MustParseAddr("198.51.100.1"), Proto: 17, DstPort: 53, Mark: sessionMark}
 	for i := 0; i < 895; i++ {
 		g.event(ctdump.New, e)
 	}
@@ -48,8 +48,8 @@ func TestPortGuardRefusesFromTheLimitAndAcceptsBelowResume(t *testing.T) {
 }
 
 func TestPortGuardCountsOnlyPlatdsSessionsByDestination(t *testing.T) {
-	g := newPortGuard(4536, netip.MustParseAddr("192.0.0.6"), func(destKey, bool) error { return nil })
-	nat, dst := netip.MustParseAddr("192.0.0.6"), netip.MustParseAddr("198.51.100.1")
+	g := newPortGuard(4536, netip.MustParsePrefix("198.18.0.0/16"), func(destKey, bool) error { return nil })
+	nat, dst := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.51.100.1")
 	for _, e := range []ctdump.Entry{
 		{Src: nat, Dst: dst, Proto: 17, SrcPort: 1, DstPort: 53, Mark: sessionMark},
 		{Src: nat, Dst: dst, Proto: 17, SrcPort: 2, DstPort: 53, Mark: sessionMark | 5},
@@ -57,7 +57,7 @@ func TestPortGuardCountsOnlyPlatdsSessionsByDestination(t *testing.T) {
 		{Src: nat, Dst: dst, Proto: 1, SrcPort: 4, DstPort: 0, Mark: sessionMark},
 		{Src: nat, Dst: dst, Proto: 1, SrcPort: 5, DstPort: 0, Mark: sessionMark},
 		{Src: nat, Dst: dst, Proto: 17, DstPort: 53},                                                // not marked: the router's own NAT
-		{Src: netip.MustParseAddr("10.0.0.1"), Dst: dst, Proto: 17, DstPort: 53, Mark: sessionMark}, // not from the NAT address
+		{Src: netip.MustParseAddr("10.0.0.1"), Dst: dst, Proto: 17, DstPort: 53, Mark: sessionMark}, // not from the client pool
 	} {
 		g.event(ctdump.New, e)
 	}

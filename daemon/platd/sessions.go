@@ -13,9 +13,8 @@ import (
 	"github.com/gluon-464xlat/gluon-464xlat/internal/sysctl"
 )
 
-// A NAT64 session is two conntrack entries: the IPv6 one (CLAT address ->
-// PLAT::w.x.y.z, NAT66 to PLAT::192.0.0.6) and the IPv4 one (192.0.0.6 ->
-// w.x.y.z, masqueraded). They are joined by the NAT66 source port.
+// A NAT64 session is one conntrack entry, the IPv4 one: from the client's
+// address in the pool (clients.go) to w.x.y.z, SNATed to the uplink.
 
 type session struct {
 	CLAT     string `json:"clat"`
@@ -27,70 +26,44 @@ type session struct {
 	TimeoutS uint32 `json:"timeout_s"`
 }
 
-// sessionMark is the ct mark bit platd's NAT rules give both entries of a
-// session (nft.go, iptables.go), so the kernel hands over only those
-// (ctdump). The other bits of the mark are left to others.
+// sessionMark is the ct mark bit platd's SNAT rule gives its sessions
+// (nft.go, iptables.go), so the kernel hands over only those (ctdump).
+// The other bits of the mark are left to others.
 const sessionMark = 1 << 30
 
-var (
-	marked6 = ctdump.Filter{Family: unix.AF_INET6, Mark: sessionMark, Mask: sessionMark}
-	marked4 = ctdump.Filter{Family: unix.AF_INET, Mark: sessionMark, Mask: sessionMark}
-)
+var marked4 = ctdump.Filter{Family: unix.AF_INET, Mark: sessionMark, Mask: sessionMark}
 
 // summaryDumpMax bounds the conntrack table size up to which status walks
 // every session: the walk streams (no more memory for a bigger table) but
 // costs CPU time per entry, on every status call.
 const summaryDumpMax = 20000
 
-// natKey joins a session's two entries: the IPv4 protocol and the NAT66
-// source port (which the IPv4 entry has as its source port).
-type natKey struct {
-	proto uint8
-	port  uint16
-}
-
-// key6 is the IPv4 entry's natKey of an IPv6 entry (ICMPv6 became ICMP).
-func key6(f conntrack.Flow) natKey {
-	p := f.TupleOrig.Proto.Protocol
-	if p == unix.IPPROTO_ICMPV6 {
-		p = unix.IPPROTO_ICMP
-	}
-	return natKey{p, f.TupleReply.Proto.DestinationPort}
-}
-
-// key4 is an IPv4 entry's natKey.
-func key4(f conntrack.Flow) natKey {
-	return natKey{f.TupleOrig.Proto.Protocol, f.TupleOrig.Proto.SourcePort}
-}
-
-// ours reports an IPv6 entry of CLAT traffic into the PLAT prefix.
-func (d *daemon) ours(f conntrack.Flow) bool {
-	o := f.TupleOrig.IP
-	return d.c.clatRange.Contains(o.SourceAddress) && d.c.plat.Prefix().Contains(o.DestinationAddress)
+// eachSession calls fn with each of platd's sessions and its client (a
+// session of an address whose client is unknown: none).
+func (d *daemon) eachSession(fn func(f conntrack.Flow, clat netip.Addr)) error {
+	return ctdump.Each(marked4, func(f conntrack.Flow) {
+		if src := f.TupleOrig.IP.SourceAddress; d.c.clientPool.Contains(src) {
+			clat, _ := d.pool.Lookup(src)
+			fn(f, clat)
+		}
+	})
 }
 
 func (d *daemon) sessions(clat netip.Addr) ([]session, error) {
-	wanPort := map[natKey]uint16{}
-	err := ctdump.Each(marked4, func(f conntrack.Flow) {
-		if f.TupleOrig.IP.SourceAddress == d.c.natAddr4 {
-			wanPort[key4(f)] = f.TupleReply.Proto.DestinationPort
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
 	res := []session{}
-	err = ctdump.Each(marked6, func(f conntrack.Flow) {
+	err := d.eachSession(func(f conntrack.Flow, c netip.Addr) {
 		o := f.TupleOrig
-		if !d.ours(f) || clat.IsValid() && o.IP.SourceAddress != clat {
+		if clat.IsValid() && c != clat {
 			return
 		}
-		s := session{CLAT: o.IP.SourceAddress.String(), Proto: o.Proto.Protocol, SrcPort: o.Proto.SourcePort,
-			DstPort: o.Proto.DestinationPort, TimeoutS: f.Timeout, WANPort: wanPort[key6(f)]}
-		var w [4]byte
-		b := o.IP.DestinationAddress.As16()
-		if d.c.plat.Extract(w[:], b[:]) {
-			s.Dst = netip.AddrFrom4(w).String()
+		s := session{Proto: o.Proto.Protocol, SrcPort: o.Proto.SourcePort, Dst: o.IP.DestinationAddress.String(),
+			DstPort: o.Proto.DestinationPort, TimeoutS: f.Timeout, WANPort: f.TupleReply.Proto.DestinationPort}
+		if c.IsValid() {
+			s.CLAT = c.String()
+		}
+		if s.Proto == unix.IPPROTO_ICMP { // the echo identifier; no destination port
+			s.SrcPort, s.DstPort = o.Proto.ICMPID, 0
+			s.WANPort = f.TupleReply.Proto.ICMPID
 		}
 		res = append(res, s)
 	})
@@ -100,26 +73,18 @@ func (d *daemon) sessions(clat netip.Addr) ([]session, error) {
 func (d *daemon) summary() status.Sessions {
 	s := status.Sessions{PerCLAT: map[string]int{}, PortsTotal: int(d.c.portMax-d.c.portMin) + 1}
 	if n := sysctl.ConntrackCount(); n > summaryDumpMax {
-		// Each NAT64 session is two entries; the rest of the table is small on an exit.
-		s.Total, s.PerCLAT = n/2, nil
+		// the rest of the table is small on an exit
+		s.Total, s.IPv4, s.PerCLAT = n, n, nil
 		s.Omitted = fmt.Sprintf("%d conntrack entries: per-CLAT detail left out (use 'sessions CLAT-ADDRESS')", n)
 		return s
 	}
-	err := ctdump.Each(marked6, func(f conntrack.Flow) {
-		if d.ours(f) {
-			s.Total++
-			s.PerCLAT[f.TupleOrig.IP.SourceAddress.String()]++
-		}
-	})
-	if err != nil {
-		return s
-	}
 	var ports [65536 / 64]uint64 // a bit per WAN port
-	ctdump.Each(marked4, func(f conntrack.Flow) {
-		if f.TupleOrig.IP.SourceAddress != d.c.natAddr4 {
-			return
-		}
+	d.eachSession(func(f conntrack.Flow, clat netip.Addr) {
+		s.Total++
 		s.IPv4++
+		if clat.IsValid() {
+			s.PerCLAT[clat.String()]++
+		}
 		if p := f.TupleReply.Proto.DestinationPort; p >= d.c.portMin && p <= d.c.portMax && ports[p/64]&(1<<(p%64)) == 0 {
 			ports[p/64] |= 1 << (p % 64)
 			s.PortsInUse++
@@ -128,7 +93,7 @@ func (d *daemon) summary() status.Sessions {
 	return s
 }
 
-// flush deletes the sessions of one CLAT address (or all): both entries.
+// flush deletes the sessions of one CLAT address (or all).
 func (d *daemon) flush(clat netip.Addr) (int, error) {
 	c, err := conntrack.Dial(nil)
 	if err != nil {
@@ -136,49 +101,32 @@ func (d *daemon) flush(clat netip.Addr) (int, error) {
 	}
 	defer c.Close()
 	n := 0
-	gone := map[natKey]bool{}
-	err = ctdump.Each(marked6, func(f conntrack.Flow) {
-		if !d.ours(f) || clat.IsValid() && f.TupleOrig.IP.SourceAddress != clat {
-			return
-		}
-		if c.Delete(f) == nil {
+	err = d.eachSession(func(f conntrack.Flow, cl netip.Addr) {
+		if (!clat.IsValid() || cl == clat) && c.Delete(f) == nil {
 			n++
-			gone[key6(f)] = true
-		}
-	})
-	if err != nil {
-		return n, err
-	}
-	err = ctdump.Each(marked4, func(f conntrack.Flow) {
-		if f.TupleOrig.IP.SourceAddress == d.c.natAddr4 && gone[key4(f)] {
-			c.Delete(f)
 		}
 	})
 	return n, err
 }
 
-// purgeUnNATed deletes IPv6 entries of CLAT traffic into the PLAT prefix
-// that carry no NAT66: they were opened while platd's rules were missing
-// (an older platd stopping in the wrong order, a firewall flushing the
-// legacy chains) and would hold their flows in the translator's drop until
-// they time out. Deleted, the next packet opens a proper session. The
-// kernel hands over only IPv6 entries without the session mark.
+// purgeUnNATed deletes IPv4 entries from the client pool that carry no
+// SNAT: they were opened while platd's rules were missing (no WAN address
+// yet, a firewall flushing the legacy chains) and would hold their flows
+// un-NATed until they time out. Deleted, the next packet opens a proper
+// session. The kernel hands over only entries without the session mark.
 func (d *daemon) purgeUnNATed() {
 	c, err := conntrack.Dial(nil)
 	if err != nil {
 		return
 	}
 	defer c.Close()
-	n, mgmt := 0, d.c.mgmtAddr()
-	ctdump.Each(ctdump.Filter{Family: unix.AF_INET6, Mask: sessionMark}, func(f conntrack.Flow) {
-		if !d.ours(f) || f.TupleOrig.IP.DestinationAddress == mgmt {
-			return // not ours, or delivered here and never NATed: prefixd's probes, l3roamd's ROAMs
-		}
-		if !f.Status.SrcNAT() && c.Delete(f) == nil {
+	n := 0
+	ctdump.Each(ctdump.Filter{Family: unix.AF_INET, Mask: sessionMark}, func(f conntrack.Flow) {
+		if d.c.clientPool.Contains(f.TupleOrig.IP.SourceAddress) && !f.Status.SrcNAT() && c.Delete(f) == nil {
 			n++
 		}
 	})
 	if n > 0 {
-		slog.Info("deleted conntrack entries opened without NAT66", "entries", n)
+		slog.Info("deleted conntrack entries opened without SNAT", "entries", n)
 	}
 }

@@ -5,7 +5,11 @@
 //
 //	PREFIX::192.0.0.1  a PLAT's management address (prefixd probes it, l3roamd takes ROAMs there)
 //	PREFIX::192.0.0.2  a CLAT's own address (its ICMP errors, l3roamd's source towards a PLAT)
-//	PREFIX::192.0.0.6  a PLAT's NAT66 address (platd's stateless step maps it to 192.0.0.6)
+//
+// and on an exit, between platd's stateless step and its SNAT, each client
+// (CLAT address) has an IPv4 address of its own from PLATClientPool
+// (198.18.0.0/16: RFC 2544's benchmarking space, which no network routes,
+// and which stays inside the exit).
 //
 // The Lua library gluon.xlat (packages/gluon-464xlat-clat) computes the
 // same for check_site and the upgrade scripts; a test holds the two to the
@@ -22,8 +26,10 @@ import (
 var (
 	PLATMgmt4 = netip.AddrFrom4([4]byte{192, 0, 0, 1})
 	CLATOwn4  = netip.AddrFrom4([4]byte{192, 0, 0, 2})
-	PLATNAT4  = netip.AddrFrom4([4]byte{192, 0, 0, 6})
 )
+
+// PLATClientPool is platd's default -client-pool.
+var PLATClientPool = netip.MustParsePrefix("198.18.0.0/16")
 
 // In96 is the address of the /96 p that embeds v4 in its last 32 bits.
 func In96(p netip.Prefix, v4 netip.Addr) netip.Addr {

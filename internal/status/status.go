@@ -71,10 +71,23 @@ type Platd struct {
 	PortsFull int    `json:"destinations_out_of_ports"`
 	// whole recounts from a dump: at start, and after the kernel dropped events
 	PortGuardRecounts uint64 `json:"port_guard_recounts,omitempty"`
+	// Clients: each CLAT address has an IPv4 address of its own from
+	// ClientPool while conntrack holds sessions of it.
+	ClientPool string      `json:"client_pool"`
+	Clients    ClientsPool `json:"clients"`
 	// the kernel fast path of the stateless step, as clatd's
 	FastPath         string            `json:"fastpath"`
 	FastPathReason   string            `json:"fastpath_reason,omitempty"`
 	FastPathCounters map[string]uint64 `json:"fastpath_counters,omitempty"`
+}
+
+// ClientsPool is the use of platd's client pool.
+type ClientsPool struct {
+	Mapped    int    `json:"mapped"`
+	Orphans   int    `json:"orphans,omitempty"` // held for sessions of a client a lost journal no longer names
+	Free      int    `json:"free"`
+	Refused   uint64 `json:"refused"`   // new clients that found no address left
+	Reclaimed uint64 `json:"reclaimed"` // addresses given back (no session left)
 }
 
 // Sessions summarises platd's NAT64 sessions (its conntrack entries).
