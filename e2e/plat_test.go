@@ -145,7 +145,7 @@ func platEndToEnd(t *testing.T, backend ...string) {
 		l.T(t).Must(l.node, netlab.Helper("udp-ping", "["+serverViaPLAT+"]:5002", "200", "5")...)
 	})
 	if len(backend) == 0 {
-		t.Run("NAT66 entries send no conntrack events, the IPv4 ones do", func(t *testing.T) {
+		t.Run("a session is one conntrack entry, the IPv4 one: the client's IPv6 is untracked", func(t *testing.T) {
 			ev := l.Start(l.exit, "conntrack-events", "conntrack", "-E", "-e", "NEW", "-o", "extended")
 			// new sessions (a socket each) until conntrack -E has listened
 			// for two of them
@@ -157,10 +157,14 @@ func platEndToEnd(t *testing.T, backend ...string) {
 			}
 			ev.Stop()
 			if strings.Contains(ev.Log(), "ipv6") {
-				t.Errorf("events of NAT66 entries:\n%s", ev.Log())
+				t.Errorf("IPv6 entries of sessions:\n%s", ev.Log())
 			}
-			if ct, _ := l.Run(l.exit, "conntrack", "-L", "-f", "ipv6", "-p", "udp", "--dport", "5002"); !strings.Contains(ct, "dport=5002") {
-				t.Errorf("no NAT66 entry of the session:\n%s", ct)
+			if ct, _ := l.Run(l.exit, "conntrack", "-L", "-f", "ipv6", "-p", "udp", "--dport", "5002"); strings.Contains(ct, "dport=5002") {
+				t.Errorf("an IPv6 entry of the session:\n%s", ct)
+			}
+			// each client address has its own IPv4 address from the pool
+			if ct, _ := l.Run(l.exit, "conntrack", "-L", "-f", "ipv4", "-p", "udp", "--dport", "5002", "--orig-src", "198.18.0.2"); !strings.Contains(ct, "dport=5002") {
+				t.Errorf("no IPv4 entry of the session from the client's pool address 198.18.0.2:\n%s", ct)
 			}
 		})
 	}
@@ -248,12 +252,22 @@ func platEndToEnd(t *testing.T, backend ...string) {
 		if out, _ := ctlsock.Query(l.psock, "sessions "+nodeOwn6); out != "[]" {
 			t.Errorf("after flush: %s", out)
 		}
-		// both entries of each session: its IPv4 one (by WAN port) goes too
-		out, _ = l.Run(l.exit, "conntrack", "-L", "-f", "ipv4", "-s", "192.0.0.6")
+		// the conntrack entry of each session goes (by its WAN port)
+		out, _ = l.Run(l.exit, "conntrack", "-L", "-f", "ipv4")
+		var ours []string // entries from the client pool
+		for _, e := range strings.Split(out, "\n") {
+			if strings.Contains(e, "src=198.18.") {
+				ours = append(ours, e)
+			}
+		}
+		out = strings.Join(ours, "\n")
 		for _, s := range mine {
 			if p, ok := s["wan_port"].(float64); ok && strings.Contains(out, fmt.Sprintf(" dport=%.0f ", p)) {
-				t.Errorf("the IPv4 entry of flushed session %v is left:\n%s", s, out)
+				t.Errorf("the conntrack entry of flushed session %v is left:\n%s", s, out)
 			}
+		}
+		if len(mine) == 0 {
+			t.Error("no session of " + nodeOwn6 + " to flush")
 		}
 		if reply, _ := ctlsock.Query(l.psock, "sessions nonsense"); !strings.HasPrefix(reply, "error:") {
 			t.Errorf("bad argument reply %q", reply)
@@ -274,7 +288,7 @@ func platEndToEnd(t *testing.T, backend ...string) {
 		if out := l.T(t).Must(l.exit, "ip", "-6", "route"); strings.Contains(out, "fddd:1337:1338") {
 			t.Errorf("route left: %s", out)
 		}
-		if out := l.T(t).Must(l.exit, "ip", "route"); strings.Contains(out, "192.0.0.6") {
+		if out := l.T(t).Must(l.exit, "ip", "route"); strings.Contains(out, "198.18.0.0") {
 			t.Errorf("route left: %s", out)
 		}
 		if out := l.T(t).Must(l.exit, "ip", "addr"); strings.Contains(out, "fddd:1337:1338") || strings.Contains(out, "plat") {
@@ -288,7 +302,9 @@ func platEndToEnd(t *testing.T, backend ...string) {
 // IPv6 transport address leave from one IPv4 transport address, whichever
 // server they go to (what STUN-based peer-to-peer setups count on). platd's
 // two NAT steps keep it because both are the kernel's source NAT without
-// random port selection, which reuses a source's mapping while it has one.
+// random port selection, which reuses a source's mapping while it has one;
+// each client address has an IPv4 source of its own (the client pool), so
+// another client's ports cannot take a client's mapping.
 // One CLAT address and port to two servers at two addresses: both must see
 // the same IPv4 source address and port.
 func platEndpointIndependentMapping(t *testing.T, l *platLab) {
@@ -328,13 +344,13 @@ func platRestart(t *testing.T, backend ...string) {
 	// A killed platd leaves its table; the next one replaces it, not duplicates it.
 	l.platd.Signal(9)
 	netlab.WaitFor(5*time.Second, l.platd.Exited)
-	// A connection attempt that got a conntrack entry without NAT66 (rules
+	// A connection attempt that got a conntrack entry without SNAT (rules
 	// gone, route still there) would be stuck on it: the next platd deletes it.
-	stuck := []string{"-s", nodeOwn6, "-d", serverPLAT, "-p", "tcp", "--sport", "40404", "--dport", "5001"}
+	stuck := []string{"-s", "198.18.0.9", "-d", "198.51.100.1", "-p", "tcp", "--sport", "40404", "--dport", "5001"}
 	l.Must(l.exit, append(append([]string{"conntrack", "-I"}, stuck...), "--state", "SYN_SENT", "-t", "100")...)
 	l.startPlatd(t)
-	if out, _ := l.Run(l.exit, append([]string{"conntrack", "-L", "-f", "ipv6"}, stuck...)...); strings.Contains(out, "40404") {
-		t.Errorf("entry without NAT66 left after the restart: %s", out)
+	if out, _ := l.Run(l.exit, append([]string{"conntrack", "-L", "-f", "ipv4"}, stuck...)...); strings.Contains(out, "40404") {
+		t.Errorf("entry without SNAT left after the restart: %s", out)
 	}
 	if legacy(backend) {
 		if out := l.Must(l.exit, "iptables-legacy", "-S", "FORWARD"); strings.Count(out, "PLATD_FWD") != 1 {
@@ -393,9 +409,9 @@ func TestPLATConntrackFull(t *testing.T) {
 	l.StartServer(l.inet, "udp-echo", netlab.Helper("udp-echo", "0.0.0.0:5002")...)
 	// A session that exists before the table fills must keep working.
 	ping := l.Start(l.node, "ping", "ping", "-c", "25", "-i", "0.2", "-W", "2", serverPLAT)
-	// Each flow is two entries (IPv6 and IPv4); 8 flows pass the limit of 12.
-	out := l.Must(l.node, netlab.Helper("udp-flows", "["+serverPLAT+"]:5002", "8")...)
-	if !strings.Contains(out, "ok=8") {
+	// Each flow is one entry (the IPv4 one); 14 flows pass the limit of 12.
+	out := l.Must(l.node, netlab.Helper("udp-flows", "["+serverPLAT+"]:5002", "14")...)
+	if !strings.Contains(out, "ok=14") {
 		t.Fatalf("before the limit: %s", out)
 	}
 	if !netlab.WaitFor(5*time.Second, func() bool { return l.pstatus(t)["refusing_new_sessions"] == true }) {
@@ -466,7 +482,7 @@ func platFollowsWAN(t *testing.T, backend ...string) {
 	if out := l.Must(l.client, netlab.Helper("tcp-fetch", "198.51.100.1:5001", "100000")...); !strings.Contains(out, "ok 100000 bytes") {
 		t.Fatal(out)
 	}
-	if out := l.Must(l.exit, "conntrack", "-L", "-p", "tcp", "--orig-src", "192.0.0.6"); !strings.Contains(out, "dst=203.0.113.3") {
+	if out := l.Must(l.exit, "conntrack", "-L", "-p", "tcp", "--orig-src", "198.18.0.2"); !strings.Contains(out, "dst=203.0.113.3") {
 		t.Errorf("the new session is not NATed to the new address:\n%s", out)
 	}
 }
@@ -504,7 +520,7 @@ func TestPLATFollowsWANAddressAfterAnEventFlood(t *testing.T) {
 // insert_failed), and the ones served keep working.
 func TestPLATPortRangeExhaustedCountedFromEvents(t *testing.T) {
 	l := newPlatLab(t, "-port-range", "61000-62023")
-	// Every refusal is an ICMP error to 192.0.0.6, which the kernel allows
+	// Every refusal is an ICMP error to the client's pool address, which the kernel allows
 	// one a second after a burst of 6 (icmp_ratelimit, per peer): without
 	// this, most of the refusals here would look lost. (And at most 24, in
 	// the global limit's burst of 50.)

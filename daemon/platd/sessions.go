@@ -61,9 +61,8 @@ func (d *daemon) sessions(clat netip.Addr) ([]session, error) {
 		if c.IsValid() {
 			s.CLAT = c.String()
 		}
-		if s.Proto == unix.IPPROTO_ICMP { // the echo identifier; no destination port
-			s.SrcPort, s.DstPort = o.Proto.ICMPID, 0
-			s.WANPort = f.TupleReply.Proto.ICMPID
+		if s.Proto == unix.IPPROTO_ICMP { // the echo identifier; no ports
+			s.SrcPort, s.DstPort, s.WANPort = o.Proto.ICMPID, 0, 0
 		}
 		res = append(res, s)
 	})
