@@ -484,7 +484,7 @@ func loadPLAT(t testing.TB) (*Program, *siit.Translator) {
 		MTU4: 0xffff, L3Offset: 14, PLATMode: true, Deny: platDeny}); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := clientpool.New(clientPool, "", clientpool.Hooks{Mapped: prog.MapClient, Unmapped: prog.UnmapClient})
+	pool, err := clientpool.New(clientPool, netip.MustParsePrefix("fddd:1337:1337::/48"), "", clientpool.Hooks{Mapped: prog.MapClient, Unmapped: prog.UnmapClient})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ const reclaimEvery = 10 * time.Minute
 // newClientPool makes the pool; its mappings go to the fast path in fast
 // once there is one (see startFastClients).
 func (c *config) newClientPool(fast *atomic.Pointer[fastpath.Program], reclaim chan<- struct{}) (*clientpool.Pool, error) {
-	return clientpool.New(c.clientPool, c.clientsFile, clientpool.Hooks{
+	return clientpool.New(c.clientPool, c.clatRange, c.clientsFile, clientpool.Hooks{
 		Mapped:   func(v4 [4]byte, v6 [16]byte) error { return fast.Load().MapClient(v4, v6) },
 		Unmapped: func(v4 [4]byte, v6 [16]byte) { fast.Load().UnmapClient(v4, v6) },
 		Full: func() {

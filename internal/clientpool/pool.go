@@ -48,6 +48,7 @@ type client struct {
 // translates with it at once.
 type Pool struct {
 	prefix netip.Prefix
+	serves netip.Prefix // the IPv6 addresses that may get one
 	base   uint32 // the prefix's first address
 	size   uint32 // addresses in the prefix
 	hooks  Hooks
@@ -69,15 +70,19 @@ const (
 	MaxBits = 29
 )
 
-// New makes an empty pool of the IPv4 prefix p with its journal at path
-// ("" for none). Load reads what an earlier run left.
-func New(p netip.Prefix, path string, h Hooks) (*Pool, error) {
+// New makes an empty pool of the IPv4 prefix p for the clients inside the
+// IPv6 prefix serves (clat_range), with its journal at path ("" for none).
+// Load reads what an earlier run left.
+func New(p, serves netip.Prefix, path string, h Hooks) (*Pool, error) {
 	if !p.Addr().Is4() || p.Bits() < MinBits || p.Bits() > MaxBits {
 		return nil, fmt.Errorf("client pool %s: need an IPv4 prefix from /%d to /%d", p, MinBits, MaxBits)
 	}
+	if !serves.Addr().Is6() {
+		return nil, fmt.Errorf("client pool: %s is not an IPv6 prefix", serves)
+	}
 	p = p.Masked()
 	a := p.Addr().As4()
-	return &Pool{prefix: p, base: be32(a), size: 1 << (32 - p.Bits()), hooks: h, path: path,
+	return &Pool{prefix: p, serves: serves.Masked(), base: be32(a), size: 1 << (32 - p.Bits()), hooks: h, path: path,
 		by6: map[[16]byte]uint32{}, by4: map[uint32]client{}, next: 2, clock: time.Now}, nil
 }
 
@@ -110,7 +115,7 @@ func (p *Pool) To4(v6 [16]byte, add bool) ([4]byte, bool) {
 	if ok {
 		return p.addr(off), true
 	}
-	if !add {
+	if !add || !p.serves.Contains(netip.AddrFrom16(v6)) {
 		return [4]byte{}, false
 	}
 	return p.add(v6)
@@ -217,7 +222,7 @@ func (p *Pool) Load(inUse map[[4]byte]bool) (int, error) {
 			continue
 		}
 		v6, known := read[v4]
-		if _, dup := p.by6[v6]; known && !dup {
+		if _, dup := p.by6[v6]; known && !dup && p.serves.Contains(netip.AddrFrom16(v6)) {
 			if p.hooks.Mapped == nil || p.hooks.Mapped(v4, v6) == nil {
 				p.by6[v6], p.by4[off] = off, client{v6: v6, since: now}
 				kept++

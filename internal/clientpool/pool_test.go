@@ -1,12 +1,18 @@
 package clientpool
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/gluon-464xlat/gluon-464xlat/header"
+	"github.com/gluon-464xlat/gluon-464xlat/siit"
 )
+
+var clatRange = netip.MustParsePrefix("fddd:1337:1337::/48")
 
 func v6(i byte) [16]byte {
 	a := netip.MustParseAddr("fddd:1337:1337:1::a82:0").As16()
@@ -17,7 +23,7 @@ func v6(i byte) [16]byte {
 func newTestPool(t *testing.T, prefix string, h Hooks) (*Pool, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "platd.clients")
-	p, err := New(netip.MustParsePrefix(prefix), path, h)
+	p, err := New(netip.MustParsePrefix(prefix), clatRange, path, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +64,9 @@ func TestPoolGivesEachClientItsOwnAddressUntilNoneIsLeft(t *testing.T) {
 	}
 	if _, ok := p.To4(v6(7), false); ok {
 		t.Fatal("a lookup without add mapped a client")
+	}
+	if _, ok := p.To4(netip.MustParseAddr("2001:db8::1").As16(), true); ok {
+		t.Fatal("an address outside the clients' range was mapped")
 	}
 	if _, m, own := p.To6([4]byte{198, 18, 0, 7}); m || !own {
 		t.Fatalf("198.18.0.7: mapped %v, own %v; want false, true (the pool's, nobody's)", m, own)
@@ -106,7 +115,7 @@ func TestPoolLoadKeepsTheMappingsOfRunningSessions(t *testing.T) {
 	f.Close()
 
 	var mapped int
-	q, err := New(netip.MustParsePrefix("198.18.0.0/24"), path, Hooks{Mapped: func([4]byte, [16]byte) error { mapped++; return nil }})
+	q, err := New(netip.MustParsePrefix("198.18.0.0/24"), clatRange, path, Hooks{Mapped: func([4]byte, [16]byte) error { mapped++; return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,8 +146,52 @@ func TestPoolLoadKeepsTheMappingsOfRunningSessions(t *testing.T) {
 
 func TestPoolRefusesPrefixesOutsideItsBounds(t *testing.T) {
 	for _, s := range []string{"198.18.0.0/15", "198.18.0.0/30", "fd00::/64"} {
-		if _, err := New(netip.MustParsePrefix(s), "", Hooks{}); err == nil {
+		if _, err := New(netip.MustParsePrefix(s), clatRange, "", Hooks{}); err == nil {
 			t.Errorf("%s taken", s)
+		}
+	}
+}
+
+// The pool is on every packet's path (siit.ClientMap): a mapped client's
+// packets, both ways, allocate nothing.
+func TestTranslatingThroughThePoolAllocatesNothing(t *testing.T) {
+	p, _ := newTestPool(t, "198.18.0.0/16", Hooks{})
+	plat, _ := siit.ParsePrefix6052("fddd:1337:1338:1234:5678:9abc::/96")
+	tr, err := siit.New(siit.Config{Pool6: plat, Clients: p, Addr4: p.Own(), Pool6791: p.Own()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := v6(1)
+	server := netip.MustParseAddr("fddd:1337:1338:1234:5678:9abc:c633:6401").As16()
+	up := make([]byte, 48) // IPv6 + UDP, no payload
+	up[0], up[5], up[6], up[7] = 0x60, 8, header.ProtoUDP, 64
+	copy(up[8:], client[:])
+	copy(up[24:], server[:])
+	binary.BigEndian.PutUint16(up[40:], 40000)
+	binary.BigEndian.PutUint16(up[42:], 53)
+	binary.BigEndian.PutUint16(up[44:], 8)
+	binary.BigEndian.PutUint16(up[46:], header.Checksum(up[40:48], header.PseudoSum(up[8:24], up[24:40], header.ProtoUDP, 8)))
+	down := make([]byte, 28) // IPv4 + UDP back to the client's address
+	down[0], down[3], down[8], down[9] = 0x45, 28, 64, header.ProtoUDP
+	copy(down[12:], []byte{198, 51, 100, 1})
+	copy(down[16:], []byte{198, 18, 0, 2})
+	header.IPv4(down).SetChecksum()
+	binary.BigEndian.PutUint16(down[20:], 53)
+	binary.BigEndian.PutUint16(down[22:], 40000)
+	binary.BigEndian.PutUint16(down[24:], 8)
+	binary.BigEndian.PutUint16(down[26:], header.Checksum(down[20:28], header.PseudoSum(down[12:16], down[16:20], header.ProtoUDP, 8)))
+	for i, pkt := range [][]byte{up, down} {
+		buf := make([]byte, siit.Headroom+len(pkt))
+		var out siit.Batch
+		translate := func() siit.Reason {
+			copy(buf[siit.Headroom:], pkt)
+			return tr.Translate(&siit.Packet{Buf: buf, Start: siit.Headroom, Len: len(pkt)}, &out)
+		}
+		if r := translate(); r != siit.OK {
+			t.Fatalf("packet %d: %v", i, r)
+		}
+		if n := testing.AllocsPerRun(100, func() { translate() }); n != 0 {
+			t.Errorf("packet %d: %.0f allocations per packet, want 0", i, n)
 		}
 	}
 }
