@@ -38,8 +38,8 @@ var objBE []byte
 
 // The maps of bpf/clat.c, made here with the same sizes.
 const (
-	cfgSize     = 52   // struct cfg
-	DenyMax     = 64   // Config.Deny at most: clat_deny's max_entries
+	cfgSize     = 52    // struct cfg
+	DenyMax     = 64    // Config.Deny at most: clat_deny's max_entries
 	RoamedMax   = 1024  // SetRoamed's clients at most: clat_roamed's max_entries
 	ClientsMax  = 65536 // MapClient's clients at most: plat_client4's and plat_client6's max_entries
 	numCounters = 13    // C_NUM

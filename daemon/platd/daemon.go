@@ -34,11 +34,11 @@ type daemon struct {
 	// the fast path once its maps have the pool's clients (the pool's hooks)
 	fastClients atomic.Pointer[fastpath.Program]
 	reclaimed   atomic.Uint64 // pool addresses given back
-	ctl     *ctlsock.Server
-	started time.Time
-	wan     atomic.Pointer[netip.Addr] // the uplink address sessions are NATed to
-	done    chan struct{}              // stops the watchers
-	watch   sync.WaitGroup             // the watchers, which stop waits for
+	ctl         *ctlsock.Server
+	started     time.Time
+	wan         atomic.Pointer[netip.Addr] // the uplink address sessions are NATed to
+	done        chan struct{}              // stops the watchers
+	watch       sync.WaitGroup             // the watchers, which stop waits for
 	// times the WAN address subscription failed and was made again
 	wanWatchRestarts atomic.Uint64
 }

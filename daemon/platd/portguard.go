@@ -53,7 +53,7 @@ type destKey struct {
 }
 
 type portGuard struct {
-	limit, resume int32      // refuse from limit sessions on, accept again below resume
+	limit, resume int32        // refuse from limit sessions on, accept again below resume
 	pool          netip.Prefix // the sessions' IPv4 sources before SNAT (the client pool)
 	// set adds a destination to ports_full (true) or removes it.
 	set func(k destKey, full bool) error

@@ -49,10 +49,10 @@ type client struct {
 type Pool struct {
 	prefix netip.Prefix
 	serves netip.Prefix // the IPv6 addresses that may get one
-	base   uint32 // the prefix's first address
-	size   uint32 // addresses in the prefix
+	base   uint32       // the prefix's first address
+	size   uint32       // addresses in the prefix
 	hooks  Hooks
-	path   string   // the journal, "" for none
+	path   string // the journal, "" for none
 	mu     sync.RWMutex
 	by6    map[[16]byte]uint32 // client address -> offset in the pool
 	by4    map[uint32]client
@@ -86,7 +86,9 @@ func New(p, serves netip.Prefix, path string, h Hooks) (*Pool, error) {
 		by6: map[[16]byte]uint32{}, by4: map[uint32]client{}, next: 2, clock: time.Now}, nil
 }
 
-func be32(a [4]byte) uint32 { return uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) }
+func be32(a [4]byte) uint32 {
+	return uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+}
 
 func (p *Pool) addr(off uint32) [4]byte {
 	v := p.base + off
