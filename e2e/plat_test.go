@@ -202,6 +202,19 @@ func platEndToEnd(t *testing.T, backend ...string) {
 		}
 		l.T(t).Must(l.client, netlab.Helper("udp-ping", "198.51.100.1:5002", "3000", "3")...)
 	})
+	t.Run("Packet Too Big from the exit towards the mesh comes back to the server as Fragmentation Needed", func(t *testing.T) {
+		// RFC 7915 section 5.2: the exit's kernel answers a translated
+		// packet too big for its mesh link with Packet Too Big to the
+		// server's PLAT address, from its own address on the TUN (the
+		// management address); translated, it must reach the server, or
+		// the server keeps sending packets that never arrive.
+		l.T(t).Must(l.exit, "ip", "link", "set", "x0", "mtu", "1300")
+		defer l.Run(l.exit, "ip", "link", "set", "x0", "mtu", "1500")
+		out, err := l.Run(l.node, append([]string{"timeout", "20"}, netlab.Helper("tcp-fetch", "["+serverViaPLAT+"]:5001", "20000000")...)...)
+		if err != nil || !strings.Contains(out, "ok 20000000 bytes") {
+			t.Fatalf("a download whose packets the mesh link takes only after PMTU discovery: %v %s\nplatd: %v", err, out, l.pstatus(t)["refused"])
+		}
+	})
 	t.Run("source outside clat_range refused with ICMPv6", func(t *testing.T) {
 		out, _ := l.Run(l.node, "ping", "-c", "1", "-W", "2", "-I", "fd00:1::1", serverViaPLAT)
 		if !netlab.Contains(out, "Administratively prohibited") && !netlab.Contains(out, "Destination unreachable") {

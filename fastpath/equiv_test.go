@@ -495,8 +495,9 @@ func loadPLAT(t testing.TB) (*Program, *siit.Translator) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := siit.New(siit.Config{Pool6: p, Clients: pool, Addr4: pool.Own(), Pool6791: pool.Own(),
-		Addr6: in6(plat, netip.MustParseAddr("192.0.0.1")), MTU6: mtu6, Deny4: platDeny})
+	mgmt := in6(plat, netip.MustParseAddr("192.0.0.1"))
+	tr, err := siit.New(siit.Config{Pool6: p, Clients: pool, Addr4: pool.Own(), Pool6791: pool.Own(), Addr6: mgmt,
+		EAMs: []siit.EAM{{V4: netip.PrefixFrom(pool.Own(), 32), V6: netip.PrefixFrom(mgmt, 128)}}, MTU6: mtu6, Deny4: platDeny})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -168,10 +168,17 @@ func (c *config) guardByEvents() bool {
 // translatorConfig: the PLAT prefix for the Internet's addresses, the
 // client pool's mappings for the clients'; the translator's own errors and
 // RFC 6791 errors come from the pool's own address, so all IPv4 that
-// leaves the TUN is from the pool, covered by one SNAT rule.
+// leaves the TUN is from the pool, covered by one SNAT rule. So do the
+// exit's own ICMPv6 errors towards the PLAT prefix (Packet Too Big for a
+// server's packet that the mesh link does not take): the kernel sends
+// them from its address on the TUN, the management address, which an
+// EAM maps onto the pool's own (through the PLAT prefix it would be
+// 192.0.0.1, which nothing NATs).
 func (c *config) translatorConfig(clients siit.ClientMap) siit.Config {
+	mgmt := c.addr6(addrplan.PLATMgmt4)
 	return siit.Config{
-		Pool6: c.plat, Clients: clients, Addr4: c.own4, Pool6791: c.own4, Addr6: c.addr6(addrplan.PLATMgmt4),
+		Pool6: c.plat, Clients: clients, Addr4: c.own4, Pool6791: c.own4, Addr6: mgmt,
+		EAMs: []siit.EAM{{V4: netip.PrefixFrom(c.own4, 32), V6: netip.PrefixFrom(mgmt, 128)}},
 		MTU6: c.MTU, Deny4: c.deny(),
 	}
 }
