@@ -177,7 +177,7 @@ sleep 2
 entries=$(( $(ip netns exec $X cat /proc/sys/net/netfilter/nf_conntrack_count) - before ))
 ip netns exec $X sh -c "echo status | nc -NU /tmp/$P-platd.sock" > /tmp/$P-status.json
 rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
-printf 'platd    %d UDP flows sent: %d new conntrack entries (2 per session), RSS %d KiB before, %d KiB holding them (after a status call)\n' \
+printf 'platd    %d UDP flows sent: %d new conntrack entries (one per session), RSS %d KiB before, %d KiB holding them (after a status call)\n' \
   "$SESSIONS" "$entries" "$rss0" "$rss" >&2
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("platd    fast path", d["fastpath"], d.get("fastpath_reason", ""), "port guard", d["port_guard"], "recounts", d.get("port_guard_recounts", 0))' /tmp/$P-status.json >&2
 

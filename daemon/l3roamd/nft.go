@@ -40,7 +40,7 @@ import (
 // only the first packet of a connection. A client's running TCP session is
 // already in conntrack under CLATD::ip; rewriting CLATB::ip back to it
 // before conntrack (priority raw) lets the packets find that session, and
-// rewriting replies after conntrack has undone the exit's NAT66 sends them
+// rewriting the exit's translated replies (after conntrack) sends them
 // to where the client is now. The per-client entries expire with the lease,
 // like the seed's sets. The kernel fixes the TCP/UDP/ICMPv6 checksums
 // (see write; ICMPv6 inside extension headers and the packets quoted in

@@ -6,7 +6,7 @@ import (
 )
 
 // natBackend is what platd needs from the kernel's firewall: the gate, the
-// anti-spoof rule, the refusals, NAT66 and the IPv4 SNAT (see nft.go for
+// anti-spoof rule, the refusals, the untracked IPv6 and the IPv4 SNAT (see nft.go for
 // the ruleset), all in platd's own table or chains, removed on exit.
 type natBackend interface {
 	// install (re)creates everything, replacing a crashed run's leftovers.

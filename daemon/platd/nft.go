@@ -157,8 +157,8 @@ func (n *nftNAT) setFull(on bool) error {
 var nftCounters = []string{"refused_source", "refused_spoof", "refused_sessions", "refused_ports", "refused_full", "dropped_midstream"}
 
 // install replaces platd's table (a crashed run's leftovers included) in one
-// netlink transaction. Without a WAN address yet, IPv4 is not NATed (and so
-// not forwarded: the anti-spoof rule keeps 192.0.0.6 from leaking).
+// netlink transaction. Without a WAN address yet, IPv4 is not NATed (nor
+// routed: the uplink has no address); purgeUnNATed deletes what passed.
 func (n *nftNAT) install(c *config, wan netip.Addr) error {
 	cc, err := nftables.New()
 	if err != nil {

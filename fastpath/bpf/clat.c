@@ -247,7 +247,7 @@ INLINE int check_l4(__u8 *l4, void *end, __u8 proto, __u8 icmp, __u8 req, __u8 r
 // this device (what the stack's second pass would ask, policy rules
 // included) and reports whether it may go there at once: out of another
 // device, to a gateway (a mesh neighbour; a route without one is the
-// exit's own PLAT, whose NAT66 is netfilter's), within its MTU.
+// exit's own PLAT, whose gates and SNAT are netfilter's), within its MTU.
 INLINE int route6(struct __sk_buff *skb, struct iphdr6 *h6, __u8 *l4, __u32 *oif, struct bpf_redir_neigh *nh)
 {
 	struct bpf_fib_lookup f = {};
