@@ -122,29 +122,24 @@ func Load() (*Program, error) {
 	if p.order == binary.BigEndian {
 		obj = objBE
 	}
-	var err error
-	if p.cfgFD, err = mapCreate(unix.BPF_MAP_TYPE_HASH, 4, cfgSize, 1, 0); err != nil {
-		return nil, fmt.Errorf("BPF map: %w", err)
-	}
-	if p.countFD, err = mapCreate(unix.BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, numCounters, 0); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("BPF map: %w", err)
-	}
-	if p.denyFD, err = mapCreate(unix.BPF_MAP_TYPE_LPM_TRIE, 8, 1, DenyMax, unix.BPF_F_NO_PREALLOC); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("BPF map: %w", err)
-	}
-	if p.roamFD, err = mapCreate(unix.BPF_MAP_TYPE_HASH, 4, 1, RoamedMax, unix.BPF_F_NO_PREALLOC); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("BPF map: %w", err)
-	}
-	if p.cl4FD, err = mapCreate(unix.BPF_MAP_TYPE_HASH, 4, 16, ClientsMax, unix.BPF_F_NO_PREALLOC); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("BPF map: %w", err)
-	}
-	if p.cl6FD, err = mapCreate(unix.BPF_MAP_TYPE_HASH, 16, 4, ClientsMax, unix.BPF_F_NO_PREALLOC); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("BPF map: %w", err)
+	// bpf/clat.c's maps, with its sizes
+	for _, m := range []struct {
+		fd                       *int
+		typ, key, val, max, flag uint32
+	}{
+		{&p.cfgFD, unix.BPF_MAP_TYPE_HASH, 4, cfgSize, 1, 0},
+		{&p.countFD, unix.BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, numCounters, 0},
+		{&p.denyFD, unix.BPF_MAP_TYPE_LPM_TRIE, 8, 1, DenyMax, unix.BPF_F_NO_PREALLOC},
+		{&p.roamFD, unix.BPF_MAP_TYPE_HASH, 4, 1, RoamedMax, unix.BPF_F_NO_PREALLOC},
+		{&p.cl4FD, unix.BPF_MAP_TYPE_HASH, 4, 16, ClientsMax, unix.BPF_F_NO_PREALLOC},
+		{&p.cl6FD, unix.BPF_MAP_TYPE_HASH, 16, 4, ClientsMax, unix.BPF_F_NO_PREALLOC},
+	} {
+		fd, err := mapCreate(m.typ, m.key, m.val, m.max, m.flag)
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("BPF map: %w", err)
+		}
+		*m.fd = fd
 	}
 	p.roamed = map[netip.Addr]bool{}
 	insns, err := p.relocate(obj)
