@@ -274,8 +274,12 @@ func (p *Pool) Each(fn func(v4, v6 netip.Addr)) {
 	}
 }
 
-// Close closes the journal (which stays for the next run).
+// Close closes the journal (which stays for the next run). A nil pool has
+// nothing to close.
 func (p *Pool) Close() error {
+	if p == nil {
+		return nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.file == nil {
