@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -319,7 +320,8 @@ func platEndToEnd(t *testing.T, backend ...string) {
 // each client address has an IPv4 source of its own (the client pool), so
 // another client's ports cannot take a client's mapping.
 // One CLAT address and port to two servers at two addresses: both must see
-// the same IPv4 source address and port.
+// the same IPv4 source address and port; and so for a second client on the
+// same port, under an endpoint of its own.
 func platEndpointIndependentMapping(t *testing.T, l *platLab) {
 	l.T(t).Must(l.inet, "ip", "addr", "add", "198.51.100.2/24", "dev", "i0")
 	srv := l.T(t).StartServer(l.inet, "udp-echo-log", netlab.Helper("udp-echo-log", "0.0.0.0:5010", "2")...)
@@ -334,6 +336,33 @@ func platEndpointIndependentMapping(t *testing.T, l *platLab) {
 	}
 	if seen[0][1] != seen[1][1] || !strings.HasPrefix(seen[0][1], "203.0.113.2:") {
 		t.Errorf("one client endpoint left from %s to one server and from %s to the other: want one WAN address and port for both", seen[0][1], seen[1][1])
+	}
+	// Two clients on the same port: each keeps its own mapping for every
+	// server (with one IPv4 source for all behind a NAT66, the second
+	// client's session to the other server took the first client's
+	// mapping, and its next one, to the first client's server, another).
+	other := "fddd:1337:1337:ffff::2"
+	l.T(t).Must(l.node, "ip", "addr", "add", other+"/128", "dev", "lo")
+	a, b := "["+nodeOwn6+"]:40124", "["+other+"]:40124"
+	// (the order that showed it: the second client's first session to the
+	// other server, then to the first client's)
+	for _, m := range [][3]string{{a, serverPLAT + "]:5010", "a1"}, {b, "fddd:1337:1338:1234:5678:9abc:c633:6402]:5011", "b2"},
+		{b, serverPLAT + "]:5010", "b1"}, {a, "fddd:1337:1338:1234:5678:9abc:c633:6402]:5011", "a2"}} {
+		l.T(t).Must(l.node, netlab.Helper("udp-send", m[0], "["+m[1], hex.EncodeToString([]byte(m[2])))...)
+	}
+	seq := regexp.MustCompile(`(?m)^from (\S+) seq=([ab][12])`)
+	ep := map[string]string{}
+	if !netlab.WaitFor(5*time.Second, func() bool {
+		for _, m := range seq.FindAllStringSubmatch(srv.Log(), -1) {
+			ep[m[2]] = m[1]
+		}
+		return len(ep) == 4
+	}) {
+		t.Fatalf("the servers did not hear both clients twice (a server logs a sender when it changes: two clients from one endpoint look like one):\n%s", srv.Log())
+	}
+	if ep["a1"] != ep["a2"] || ep["b1"] != ep["b2"] || ep["a1"] == ep["b1"] {
+		t.Errorf("two clients, one port, two servers: first client from %s and %s, second from %s and %s; want one endpoint per client, a different one each",
+			ep["a1"], ep["a2"], ep["b1"], ep["b2"])
 	}
 }
 
