@@ -136,7 +136,7 @@ func (d *daemon) stop() error {
 	// A watcher reinstalling the rules right now would otherwise land its
 	// table after remove: wait for both to end first.
 	d.watch.Wait()
-	d.fastClients.Store(nil) // (no new client into maps being closed)
+	d.fastClients.Store(nil)                                       // (no new client into maps being closed)
 	errs := []error{d.fast.Close(), d.eng.Close(), d.pool.Close()} // the route first, then the rules: see start
 	if err := d.nat.remove(); err != nil && !errors.Is(err, unix.ENOENT) {
 		errs = append(errs, err)
