@@ -90,12 +90,12 @@ func parseFlags(args []string) (*config, error) {
 	if c.portMin, c.portMax, err = parsePorts(ports); err != nil {
 		return nil, fmt.Errorf("-port-range %q: %v", ports, err)
 	}
-	if c.clientPool, err = netip.ParsePrefix(pool); err != nil || !c.clientPool.Addr().Is4() ||
-		c.clientPool.Bits() < clientpool.MinBits || c.clientPool.Bits() > clientpool.MaxBits {
-		return nil, fmt.Errorf("-client-pool %q: need an IPv4 prefix from /%d to /%d", pool, clientpool.MinBits, clientpool.MaxBits)
+	c.clientPool, _ = netip.ParsePrefix(pool) // (an invalid prefix fails the check)
+	if err := clientpool.CheckPrefix(c.clientPool); err != nil {
+		return nil, fmt.Errorf("-client-pool %q: %v", pool, err)
 	}
 	c.clientPool = c.clientPool.Masked()
-	c.own4 = c.clientPool.Addr().Next()
+	c.own4 = clientpool.OwnOf(c.clientPool)
 	if c.clientsFile == "" {
 		c.clientsFile = strings.TrimSuffix(c.Socket, ".sock") + ".clients"
 	}

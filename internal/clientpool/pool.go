@@ -74,8 +74,8 @@ const (
 // IPv6 prefix serves (clat_range), with its journal at path ("" for none).
 // Load reads what an earlier run left.
 func New(p, serves netip.Prefix, path string, h Hooks) (*Pool, error) {
-	if !p.Addr().Is4() || p.Bits() < MinBits || p.Bits() > MaxBits {
-		return nil, fmt.Errorf("client pool %s: need an IPv4 prefix from /%d to /%d", p, MinBits, MaxBits)
+	if err := CheckPrefix(p); err != nil {
+		return nil, fmt.Errorf("client pool %s: %w", p, err)
 	}
 	if !serves.Addr().Is6() {
 		return nil, fmt.Errorf("client pool: %s is not an IPv6 prefix", serves)
@@ -107,7 +107,18 @@ func (p *Pool) Prefix() netip.Prefix { return p.prefix }
 
 // Own is the pool's address that no client gets: the translator's own (the
 // source of its ICMP errors), NATed to the uplink like the clients'.
-func (p *Pool) Own() netip.Addr { return netip.AddrFrom4(p.addr(1)) }
+func (p *Pool) Own() netip.Addr { return OwnOf(p.prefix) }
+
+// OwnOf is Own of a pool of the prefix p: its first address but one.
+func OwnOf(p netip.Prefix) netip.Addr { return p.Masked().Addr().Next() }
+
+// CheckPrefix says why p cannot be a pool.
+func CheckPrefix(p netip.Prefix) error {
+	if !p.Addr().Is4() || p.Bits() < MinBits || p.Bits() > MaxBits {
+		return fmt.Errorf("need an IPv4 prefix from /%d to /%d", MinBits, MaxBits)
+	}
+	return nil
+}
 
 // To4 is siit.ClientMap's: v6's address; with add, a new client gets one.
 func (p *Pool) To4(v6 [16]byte, add bool) ([4]byte, bool) {
