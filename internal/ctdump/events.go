@@ -80,14 +80,14 @@ func Watch(family uint8, done <-chan struct{}, subscribed, lost func(), fn func(
 	if subscribed != nil {
 		subscribed()
 	}
-	r := newBatchReader()
+	buf := make([]byte, 64<<10)
 	for {
 		select {
 		case <-done:
 			return nil
 		default:
 		}
-		n, err := r.read(fd)
+		n, err := unix.Read(fd, buf) // not Recvfrom: that allocates the sender's address each time
 		switch {
 		case errors.Is(err, unix.EAGAIN):
 			// a pause for a busy exit's events to pile up, then wait for
@@ -103,80 +103,27 @@ func Watch(family uint8, done <-chan struct{}, subscribed, lost func(), fn func(
 		case err != nil:
 			return fmt.Errorf("conntrack events: %w", err)
 		}
-		for i := 0; i < n; i++ {
-			eachEvent(r.msg(i), fn)
+		// Each message by hand, not syscall.ParseNetlinkMessage: that
+		// allocates per read, and garbage at the event rate alone grows
+		// the heap to the collector's 4 MiB minimum.
+		for b := buf[:n]; len(b) >= unix.NLMSG_HDRLEN; {
+			l := int(binary.NativeEndian.Uint32(b))
+			if l < unix.NLMSG_HDRLEN || l > len(b) {
+				break
+			}
+			typ, flags := binary.NativeEndian.Uint16(b[4:]), binary.NativeEndian.Uint16(b[6:])
+			kind := New
+			if typ&0xff == ctDelete {
+				kind = Destroy
+			} else if typ&0xff != ctNew || flags&unix.NLM_F_CREATE == 0 {
+				kind = 0 // an update of an entry already reported
+			}
+			if e, ok := parseEntry(b[unix.NLMSG_HDRLEN:l]); ok && kind != 0 {
+				fn(kind, e)
+			}
+			b = b[min((l+3)&^3, len(b)):]
 		}
 	}
-}
-
-// eachEvent reports the events in one datagram. Each message by hand, not
-// syscall.ParseNetlinkMessage: that allocates per read, and garbage at the
-// event rate alone grows the heap to the collector's 4 MiB minimum.
-func eachEvent(buf []byte, fn func(kind int, e Entry)) {
-	for b := buf; len(b) >= unix.NLMSG_HDRLEN; {
-		l := int(binary.NativeEndian.Uint32(b))
-		if l < unix.NLMSG_HDRLEN || l > len(b) {
-			break
-		}
-		typ, flags := binary.NativeEndian.Uint16(b[4:]), binary.NativeEndian.Uint16(b[6:])
-		kind := New
-		if typ&0xff == ctDelete {
-			kind = Destroy
-		} else if typ&0xff != ctNew || flags&unix.NLM_F_CREATE == 0 {
-			kind = 0 // an update of an entry already reported
-		}
-		if e, ok := parseEntry(b[unix.NLMSG_HDRLEN:l]); ok && kind != 0 {
-			fn(kind, e)
-		}
-		b = b[min((l+3)&^3, len(b)):]
-	}
-}
-
-// batchReader reads up to batchMsgs datagrams (an event each) in one
-// recvmmsg(2): one system call a message was a good part of what the
-// events cost platd on a busy exit. x/sys/unix has no recvmmsg; the
-// headers are made once, so a read allocates nothing.
-type batchReader struct {
-	bufs []byte
-	iov  []unix.Iovec
-	hdrs []mmsghdr
-}
-
-// mmsghdr is struct mmsghdr: Go pads it to the kernel's size on 32 and
-// 64 bits alike.
-type mmsghdr struct {
-	hdr unix.Msghdr
-	n   uint32
-}
-
-const (
-	batchMsgs = 64
-	msgMax    = 4 << 10 // an event is a few hundred bytes
-)
-
-func newBatchReader() *batchReader {
-	r := &batchReader{bufs: make([]byte, batchMsgs*msgMax), iov: make([]unix.Iovec, batchMsgs), hdrs: make([]mmsghdr, batchMsgs)}
-	for i := range r.hdrs {
-		r.iov[i].Base = &r.bufs[i*msgMax]
-		r.iov[i].SetLen(msgMax)
-		r.hdrs[i].hdr.Iov = &r.iov[i]
-		r.hdrs[i].hdr.SetIovlen(1)
-	}
-	return r
-}
-
-// read fills the batch from fd (non-blocking) and says how many it holds.
-func (r *batchReader) read(fd int) (int, error) {
-	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&r.hdrs[0])), batchMsgs, unix.MSG_DONTWAIT, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
-}
-
-// msg is the i-th datagram of the last read.
-func (r *batchReader) msg(i int) []byte {
-	return r.bufs[i*msgMax : i*msgMax+int(min(r.hdrs[i].n, msgMax))]
 }
 
 // Message types of ctnetlink (linux/netfilter/nfnetlink_conntrack.h).
