@@ -63,19 +63,22 @@ lint:
 
 test: lint test-bpf test-unit test-race test-ipk test-feed test-fuzz test-e2e
 
-# The fast path's BPF object for both byte orders (mips is big-endian),
-# from fastpath/bpf/clat.c with clang: committed, so that a build needs no
-# clang; test-bpf checks that they are what the source builds.
+# The BPF objects for both byte orders (mips is big-endian): the fast path
+# (fastpath/bpf/clat.c) and platd's port guard (internal/ctguard/bpf/
+# ctguard.c), built with clang: committed, so that a build needs no clang;
+# test-bpf checks that they are what the sources build.
 BPF_CFLAGS := -O2 -g0 -mcpu=v2 -Wall -Werror -I/usr/include/$(shell gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
-BPF_OUT ?= $(CURDIR)/fastpath
+BPF_OUT ?= $(CURDIR)
+BPF_OBJS := fastpath/clat_bpfel.o fastpath/clat_bpfeb.o internal/ctguard/ctguard_bpfel.o internal/ctguard/ctguard_bpfeb.o
 bpf:
-	cd fastpath/bpf && for t in bpfel bpfeb; do clang $(BPF_CFLAGS) -target $$t -c clat.c -o $(BPF_OUT)/clat_$$t.o || exit 1; done
+	cd fastpath/bpf && for t in bpfel bpfeb; do clang $(BPF_CFLAGS) -target $$t -c clat.c -o $(BPF_OUT)/fastpath/clat_$$t.o || exit 1; done
+	cd internal/ctguard/bpf && for t in bpfel bpfeb; do clang $(BPF_CFLAGS) -target $$t -c ctguard.c -o $(BPF_OUT)/internal/ctguard/ctguard_$$t.o || exit 1; done
 
 test-bpf:
-	@tmp=$$(mktemp -d) && $(MAKE) --no-print-directory -s bpf BPF_OUT=$$tmp && for t in bpfel bpfeb; do \
-	  cmp $$tmp/clat_$$t.o fastpath/clat_$$t.o || \
-	  { echo "fastpath/clat_$$t.o is not what fastpath/bpf/clat.c builds: run make bpf"; rm -rf $$tmp; exit 1; }; \
-	done; rm -rf $$tmp; echo "test-bpf: fastpath/clat_bpfel.o and clat_bpfeb.o are what fastpath/bpf/clat.c builds"
+	@tmp=$$(mktemp -d) && mkdir -p $$tmp/fastpath $$tmp/internal/ctguard && $(MAKE) --no-print-directory -s bpf BPF_OUT=$$tmp && for o in $(BPF_OBJS); do \
+	  cmp $$tmp/$$o $$o || \
+	  { echo "$$o is not what its source builds: run make bpf"; rm -rf $$tmp; exit 1; }; \
+	done; rm -rf $$tmp; echo "test-bpf: $(BPF_OBJS) are what their sources build"
 
 # The OpenWrt package built by OpenWrt's own golang-package.mk (pinned, from
 # $$UPSTREAM_CACHE or its repository) with the Go of OpenWrt 23.05 (1.21.13),

@@ -557,39 +557,44 @@ func TestPLATFollowsWANAddressAfterAnEventFlood(t *testing.T) {
 	}
 }
 
-// With a range of 1024 ports or more platd counts each destination's
-// sessions itself, from conntrack events (portguard.go), and refuses a
-// destination from 7/8 of the range on (896 sessions): every flow past that
-// is served (events arrive a little late) or refused with ICMP, none is
-// lost to a NAT that found no free port (the kernel counts those as
-// insert_failed), and the ones served keep working.
+// With a range of 1024 ports or more the kernel's conntrack events count
+// each destination's sessions (portguard.go): in a BPF filter on the event
+// socket, or (-port-guard-filter off, a kernel without BPF) in platd from
+// every event; platd refuses a destination from 7/8 of the range on (896
+// sessions): every flow past that is served (events arrive a little late)
+// or refused with ICMP, none is lost to a NAT that found no free port (the
+// kernel counts those as insert_failed), and the ones served keep working.
 func TestPLATPortRangeExhaustedCountedFromEvents(t *testing.T) {
-	l := newPlatLab(t, "-port-range", "61000-62023")
-	// Every refusal is an ICMP error to the client's pool address, which the kernel allows
-	// one a second after a burst of 6 (icmp_ratelimit, per peer): without
-	// this, most of the refusals here would look lost. (And at most 24, in
-	// the global limit's burst of 50.)
-	l.Must(l.exit, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0")
-	l.StartServer(l.inet, "udp-echo", netlab.Helper("udp-echo", "0.0.0.0:5002")...)
-	out := l.Must(l.node, netlab.Helper("udp-flows", "["+serverPLAT+"]:5002", "920")...)
-	var ok, refused, again int
-	if _, err := fmt.Sscanf(strings.TrimSpace(out), "ok=%d refused=%d again_ok=%d", &ok, &refused, &again); err != nil {
-		t.Fatalf("udp-flows: %q", out)
-	}
-	if ok < 896 || ok+refused != 920 || again != ok {
-		t.Fatalf("1024 ports, limit 896: %d flows served, %d refused, %d of the served still working; want at least 896 served, the rest refused, none lost", ok, refused, again)
-	}
-	st := l.pstatus(t)
-	if st["port_guard"] != "events" || st["destinations_out_of_ports"] != float64(1) {
-		t.Errorf("status: port_guard %v, destinations_out_of_ports %v; want events, 1", st["port_guard"], st["destinations_out_of_ports"])
-	}
-	if ref := st["refused"].(map[string]any); ref["refused_ports"].(float64) < float64(refused) {
-		t.Errorf("refusals not counted: %v, %d refused", ref, refused)
-	}
-	if ct := l.Must(l.exit, "conntrack", "-S"); regexp.MustCompile(`insert_failed=[1-9]`).MatchString(ct) {
-		t.Errorf("the NAT found no free port for some sessions:\n%s", ct)
-	}
-	if !strings.Contains(l.platd.Log(), "WAN ports to a destination used up") {
-		t.Error("no log line")
+	for _, c := range []struct{ filter, guard string }{{"auto", "bpf"}, {"off", "events"}} {
+		t.Run(c.guard, func(t *testing.T) {
+			l := newPlatLab(t, "-port-range", "61000-62023", "-port-guard-filter", c.filter)
+			// Every refusal is an ICMP error to the client's pool address, which the kernel allows
+			// one a second after a burst of 6 (icmp_ratelimit, per peer): without
+			// this, most of the refusals here would look lost. (And at most 24, in
+			// the global limit's burst of 50.)
+			l.Must(l.exit, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0")
+			l.StartServer(l.inet, "udp-echo", netlab.Helper("udp-echo", "0.0.0.0:5002")...)
+			out := l.Must(l.node, netlab.Helper("udp-flows", "["+serverPLAT+"]:5002", "920")...)
+			var ok, refused, again int
+			if _, err := fmt.Sscanf(strings.TrimSpace(out), "ok=%d refused=%d again_ok=%d", &ok, &refused, &again); err != nil {
+				t.Fatalf("udp-flows: %q", out)
+			}
+			if ok < 896 || ok+refused != 920 || again != ok {
+				t.Fatalf("1024 ports, limit 896: %d flows served, %d refused, %d of the served still working; want at least 896 served, the rest refused, none lost", ok, refused, again)
+			}
+			st := l.pstatus(t)
+			if st["port_guard"] != c.guard || st["destinations_out_of_ports"] != float64(1) {
+				t.Errorf("status: port_guard %v, destinations_out_of_ports %v; want %s, 1", st["port_guard"], st["destinations_out_of_ports"], c.guard)
+			}
+			if ref := st["refused"].(map[string]any); ref["refused_ports"].(float64) < float64(refused) {
+				t.Errorf("refusals not counted: %v, %d refused", ref, refused)
+			}
+			if ct := l.Must(l.exit, "conntrack", "-S"); regexp.MustCompile(`insert_failed=[1-9]`).MatchString(ct) {
+				t.Errorf("the NAT found no free port for some sessions:\n%s", ct)
+			}
+			if !strings.Contains(l.platd.Log(), "WAN ports to a destination used up") {
+				t.Error("no log line")
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"unsafe"
 
+	"github.com/gluon-464xlat/gluon-464xlat/internal/bpfload"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -126,7 +127,7 @@ func (p *Program) testRunTimed(ifindex int, pkt []byte, gsoSize int) (verdict ui
 	}{fd: uint32(p.fd), sizeIn: uint32(len(pkt)), sizeOut: uint32(len(out)),
 		in: uint64(uintptr(unsafe.Pointer(&pkt[0]))), out: uint64(uintptr(unsafe.Pointer(&out[0]))), repeat: 1,
 		ctxSizeIn: uint32(len(ctx)), ctxIn: uint64(uintptr(unsafe.Pointer(&ctx[0])))}
-	_, err = bpf(unix.BPF_PROG_TEST_RUN, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	_, err = bpfload.Syscall(unix.BPF_PROG_TEST_RUN, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	runtime.KeepAlive(pkt)
 	runtime.KeepAlive(out)
 	runtime.KeepAlive(&ctx)

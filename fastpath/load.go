@@ -5,27 +5,21 @@
 // straight to the device the kernel routes them out of; and the loader
 // that puts it there.
 //
-// The loader is written by hand over the bpf(2) system call and
+// The loader is written by hand over the bpf(2) system call (bpfload) and
 // vishvananda/netlink's tc support (already in every daemon) rather than
-// with cilium/ebpf: the program needs four maps, one relocation kind and
+// with cilium/ebpf: the program needs a few maps, one relocation kind and
 // one attach point, and a node's flash pays for every kilobyte (the
 // measured difference is in docs/performance.md).
 package fastpath
 
 import (
-	"bytes"
-	"debug/elf"
 	_ "embed"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"runtime"
-	"strconv"
-	"strings"
 	"sync"
-	"unsafe"
+
+	"github.com/gluon-464xlat/gluon-464xlat/internal/bpfload"
 
 	"golang.org/x/sys/unix"
 )
@@ -72,52 +66,10 @@ type Program struct {
 	early    int // the clients' device's ifindex, 0 if not attached there
 }
 
-// nativeOrder is the byte order of this machine, so the object to load.
-func nativeOrder() binary.ByteOrder {
-	x := uint16(1)
-	if *(*byte)(unsafe.Pointer(&x)) == 1 {
-		return binary.LittleEndian
-	}
-	return binary.BigEndian
-}
-
-func bpf(cmd int, attr unsafe.Pointer, size uintptr) (int, error) {
-	r, _, e := unix.Syscall(unix.SYS_BPF, uintptr(cmd), uintptr(attr), size)
-	if e != 0 {
-		return int(r), e
-	}
-	return int(r), nil
-}
-
-// mapCreate is BPF_MAP_CREATE.
-func mapCreate(typ, key, value, max, flags uint32) (int, error) {
-	attr := [5]uint32{typ, key, value, max, flags}
-	return bpf(unix.BPF_MAP_CREATE, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
-}
-
-// mapElem is BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM or (value nil)
-// BPF_MAP_DELETE_ELEM.
-func mapElem(cmd, fd int, key, value []byte) error {
-	attr := struct {
-		fd    uint32
-		_     uint32
-		key   uint64
-		value uint64
-		flags uint64
-	}{fd: uint32(fd), key: uint64(uintptr(unsafe.Pointer(&key[0])))}
-	if len(value) > 0 {
-		attr.value = uint64(uintptr(unsafe.Pointer(&value[0])))
-	}
-	_, err := bpf(cmd, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
-	runtime.KeepAlive(key)
-	runtime.KeepAlive(value)
-	return err
-}
-
 // Load creates the maps and loads the program for this machine's byte
 // order. The error says why the kernel refused (its verifier log).
 func Load() (*Program, error) {
-	p := &Program{fd: -1, cfgFD: -1, countFD: -1, denyFD: -1, roamFD: -1, cl4FD: -1, cl6FD: -1, order: nativeOrder(), ncpu: possibleCPUs()}
+	p := &Program{fd: -1, cfgFD: -1, countFD: -1, denyFD: -1, roamFD: -1, cl4FD: -1, cl6FD: -1, order: bpfload.Order, ncpu: bpfload.PossibleCPUs()}
 	obj := objLE
 	if p.order == binary.BigEndian {
 		obj = objBE
@@ -134,7 +86,7 @@ func Load() (*Program, error) {
 		{&p.cl4FD, unix.BPF_MAP_TYPE_HASH, 4, 16, ClientsMax, unix.BPF_F_NO_PREALLOC},
 		{&p.cl6FD, unix.BPF_MAP_TYPE_HASH, 16, 4, ClientsMax, unix.BPF_F_NO_PREALLOC},
 	} {
-		fd, err := mapCreate(m.typ, m.key, m.val, m.max, m.flag)
+		fd, err := bpfload.MapCreate(m.typ, m.key, m.val, m.max, m.flag)
 		if err != nil {
 			p.Close()
 			return nil, fmt.Errorf("BPF map: %w", err)
@@ -147,135 +99,19 @@ func Load() (*Program, error) {
 		p.Close()
 		return nil, err
 	}
-	if p.fd, err = progLoad(insns, 0); err != nil {
-		// again with the verifier's log, for what it says
-		if fd, err2 := progLoad(insns, 4<<20); err2 == nil {
-			unix.Close(fd) // (it loads now: the first error is the one to tell)
-		} else {
-			err = err2
-		}
-		p.fd = -1
+	if p.fd, err = bpfload.Load(unix.BPF_PROG_TYPE_SCHED_CLS, filterName, insns); err != nil {
 		p.Close()
 		return nil, err
 	}
 	return p, nil
 }
 
-// progLoad is BPF_PROG_LOAD; with logSize, a failure's error has the
-// last lines of the verifier's log.
-func progLoad(insns []byte, logSize int) (int, error) { return progLoadFlags(insns, logSize, 0) }
-
-// progLoadFlags is progLoad with BPF_PROG_LOAD's prog_flags (the tests
-// use BPF_F_STRICT_ALIGNMENT: the verifier then checks packet accesses
-// as it does on MIPS, which has no efficient unaligned access).
-func progLoadFlags(insns []byte, logSize int, flags uint32) (int, error) {
-	license := []byte("GPL\x00")
-	logBuf := make([]byte, max(logSize, 1))
-	attr := struct {
-		progType, insnCnt uint32
-		insns, license    uint64
-		logLevel, logSize uint32
-		logBuf            uint64
-		kernVersion       uint32
-		progFlags         uint32
-		name              [16]byte
-	}{
-		progType: unix.BPF_PROG_TYPE_SCHED_CLS, insnCnt: uint32(len(insns) / 8),
-		insns: uint64(uintptr(unsafe.Pointer(&insns[0]))), license: uint64(uintptr(unsafe.Pointer(&license[0]))),
-		progFlags: flags,
-	}
-	if logSize > 0 {
-		attr.logLevel, attr.logSize, attr.logBuf = 1, uint32(logSize), uint64(uintptr(unsafe.Pointer(&logBuf[0])))
-	}
-	copy(attr.name[:], filterName)
-	// The verifier gives up with EAGAIN when a signal arrives while it
-	// works (the Go runtime's preemption signals do, the longer it takes):
-	// that is no answer about the program, so it is asked again.
-	fd, err := bpf(unix.BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
-	for i := 0; i < 20 && errors.Is(err, unix.EAGAIN); i++ {
-		fd, err = bpf(unix.BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
-	}
-	runtime.KeepAlive(insns)
-	runtime.KeepAlive(license)
-	runtime.KeepAlive(logBuf)
-	if err != nil {
-		return -1, fmt.Errorf("BPF program: %w\n%s", err, verifierSays(string(bytes.TrimRight(logBuf, "\x00"))))
-	}
-	return fd, nil
-}
-
-// verifierSays is what a failure's log says: its messages (the lines
-// that are not an instruction or a state, the reason among them, which
-// need not be near the end) and its last lines.
-func verifierSays(log string) string {
-	lines := strings.Split(strings.TrimSpace(strings.ReplaceAll(log, "\x00", "")), "\n")
-	var msgs []string
-	for _, l := range lines {
-		if l != "" && (l[0] < '0' || l[0] > '9') && l[0] != ' ' && l[0] != ';' && !strings.HasPrefix(l, "from ") {
-			msgs = append(msgs, l)
-		}
-	}
-	return strings.Join(msgs[max(0, len(msgs)-6):], "\n") + "\n...\n" + strings.Join(lines[max(0, len(lines)-4):], "\n")
-}
-
-// relocate returns the program's instructions with the map references
-// (ld_imm64 against a symbol of the "maps" section) pointing at the maps.
+// relocate returns the program's instructions with its map references
+// pointing at p's maps.
 func (p *Program) relocate(obj []byte) ([]byte, error) {
-	f, err := elf.NewFile(bytes.NewReader(obj))
-	if err != nil {
-		return nil, fmt.Errorf("BPF object: %w", err)
-	}
-	prog := f.Section("tc")
-	if prog == nil {
-		return nil, errors.New("BPF object: no tc section")
-	}
-	insns, err := prog.Data()
-	if err != nil {
-		return nil, err
-	}
-	syms, err := f.Symbols()
-	if err != nil {
-		return nil, err
-	}
-	if rel := f.Section(".reltc"); rel != nil {
-		data, err := rel.Data()
-		if err != nil {
-			return nil, err
-		}
-		for i := 0; i+16 <= len(data); i += 16 {
-			off := p.order.Uint64(data[i:])
-			sym := int(p.order.Uint64(data[i+8:]) >> 32)
-			if sym < 1 || sym > len(syms) || off+16 > uint64(len(insns)) || insns[off] != 0x18 {
-				return nil, fmt.Errorf("BPF object: relocation at %d", off)
-			}
-			var fd int
-			switch syms[sym-1].Name {
-			case "clat_cfg":
-				fd = p.cfgFD
-			case "clat_counters":
-				fd = p.countFD
-			case "clat_deny":
-				fd = p.denyFD
-			case "clat_roamed":
-				fd = p.roamFD
-			case "plat_client4":
-				fd = p.cl4FD
-			case "plat_client6":
-				fd = p.cl6FD
-			default:
-				return nil, fmt.Errorf("BPF object: unknown map %q", syms[sym-1].Name)
-			}
-			// src_reg = BPF_PSEUDO_MAP_FD: the register byte's nibbles are
-			// in the object's byte order
-			if p.order == binary.LittleEndian {
-				insns[off+1] = insns[off+1]&0x0f | unix.BPF_PSEUDO_MAP_FD<<4
-			} else {
-				insns[off+1] = insns[off+1]&0xf0 | unix.BPF_PSEUDO_MAP_FD
-			}
-			p.order.PutUint32(insns[off+4:], uint32(fd))
-		}
-	}
-	return insns, nil
+	fds := map[string]int{"clat_cfg": p.cfgFD, "clat_counters": p.countFD, "clat_deny": p.denyFD,
+		"clat_roamed": p.roamFD, "plat_client4": p.cl4FD, "plat_client6": p.cl6FD}
+	return bpfload.Relocate(obj, p.order, "tc", func(name string) (int, bool) { fd, ok := fds[name]; return fd, ok })
 }
 
 // Config is what the program translates with.
@@ -354,12 +190,12 @@ func (p *Program) SetConfig(c Config) error {
 		key := make([]byte, 8) // struct deny_key: the length in this machine's order, the address
 		p.order.PutUint32(key, uint32(d.Bits()))
 		copy(key[4:], a[:])
-		if err := mapElem(unix.BPF_MAP_UPDATE_ELEM, p.denyFD, key, []byte{1}); err != nil {
+		if err := bpfload.MapElem(unix.BPF_MAP_UPDATE_ELEM, p.denyFD, key, []byte{1}); err != nil {
 			return fmt.Errorf("BPF deny map: %w", err)
 		}
 	}
 	p.cfg = c
-	return mapElem(unix.BPF_MAP_UPDATE_ELEM, p.cfgFD, make([]byte, 4), p.encode(c))
+	return bpfload.MapElem(unix.BPF_MAP_UPDATE_ELEM, p.cfgFD, make([]byte, 4), p.encode(c))
 }
 
 // SetRoamed replaces the clients whose IPv4 packets take the stack's
@@ -386,7 +222,7 @@ func (p *Program) SetRoamed(clients []netip.Addr) error {
 	for a := range want {
 		if !p.roamed[a] {
 			k := a.As4()
-			if err := mapElem(unix.BPF_MAP_UPDATE_ELEM, p.roamFD, k[:], []byte{1}); err != nil {
+			if err := bpfload.MapElem(unix.BPF_MAP_UPDATE_ELEM, p.roamFD, k[:], []byte{1}); err != nil {
 				return fmt.Errorf("BPF roamed map: %w", err)
 			}
 			p.roamed[a] = true
@@ -395,7 +231,7 @@ func (p *Program) SetRoamed(clients []netip.Addr) error {
 	for a := range p.roamed {
 		if !want[a] {
 			k := a.As4()
-			mapElem(unix.BPF_MAP_DELETE_ELEM, p.roamFD, k[:], nil)
+			bpfload.MapElem(unix.BPF_MAP_DELETE_ELEM, p.roamFD, k[:], nil)
 			delete(p.roamed, a)
 		}
 	}
@@ -411,11 +247,11 @@ func (p *Program) MapClient(v4 [4]byte, v6 [16]byte) error {
 	}
 	// (the way back first: a client's packets go on only when its
 	// replies can come back)
-	if err := mapElem(unix.BPF_MAP_UPDATE_ELEM, p.cl4FD, v4[:], v6[:]); err != nil {
+	if err := bpfload.MapElem(unix.BPF_MAP_UPDATE_ELEM, p.cl4FD, v4[:], v6[:]); err != nil {
 		return fmt.Errorf("BPF client map: %w", err)
 	}
-	if err := mapElem(unix.BPF_MAP_UPDATE_ELEM, p.cl6FD, v6[:], v4[:]); err != nil {
-		mapElem(unix.BPF_MAP_DELETE_ELEM, p.cl4FD, v4[:], nil)
+	if err := bpfload.MapElem(unix.BPF_MAP_UPDATE_ELEM, p.cl6FD, v6[:], v4[:]); err != nil {
+		bpfload.MapElem(unix.BPF_MAP_DELETE_ELEM, p.cl4FD, v4[:], nil)
 		return fmt.Errorf("BPF client map: %w", err)
 	}
 	return nil
@@ -426,12 +262,12 @@ func (p *Program) UnmapClient(v4 [4]byte, v6 [16]byte) {
 	if p == nil {
 		return
 	}
-	mapElem(unix.BPF_MAP_DELETE_ELEM, p.cl6FD, v6[:], nil)
-	mapElem(unix.BPF_MAP_DELETE_ELEM, p.cl4FD, v4[:], nil)
+	bpfload.MapElem(unix.BPF_MAP_DELETE_ELEM, p.cl6FD, v6[:], nil)
+	bpfload.MapElem(unix.BPF_MAP_DELETE_ELEM, p.cl4FD, v4[:], nil)
 }
 
 func (p *Program) writeConfig() error {
-	if err := mapElem(unix.BPF_MAP_UPDATE_ELEM, p.cfgFD, make([]byte, 4), p.encode(p.cfg)); err != nil {
+	if err := bpfload.MapElem(unix.BPF_MAP_UPDATE_ELEM, p.cfgFD, make([]byte, 4), p.encode(p.cfg)); err != nil {
 		return fmt.Errorf("BPF config: %w", err)
 	}
 	return nil
@@ -443,17 +279,10 @@ func (p *Program) Counters() map[string]uint64 {
 		return nil
 	}
 	m := map[string]uint64{}
-	val := make([]byte, 8*p.ncpu)
 	for i, name := range counterNames {
-		key := binary.NativeEndian.AppendUint32(nil, uint32(i))
-		if mapElem(unix.BPF_MAP_LOOKUP_ELEM, p.countFD, key, val) != nil {
-			continue
+		if n, ok := bpfload.PerCPUSum(p.countFD, p.ncpu, uint32(i)); ok {
+			m[name] = n
 		}
-		var sum uint64
-		for c := 0; c < p.ncpu; c++ {
-			sum += p.order.Uint64(val[8*c:])
-		}
-		m[name] = sum
 	}
 	return m
 }
@@ -481,23 +310,4 @@ func (p *Program) Close() error {
 		}
 	}
 	return err
-}
-
-// possibleCPUs is the number of per-CPU slots a per-CPU map has.
-func possibleCPUs() int {
-	b, err := os.ReadFile("/sys/devices/system/cpu/possible")
-	if err != nil {
-		return runtime.NumCPU()
-	}
-	n := 0
-	for _, r := range strings.Split(strings.TrimSpace(string(b)), ",") {
-		lo, hi, found := strings.Cut(r, "-")
-		a, _ := strconv.Atoi(lo)
-		z := a
-		if found {
-			z, _ = strconv.Atoi(hi)
-		}
-		n += z - a + 1
-	}
-	return max(n, 1)
 }

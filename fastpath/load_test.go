@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/gluon-464xlat/gluon-464xlat/internal/bpfload"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -56,13 +58,13 @@ func TestRelocationInBothByteOrders(t *testing.T) {
 func TestLoadsWithStrictAlignment(t *testing.T) {
 	p := loadForTest(t)
 	insns, err := p.relocate(objLE)
-	if nativeOrder() == binary.BigEndian {
+	if bpfload.Order == binary.BigEndian {
 		insns, err = p.relocate(objBE)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd, err := progLoadFlags(insns, 4<<20, 1) // BPF_F_STRICT_ALIGNMENT
+	fd, err := bpfload.ProgLoad(unix.BPF_PROG_TYPE_SCHED_CLS, filterName, insns, 4<<20, 1) // BPF_F_STRICT_ALIGNMENT
 	if err != nil {
 		t.Fatalf("the program does not load where packet accesses must be aligned (MIPS): %v", err)
 	}

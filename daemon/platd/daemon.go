@@ -94,6 +94,9 @@ func start(c *config) (*daemon, error) {
 	}
 	if c.guardByEvents() {
 		d.guard = newPortGuard(int(c.portMax-c.portMin)+1, c.clientPool, d.nat.setPortsFull)
+		if c.guardFilter != "off" {
+			d.guard.useKernel()
+		}
 		d.watch.Add(1)
 		go func() { defer d.watch.Done(); d.guard.run(d.done) }()
 	}
@@ -162,6 +165,9 @@ func (d *daemon) status() status.Platd {
 	s.PortGuard = "kernel"
 	if d.guard != nil {
 		s.PortGuard, s.PortsFull, s.PortGuardRecounts = "events", d.guard.fullNow(), d.guard.recounts.Load()
+		if d.guard.kernel != nil {
+			s.PortGuard = "bpf"
+		}
 	}
 	return s
 }

@@ -47,6 +47,7 @@ type config struct {
 	maxSessions    uint32
 	conntrackLimit int
 	backend        string
+	guardFilter    string // -port-guard-filter: auto or off
 	iptablesPath   string
 	table          string
 	fastPath       fastpath.Mode
@@ -69,6 +70,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.backend, "backend", "nftables", "kernel firewall to use: nftables, or iptables for firmware without nftables")
 	fs.StringVar(&c.iptablesPath, "iptables", "", "with -backend iptables: path of the iptables binary (ip6tables is found the same way), e.g. /usr/sbin/iptables-legacy")
 	fs.StringVar(&c.table, "nft-table", "platd", "name of platd's own nftables table (family inet)")
+	fs.StringVar(&c.guardFilter, "port-guard-filter", "auto", "with a port range of 1024 or more: count each destination's sessions in a BPF filter on conntrack's events, auto (where the kernel allows) or off (platd counts every event)")
 	fs.Var(&c.fastPath, "fastpath", "translate the common packets in the kernel (tc BPF at the TUN's egress): auto (where the kernel allows), on (or fail), off")
 	if err := cli.ParseTUN(fs, &c.TUN, args, "platd -plat-prefix P -clat-range R -wan-dev IF [flags]"); err != nil {
 		return nil, err
@@ -114,6 +116,9 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if c.backend != "nftables" && c.backend != "iptables" {
 		return nil, fmt.Errorf("-backend %q: nftables or iptables", c.backend)
+	}
+	if c.guardFilter != "auto" && c.guardFilter != "off" {
+		return nil, fmt.Errorf("-port-guard-filter %q: auto or off", c.guardFilter)
 	}
 	if maxSessions < 0 {
 		return nil, fmt.Errorf("-max-sessions %d: must be >= 0", maxSessions)

@@ -66,8 +66,8 @@ func portsFullSet(t *nftables.Table) *nftables.Set {
 }
 
 // setKey is k as ports_full stores it: each part in a 4-byte register.
-func (k destKey) setKey() []byte {
-	return []byte{k.addr[0], k.addr[1], k.addr[2], k.addr[3], k.proto, 0, 0, 0, byte(k.port >> 8), byte(k.port), 0, 0}
+func setKey(k destKey) []byte {
+	return []byte{k.Addr[0], k.Addr[1], k.Addr[2], k.Addr[3], k.Proto, 0, 0, 0, byte(k.Port >> 8), byte(k.Port), 0, 0}
 }
 
 // addPortsFull adds ports_full with the guard's destinations and the rules
@@ -77,7 +77,7 @@ func (n *nftNAT) addPortsFull(cc *nftables.Conn, c *config) error {
 	set := portsFullSet(n.table)
 	var elems []nftables.SetElement
 	for k := range n.portsFull {
-		elems = append(elems, nftables.SetElement{Key: k.setKey()})
+		elems = append(elems, nftables.SetElement{Key: setKey(k)})
 	}
 	if err := cc.AddSet(set, elems); err != nil {
 		return err
@@ -109,7 +109,7 @@ func (n *nftNAT) setPortsFull(k destKey, full bool) error {
 	if err != nil {
 		return err
 	}
-	set, elems := portsFullSet(n.table), []nftables.SetElement{{Key: k.setKey()}}
+	set, elems := portsFullSet(n.table), []nftables.SetElement{{Key: setKey(k)}}
 	if full {
 		err = cc.SetAddElements(set, elems)
 	} else {

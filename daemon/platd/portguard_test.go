@@ -62,9 +62,9 @@ func TestPortGuardCountsOnlyPlatdsSessionsByDestination(t *testing.T) {
 		g.event(ctdump.New, e)
 	}
 	want := map[destKey]int32{
-		{addr: dst.As4(), proto: 17, port: 53}: 2,
-		{addr: dst.As4(), proto: 6, port: 53}:  1,
-		{addr: dst.As4(), proto: 1}:            2, // ICMP: by address alone, whatever the identifier
+		{Addr: dst.As4(), Proto: 17, Port: 53}: 2,
+		{Addr: dst.As4(), Proto: 6, Port: 53}:  1,
+		{Addr: dst.As4(), Proto: 1}:            2, // ICMP: by address alone, whatever the identifier
 	}
 	if len(g.counts) != len(want) {
 		t.Fatalf("counts %v, want %v", g.counts, want)

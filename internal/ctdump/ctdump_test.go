@@ -107,7 +107,7 @@ func TestWatchReportsNewAndDestroyedEntriesOfOneFamily(t *testing.T) {
 				result <- n
 				return
 			}
-			err := Watch(unix.AF_INET, stop, func() { close(ready) }, func() { t.Error("events lost") }, func(kind int, e Entry) {
+			err := Watch(unix.AF_INET, nil, stop, func() { close(ready) }, func() { t.Error("events lost") }, func(kind int, e Entry) {
 				if e.Src == netip.MustParseAddr("192.0.2.1") && e.Dst == netip.MustParseAddr("198.51.100.1") &&
 					e.Proto == 17 && e.DstPort == 53 && e.SrcPort >= 1024 && e.Mark == 7 {
 					n[kind]++

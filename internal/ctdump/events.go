@@ -29,7 +29,10 @@ const eventBuf = 8 << 20
 const readEvery = 2 * time.Millisecond
 
 // Watch reports every new and destroyed conntrack entry of one address
-// family to fn, until done is closed. subscribed runs once the socket has
+// family to fn, until done is closed. A filter (not nil) attaches a socket
+// filter of the caller's that lets only a few events through (they are
+// then read at once, without the pause); nil: the family's every event.
+// subscribed runs once the socket has
 // joined the groups, before the first event is read, so a caller can count
 // from a dump without a gap; lost runs when the kernel dropped events
 // because the reader fell behind (ENOBUFS: whoever counts from them must
@@ -38,7 +41,7 @@ const readEvery = 2 * time.Millisecond
 // ti-mo/conntrack's Listen decodes each into a whole Flow (about 1 KiB of
 // garbage per event, measured as 4 MiB more RSS in platd) and hands it
 // over a channel.
-func Watch(family uint8, done <-chan struct{}, subscribed, lost func(), fn func(kind int, e Entry)) error {
+func Watch(family uint8, filter func(fd int) error, done <-chan struct{}, subscribed, lost func(), fn func(kind int, e Entry)) error {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 	if err != nil {
 		return fmt.Errorf("conntrack events: %w", err)
@@ -49,7 +52,12 @@ func Watch(family uint8, done <-chan struct{}, subscribed, lost func(), fn func(
 	}
 	// The kernel builds every event; the filter keeps the other family's
 	// out of the socket buffer (and out of this process).
-	if err := attachFamilyFilter(fd, family); err != nil {
+	pause := time.Duration(0)
+	if filter == nil {
+		filter = func(fd int) error { return attachFamilyFilter(fd, family) }
+		pause = readEvery
+	}
+	if err := filter(fd); err != nil {
 		return fmt.Errorf("conntrack events: %w", err)
 	}
 	// Read without blocking until the socket is empty, then pause and poll.
@@ -92,7 +100,7 @@ func Watch(family uint8, done <-chan struct{}, subscribed, lost func(), fn func(
 		case errors.Is(err, unix.EAGAIN):
 			// a pause for a busy exit's events to pile up, then wait for
 			// the next or for done
-			time.Sleep(readEvery)
+			time.Sleep(pause)
 			unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(wake), Events: unix.POLLIN}}, -1)
 			continue
 		case errors.Is(err, unix.EINTR):

@@ -64,9 +64,11 @@ type Platd struct {
 	Conntrack  [2]int            `json:"conntrack_entries_limit"` // entries, limit
 	WANWatch   uint64            `json:"wan_watch_restarts"`
 	// PortGuard says who counts each destination's sessions against the
-	// port range: "kernel" (nftables or iptables, on every new session) or
-	// "events" (platd, from conntrack events); PortsFull is the number of
-	// destinations whose ports are used up (events only).
+	// port range: "kernel" (nftables or iptables, on every new session),
+	// "bpf" (a BPF filter on conntrack's events, platd reads those that
+	// change a destination's verdict) or "events" (platd, from every
+	// conntrack event); PortsFull is the number of destinations whose
+	// ports are used up (bpf and events).
 	PortGuard string `json:"port_guard"`
 	PortsFull int    `json:"destinations_out_of_ports"`
 	// whole recounts from a dump: at start, and after the kernel dropped events
