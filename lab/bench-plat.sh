@@ -182,5 +182,5 @@ printf 'platd    %d UDP flows sent: %d new conntrack entries (one per session), 
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("platd    fast path", d["fastpath"], d.get("fastpath_reason", ""), "port guard", d["port_guard"], "recounts", d.get("port_guard_recounts", 0))' /tmp/$P-status.json >&2
 
 ratio() { python3 -c "print('%.2f' % ($1/$2 if $2 > 0 else 0))"; }
-echo "bench-plat: sessions_per_s plat=${rate[p]} tayga=${rate[t]} kernel=${rate[c]} sessions_vs_tayga=$(ratio "${rate[p]}" "${rate[t]}") sessions_vs_kernel=$(ratio "${rate[p]}" "${rate[c]}") ns_per_session plat=${cpu[p]} tayga=${cpu[t]} kernel=${cpu[c]} kernel_stateless=${rate[k]} exchanges_per_s plat=${xrate[p]} tayga=${xrate[t]} kernel=${xrate[k]}; udp_sessions=$((entries / 2)) rss_kib=$rss"
+echo "bench-plat: sessions_per_s plat=${rate[p]} tayga=${rate[t]} kernel=${rate[c]} sessions_vs_tayga=$(ratio "${rate[p]}" "${rate[t]}") sessions_vs_kernel=$(ratio "${rate[p]}" "${rate[c]}") ns_per_session plat=${cpu[p]} tayga=${cpu[t]} kernel=${cpu[c]} kernel_stateless=${rate[k]} exchanges_per_s plat=${xrate[p]} tayga=${xrate[t]} kernel=${xrate[k]}; udp_sessions=$entries rss_kib=$rss"
 echo "bench-plat: plat=${one[p]} tayga=${one[t]} kernel=${one[k]} vs_tayga=$(ratio "${one[p]}" "${one[t]}") vs_kernel=$(ratio "${one[p]}" "${one[k]}")"

@@ -25,13 +25,17 @@ import (
 //	  }
 //	  chain forward { type filter hook forward priority -1
 //	    oifname "plat" meta nfproto ipv6 ct state new ip6 saddr != CLAT_RANGE counter name refused_source reject with icmpx admin-prohibited
-//	    iifname "plat" meta nfproto ipv4 ip saddr != CLIENT_POOL counter name refused_spoof drop
-//	    iifname "plat" meta nfproto ipv4 ct state new meta l4proto tcp tcp flags & (fin|syn|rst|ack) != syn counter name dropped_midstream drop
-//	    iifname "plat" meta nfproto ipv4 ct state new ct count over N counter name refused_sessions reject with icmpx admin-prohibited
-//	    iifname "plat" meta nfproto ipv4 ct state new add @ports { ip daddr . meta l4proto . th dport ct count over LIMIT } counter name refused_ports reject with icmpx admin-prohibited
-//	      (ranges of 1024 ports or more, portguard.go: ... ip daddr . meta l4proto . th dport @ports_full counter name refused_ports reject ...,
-//	       ICMP with port 0; platd fills the set from conntrack events)
-//	    iifname "plat" meta nfproto ipv4 ct state new jump gate_full
+//	    iifname "plat" meta nfproto ipv4 jump from_plat
+//	  }
+//	  chain from_plat {
+//	    ip saddr != CLIENT_POOL counter name refused_spoof drop
+//	    ct state & new == 0 return
+//	    meta l4proto tcp tcp flags & (fin|syn|rst|ack) != syn counter name dropped_midstream drop
+//	    add @ports { ip daddr . meta l4proto . th dport ct count over LIMIT } counter name refused_ports reject with icmpx admin-prohibited
+//	      (ranges of 1024 ports or more, portguard.go: ip daddr . meta l4proto . th dport @ports_full counter name refused_ports reject ...,
+//	       ICMP with port 0; platd fills the set as conntrack's events count)
+//	    jump gate_full
+//	    ct count over N counter name refused_sessions reject with icmpx admin-prohibited
 //	  }
 //	  chain gate_full {}   # holds "counter name refused_full reject ..." while conntrack is nearly full
 //	  chain postrouting { type nat hook postrouting priority 99
@@ -51,9 +55,9 @@ import (
 // and the kernel then ignores the range. platd follows the WAN address
 // itself (wan.go) and reinstalls the table when it changes.
 type nftNAT struct {
-	table *nftables.Table
-	fwd   *nftables.Chain
-	full  atomic.Bool // conntrack nearly full: gate_full refuses new sessions
+	table    *nftables.Table
+	fromPLAT *nftables.Chain // what the TUN sends towards IPv4 (forward jumps to it)
+	full     atomic.Bool     // conntrack nearly full: gate_full refuses new sessions
 	// the port guard's destinations (portguard.go), put back on install
 	portsFull map[destKey]bool
 }
@@ -87,8 +91,7 @@ func (n *nftNAT) addPortsFull(cc *nftables.Conn, c *config) error {
 		if icmp {
 			op, port = expr.CmpOpEq, &expr.Immediate{Register: 10, Data: []byte{0, 0}}
 		}
-		cc.AddRule(&nftables.Rule{Table: n.table, Chain: n.fwd, Exprs: nftexpr.Join(
-			nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV4), nftexpr.CtStateNew(),
+		cc.AddRule(&nftables.Rule{Table: n.table, Chain: n.fromPLAT, Exprs: nftexpr.Join(
 			nftexpr.MetaCmp(expr.MetaKeyL4PROTO, op, []byte{unix.IPPROTO_ICMP}),
 			[]expr.Any{
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: nftexpr.IPv4Dst, Len: 4},
@@ -176,7 +179,12 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 	accept := nftables.ChainPolicyAccept
 	fwd := cc.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(-1), Policy: &accept})
-	n.fwd = fwd
+	// What leaves the TUN towards IPv4 takes one jump: the checks below
+	// run once for it (an interface name compare and a ct state load each
+	// were most of what these rules cost a new session) and never for
+	// other traffic.
+	from := cc.AddChain(&nftables.Chain{Name: "from_plat", Table: t})
+	n.fromPLAT = from
 	nat := cc.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(99)})
 	raw := cc.AddChain(&nftables.Chain{Name: "raw", Table: t, Type: nftables.ChainTypeFilter,
@@ -202,17 +210,25 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
 		nftexpr.OIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV6), nftexpr.CtStateNew(),
 		nftexpr.AddrIn(nftexpr.IPv6Src, c.clatRange, expr.CmpOpNeq), []expr.Any{nftexpr.Counter("refused_source"), nftexpr.RejectAdmin()})})
-	// Nothing but the client pool leaves the TUN towards IPv4.
 	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
-		nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV4),
+		nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV4), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: from.Name}})})
+	// Nothing but the client pool leaves the TUN towards IPv4.
+	cc.AddRule(&nftables.Rule{Table: t, Chain: from, Exprs: nftexpr.Join(
 		nftexpr.AddrIn(nftexpr.IPv4Src, pool, expr.CmpOpNeq), []expr.Any{nftexpr.Counter("refused_spoof"), &expr.Verdict{Kind: expr.VerdictDrop}})})
+	// The rest is about new sessions only.
+	cc.AddRule(&nftables.Rule{Table: t, Chain: from, Exprs: []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW), Xor: binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0, 0, 0, 0}},
+		&expr.Verdict{Kind: expr.VerdictReturn},
+	}})
 	// No session starts mid-stream: a TCP segment other than a SYN with no
 	// session is a client that roamed and whose ROAM has not arrived yet.
 	// Dropped, it is retransmitted into its own session a moment later;
 	// passed, it would open a new one and the server would reset the
 	// client's connection.
-	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
-		nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV4), nftexpr.CtStateNew(),
+	cc.AddRule(&nftables.Rule{Table: t, Chain: from, Exprs: nftexpr.Join(
 		nftexpr.MetaIs(expr.MetaKeyL4PROTO, []byte{unix.IPPROTO_TCP}),
 		[]expr.Any{
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
@@ -232,8 +248,7 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 		if err := cc.AddSet(ports, nil); err != nil {
 			return err
 		}
-		cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
-			nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV4), nftexpr.CtStateNew(),
+		cc.AddRule(&nftables.Rule{Table: t, Chain: from, Exprs: nftexpr.Join(
 			[]expr.Any{
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: nftexpr.IPv4Dst, Len: 4},
 				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
@@ -244,15 +259,12 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 			})})
 	}
 	full := cc.AddChain(&nftables.Chain{Name: "gate_full", Table: t})
-	cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
-		nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV4), nftexpr.CtStateNew(),
-		[]expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: full.Name}})})
+	cc.AddRule(&nftables.Rule{Table: t, Chain: from, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: full.Name}}})
 	if n.full.Load() {
 		n.fullRule(cc, full)
 	}
 	if c.maxSessions > 0 {
-		cc.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: nftexpr.Join(
-			nftexpr.IIF(c.Dev), nftexpr.NFProto(unix.NFPROTO_IPV4), nftexpr.CtStateNew(),
+		cc.AddRule(&nftables.Rule{Table: t, Chain: from, Exprs: nftexpr.Join(
 			[]expr.Any{&expr.Connlimit{Count: c.maxSessions, Flags: nftConnlimitInv},
 				nftexpr.Counter("refused_sessions"), nftexpr.RejectAdmin()})})
 	}
