@@ -128,7 +128,7 @@ test-mesh:
 # Big-endian MIPS finds byte-order bugs: the packet tests under qemu.
 test-mips:
 	GOARCH=mips GOMIPS=softfloat CGO_ENABLED=0 $(GO) test -count=1 -exec qemu-mips-static ./header ./siit ./intercom
-	GOARCH=mips GOMIPS=softfloat CGO_ENABLED=0 $(GO) test -count=1 -exec qemu-mips-static -run '^TestRelocation' ./fastpath
+	GOARCH=mips GOMIPS=softfloat CGO_ENABLED=0 $(GO) test -count=1 -exec qemu-mips-static -run '^TestRelocation' ./fastpath ./internal/ctguard
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./siit

@@ -183,3 +183,36 @@ func keysOf(c *Counter) []Dest {
 	}
 	return ds
 }
+
+// Both objects (bpfel for amd64, arm, mipsle; bpfeb for mips) get their
+// four map references pointed at the maps. Runs on any machine.
+func TestRelocationInBothByteOrders(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		obj   []byte
+		order binary.ByteOrder
+	}{{"bpfel", objLE, binary.LittleEndian}, {"bpfeb", objBE, binary.BigEndian}} {
+		fds := map[string]int{"guard_cfg": 1001, "guard_counts": 1002, "guard_full": 1003, "guard_stats": 1004}
+		insns, err := bpfload.Relocate(c.obj, c.order, "socket", func(n string) (int, bool) { fd, ok := fds[n]; return fd, ok })
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		seen := map[uint32]bool{}
+		for off := 0; off+16 <= len(insns); off += 8 {
+			if insns[off] != 0x18 { // ld_imm64
+				continue
+			}
+			src := insns[off+1] >> 4
+			if c.order == binary.BigEndian {
+				src = insns[off+1] & 0x0f
+			}
+			if src == 1 { // BPF_PSEUDO_MAP_FD
+				seen[c.order.Uint32(insns[off+4:])] = true
+			}
+			off += 8
+		}
+		if len(seen) != 4 || !seen[1001] || !seen[1002] || !seen[1003] || !seen[1004] {
+			t.Errorf("%s: map references to fds %v, want 1001-1004", c.name, seen)
+		}
+	}
+}
