@@ -418,6 +418,7 @@ func TestPLATBadFlagsExit2(t *testing.T) {
 		{"-plat-prefix", platPrefix, "-clat-range", clatRange, "-wan-dev", "eth0", "-client-pool", "198.18.0.0/15"},
 		{"-plat-prefix", platPrefix, "-clat-range", clatRange, "-wan-dev", "eth0", "-client-pool", "fd00::/64"},
 		{"-plat-prefix", platPrefix, "-clat-range", clatRange, "-wan-dev", "eth0", "-allow", "198.18.0.0/24"},
+		{"-plat-prefix", platPrefix, "-clat-range", clatRange, "-wan-dev", "eth0", "-port-guard-filter", "on"},
 	} {
 		out, code := runExit(bin("platd"), args...)
 		if code != 2 || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.HasPrefix(out, "platd: ") {
