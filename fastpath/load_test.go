@@ -25,20 +25,7 @@ func TestRelocationInBothByteOrders(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		fds := map[uint32]int{}
-		for off := 0; off+16 <= len(insns); off += 8 {
-			if insns[off] != 0x18 { // ld_imm64
-				continue
-			}
-			src := insns[off+1] >> 4
-			if c.order == binary.BigEndian {
-				src = insns[off+1] & 0x0f
-			}
-			if src == 1 {
-				fds[c.order.Uint32(insns[off+4:])]++
-			}
-			off += 8 // its second half
-		}
+		fds := bpfload.MapFDs(insns, c.order)
 		for fd := 1001; fd <= 1006; fd++ {
 			if fds[uint32(fd)] == 0 || len(fds) != 6 {
 				t.Errorf("%s: map references %v, want fds 1001 (config), 1002 (counters), 1003 (deny), 1004 (roamed), 1005 and 1006 (the PLAT's clients)", c.name, fds)

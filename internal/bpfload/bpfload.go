@@ -242,3 +242,24 @@ func PerCPUSum(fd, ncpu int, key uint32) (uint64, bool) {
 	}
 	return sum, true
 }
+
+// MapFDs counts the map references in relocated instructions by fd: each
+// ld_imm64 with BPF_PSEUDO_MAP_FD in its source register (whose nibble of
+// the register byte depends on the byte order). For checking Relocate.
+func MapFDs(insns []byte, order binary.ByteOrder) map[uint32]int {
+	fds := map[uint32]int{}
+	for off := 0; off+16 <= len(insns); off += 8 {
+		if insns[off] != 0x18 { // ld_imm64
+			continue
+		}
+		src := insns[off+1] >> 4
+		if order == binary.BigEndian {
+			src = insns[off+1] & 0x0f
+		}
+		if src == unix.BPF_PSEUDO_MAP_FD {
+			fds[order.Uint32(insns[off+4:])]++
+		}
+		off += 8 // its second half
+	}
+	return fds
+}

@@ -197,21 +197,8 @@ func TestRelocationInBothByteOrders(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		seen := map[uint32]bool{}
-		for off := 0; off+16 <= len(insns); off += 8 {
-			if insns[off] != 0x18 { // ld_imm64
-				continue
-			}
-			src := insns[off+1] >> 4
-			if c.order == binary.BigEndian {
-				src = insns[off+1] & 0x0f
-			}
-			if src == 1 { // BPF_PSEUDO_MAP_FD
-				seen[c.order.Uint32(insns[off+4:])] = true
-			}
-			off += 8
-		}
-		if len(seen) != 4 || !seen[1001] || !seen[1002] || !seen[1003] || !seen[1004] {
+		seen := bpfload.MapFDs(insns, c.order)
+		if len(seen) != 4 || seen[1001] == 0 || seen[1002] == 0 || seen[1003] == 0 || seen[1004] == 0 {
 			t.Errorf("%s: map references to fds %v, want 1001-1004", c.name, seen)
 		}
 	}
