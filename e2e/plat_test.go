@@ -584,8 +584,9 @@ func TestPLATPortRangeExhaustedCountedFromEvents(t *testing.T) {
 				t.Fatalf("1024 ports, limit 896: %d flows served, %d refused, %d of the served still working; want at least 896 served, the rest refused, none lost", ok, refused, again)
 			}
 			st := l.pstatus(t)
-			if st["port_guard"] != c.guard || st["destinations_out_of_ports"] != float64(1) {
-				t.Errorf("status: port_guard %v, destinations_out_of_ports %v; want %s, 1", st["port_guard"], st["destinations_out_of_ports"], c.guard)
+			if st["port_guard"] != c.guard || st["destinations_out_of_ports"] != float64(1) || st["port_guard_uncounted"] != nil {
+				t.Errorf("status: port_guard %v, destinations_out_of_ports %v, port_guard_uncounted %v; want %s, 1, none",
+					st["port_guard"], st["destinations_out_of_ports"], st["port_guard_uncounted"], c.guard)
 			}
 			if ref := st["refused"].(map[string]any); ref["refused_ports"].(float64) < float64(refused) {
 				t.Errorf("refusals not counted: %v, %d refused", ref, refused)

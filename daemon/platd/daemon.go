@@ -166,7 +166,8 @@ func (d *daemon) status() status.Platd {
 	if d.guard != nil {
 		s.PortGuard, s.PortsFull, s.PortGuardRecounts = "events", d.guard.fullNow(), d.guard.recounts.Load()
 		if d.guard.kernel != nil {
-			s.PortGuard = "bpf"
+			unparsed, mapFull := d.guard.kernel.Stats()
+			s.PortGuard, s.PortGuardUncounted = "bpf", unparsed+mapFull
 		}
 	}
 	return s

@@ -73,6 +73,9 @@ type Platd struct {
 	PortsFull int    `json:"destinations_out_of_ports"`
 	// whole recounts from a dump: at start, and after the kernel dropped events
 	PortGuardRecounts uint64 `json:"port_guard_recounts,omitempty"`
+	// bpf: events the filter could not count (laid out unlike the
+	// kernel's, or a destination beyond its map): never expected
+	PortGuardUncounted uint64 `json:"port_guard_uncounted,omitempty"`
 	// Clients: each CLAT address has an IPv4 address of its own from
 	// ClientPool while conntrack holds sessions of it.
 	ClientPool string      `json:"client_pool"`
