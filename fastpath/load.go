@@ -111,7 +111,7 @@ func Load() (*Program, error) {
 func (p *Program) relocate(obj []byte) ([]byte, error) {
 	fds := map[string]int{"clat_cfg": p.cfgFD, "clat_counters": p.countFD, "clat_deny": p.denyFD,
 		"clat_roamed": p.roamFD, "plat_client4": p.cl4FD, "plat_client6": p.cl6FD}
-	return bpfload.Relocate(obj, p.order, "tc", func(name string) (int, bool) { fd, ok := fds[name]; return fd, ok })
+	return bpfload.Relocate(obj, p.order, "tc", fds)
 }
 
 // Config is what the program translates with.

@@ -165,8 +165,8 @@ func verifierSays(log string) string {
 
 // Relocate returns the instructions of the object's section with the map
 // references (ld_imm64 against a symbol of its "maps" section) pointing at
-// the maps that fd names; order is the object's byte order.
-func Relocate(obj []byte, order binary.ByteOrder, section string, fd func(name string) (int, bool)) ([]byte, error) {
+// the maps fds names; order is the object's byte order.
+func Relocate(obj []byte, order binary.ByteOrder, section string, fds map[string]int) ([]byte, error) {
 	f, err := elf.NewFile(bytes.NewReader(obj))
 	if err != nil {
 		return nil, fmt.Errorf("BPF object: %w", err)
@@ -194,7 +194,7 @@ func Relocate(obj []byte, order binary.ByteOrder, section string, fd func(name s
 			if sym < 1 || sym > len(syms) || off+16 > uint64(len(insns)) || insns[off] != 0x18 {
 				return nil, fmt.Errorf("BPF object: relocation at %d", off)
 			}
-			m, ok := fd(syms[sym-1].Name)
+			m, ok := fds[syms[sym-1].Name]
 			if !ok {
 				return nil, fmt.Errorf("BPF object: unknown map %q", syms[sym-1].Name)
 			}

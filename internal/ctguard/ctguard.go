@@ -96,7 +96,7 @@ func Load(pool netip.Prefix, limit, resume int32) (*Counter, error) {
 		obj = objBE
 	}
 	fds := map[string]int{"guard_cfg": c.cfg, "guard_counts": c.counts, "guard_full": c.full, "guard_stats": c.stats}
-	insns, err := bpfload.Relocate(obj, bpfload.Order, "socket", func(name string) (int, bool) { fd, ok := fds[name]; return fd, ok })
+	insns, err := bpfload.Relocate(obj, bpfload.Order, "socket", fds)
 	if err == nil {
 		c.prog, err = bpfload.Load(unix.BPF_PROG_TYPE_SOCKET_FILTER, "port_guard", insns)
 	}

@@ -193,7 +193,7 @@ func TestRelocationInBothByteOrders(t *testing.T) {
 		order binary.ByteOrder
 	}{{"bpfel", objLE, binary.LittleEndian}, {"bpfeb", objBE, binary.BigEndian}} {
 		fds := map[string]int{"guard_cfg": 1001, "guard_counts": 1002, "guard_full": 1003, "guard_stats": 1004}
-		insns, err := bpfload.Relocate(c.obj, c.order, "socket", func(n string) (int, bool) { fd, ok := fds[n]; return fd, ok })
+		insns, err := bpfload.Relocate(c.obj, c.order, "socket", fds)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
