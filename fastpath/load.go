@@ -75,23 +75,16 @@ func Load() (*Program, error) {
 		obj = objBE
 	}
 	// bpf/clat.c's maps, with its sizes
-	for _, m := range []struct {
-		fd                       *int
-		typ, key, val, max, flag uint32
-	}{
-		{&p.cfgFD, unix.BPF_MAP_TYPE_HASH, 4, cfgSize, 1, 0},
-		{&p.countFD, unix.BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, numCounters, 0},
-		{&p.denyFD, unix.BPF_MAP_TYPE_LPM_TRIE, 8, 1, DenyMax, unix.BPF_F_NO_PREALLOC},
-		{&p.roamFD, unix.BPF_MAP_TYPE_HASH, 4, 1, RoamedMax, unix.BPF_F_NO_PREALLOC},
-		{&p.cl4FD, unix.BPF_MAP_TYPE_HASH, 4, 16, ClientsMax, unix.BPF_F_NO_PREALLOC},
-		{&p.cl6FD, unix.BPF_MAP_TYPE_HASH, 16, 4, ClientsMax, unix.BPF_F_NO_PREALLOC},
-	} {
-		fd, err := bpfload.MapCreate(m.typ, m.key, m.val, m.max, m.flag)
-		if err != nil {
-			p.Close()
-			return nil, fmt.Errorf("BPF map: %w", err)
-		}
-		*m.fd = fd
+	if err := bpfload.MapsCreate(
+		bpfload.MapSpec{FD: &p.cfgFD, Type: unix.BPF_MAP_TYPE_HASH, Key: 4, Value: cfgSize, Max: 1},
+		bpfload.MapSpec{FD: &p.countFD, Type: unix.BPF_MAP_TYPE_PERCPU_ARRAY, Key: 4, Value: 8, Max: numCounters},
+		bpfload.MapSpec{FD: &p.denyFD, Type: unix.BPF_MAP_TYPE_LPM_TRIE, Key: 8, Value: 1, Max: DenyMax, Flags: unix.BPF_F_NO_PREALLOC},
+		bpfload.MapSpec{FD: &p.roamFD, Type: unix.BPF_MAP_TYPE_HASH, Key: 4, Value: 1, Max: RoamedMax, Flags: unix.BPF_F_NO_PREALLOC},
+		bpfload.MapSpec{FD: &p.cl4FD, Type: unix.BPF_MAP_TYPE_HASH, Key: 4, Value: 16, Max: ClientsMax, Flags: unix.BPF_F_NO_PREALLOC},
+		bpfload.MapSpec{FD: &p.cl6FD, Type: unix.BPF_MAP_TYPE_HASH, Key: 16, Value: 4, Max: ClientsMax, Flags: unix.BPF_F_NO_PREALLOC},
+	); err != nil {
+		p.Close()
+		return nil, err
 	}
 	p.roamed = map[netip.Addr]bool{}
 	insns, err := p.relocate(obj)

@@ -47,6 +47,25 @@ func MapCreate(typ, key, value, max, flags uint32) (int, error) {
 	return Syscall(unix.BPF_MAP_CREATE, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 }
 
+// MapSpec is a map to make and where its fd goes.
+type MapSpec struct {
+	FD                           *int
+	Type, Key, Value, Max, Flags uint32
+}
+
+// MapsCreate makes the maps of specs in order; on an error, the ones made
+// so far have their fds set (for the caller's Close).
+func MapsCreate(specs ...MapSpec) error {
+	for _, m := range specs {
+		fd, err := MapCreate(m.Type, m.Key, m.Value, m.Max, m.Flags)
+		if err != nil {
+			return fmt.Errorf("BPF map: %w", err)
+		}
+		*m.FD = fd
+	}
+	return nil
+}
+
 // MapElem is BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM (BPF_ANY) or (value
 // nil) BPF_MAP_DELETE_ELEM.
 func MapElem(cmd, fd int, key, value []byte) error {

@@ -65,21 +65,14 @@ type Counter struct {
 // is reported full, resume where it is reported free again.
 func Load(pool netip.Prefix, limit, resume int32) (*Counter, error) {
 	c := &Counter{prog: -1, cfg: -1, counts: -1, full: -1, stats: -1, ncpu: bpfload.PossibleCPUs()}
-	for _, m := range []struct {
-		fd                       *int
-		typ, key, val, max, flag uint32
-	}{
-		{&c.cfg, unix.BPF_MAP_TYPE_ARRAY, 4, cfgSize, 1, 0},
-		{&c.counts, unix.BPF_MAP_TYPE_HASH, destSize, 4, DestsMax, unix.BPF_F_NO_PREALLOC},
-		{&c.full, unix.BPF_MAP_TYPE_HASH, destSize, 1, fullMax, unix.BPF_F_NO_PREALLOC},
-		{&c.stats, unix.BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, numStats, 0},
-	} {
-		fd, err := bpfload.MapCreate(m.typ, m.key, m.val, m.max, m.flag)
-		if err != nil {
-			c.Close()
-			return nil, fmt.Errorf("BPF map: %w", err)
-		}
-		*m.fd = fd
+	if err := bpfload.MapsCreate(
+		bpfload.MapSpec{FD: &c.cfg, Type: unix.BPF_MAP_TYPE_ARRAY, Key: 4, Value: cfgSize, Max: 1},
+		bpfload.MapSpec{FD: &c.counts, Type: unix.BPF_MAP_TYPE_HASH, Key: destSize, Value: 4, Max: DestsMax, Flags: unix.BPF_F_NO_PREALLOC},
+		bpfload.MapSpec{FD: &c.full, Type: unix.BPF_MAP_TYPE_HASH, Key: destSize, Value: 1, Max: fullMax, Flags: unix.BPF_F_NO_PREALLOC},
+		bpfload.MapSpec{FD: &c.stats, Type: unix.BPF_MAP_TYPE_PERCPU_ARRAY, Key: 4, Value: 8, Max: numStats},
+	); err != nil {
+		c.Close()
+		return nil, err
 	}
 	cfg := make([]byte, cfgSize)
 	net := pool.Masked().Addr().As4()
