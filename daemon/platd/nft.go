@@ -216,13 +216,8 @@ func (n *nftNAT) install(c *config, wan netip.Addr) error {
 	cc.AddRule(&nftables.Rule{Table: t, Chain: from, Exprs: nftexpr.Join(
 		nftexpr.AddrIn(nftexpr.IPv4Src, pool, expr.CmpOpNeq), []expr.Any{nftexpr.Counter("refused_spoof"), &expr.Verdict{Kind: expr.VerdictDrop}})})
 	// The rest is about new sessions only.
-	cc.AddRule(&nftables.Rule{Table: t, Chain: from, Exprs: []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW), Xor: binaryutil.NativeEndian.PutUint32(0)},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0, 0, 0, 0}},
-		&expr.Verdict{Kind: expr.VerdictReturn},
-	}})
+	cc.AddRule(&nftables.Rule{Table: t, Chain: from, Exprs: nftexpr.Join(
+		nftexpr.CtStateNotNew(), []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}})})
 	// No session starts mid-stream: a TCP segment other than a SYN with no
 	// session is a client that roamed and whose ROAM has not arrived yet.
 	// Dropped, it is retransmitted into its own session a moment later;

@@ -45,12 +45,17 @@ func OIF(dev string) []expr.Any { return MetaIs(expr.MetaKeyOIFNAME, IfName(dev)
 func NFProto(proto byte) []expr.Any { return MetaIs(expr.MetaKeyNFPROTO, []byte{proto}) }
 
 // CtStateNew is `ct state new`.
-func CtStateNew() []expr.Any {
+func CtStateNew() []expr.Any { return ctStateNew(expr.CmpOpNeq) }
+
+// CtStateNotNew is `ct state & new == 0`: established, related, untracked.
+func CtStateNotNew() []expr.Any { return ctStateNew(expr.CmpOpEq) }
+
+func ctStateNew(op expr.CmpOp) []expr.Any {
 	return []expr.Any{
 		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
 			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW), Xor: binaryutil.NativeEndian.PutUint32(0)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: op, Register: 1, Data: []byte{0, 0, 0, 0}},
 	}
 }
 
